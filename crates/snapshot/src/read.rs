@@ -1,0 +1,242 @@
+//! Reading any supported source: detection by content, strict or lenient record handling, and
+//! a parallel fold for native snapshots.
+//!
+//! Strict (the default) stops at the first bad record with an error naming file, line and field.
+//! Lenient skips bad records, counts them and keeps the first few messages; the caller must say
+//! how many were skipped. Either way nothing is dropped silently.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Location, RecordError, SnapshotError};
+use crate::formats::{self, Format};
+use crate::model::Exchange;
+
+/// How to treat bad records.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadOptions {
+    /// Skip and count bad records instead of failing on the first.
+    pub lenient: bool,
+}
+
+/// How many first errors a lenient read keeps for display.
+pub const KEPT_ERRORS: usize = 20;
+
+/// What a read saw, besides the exchanges.
+#[derive(Clone, Debug, Default)]
+pub struct ReadSummary {
+    /// Files read, with the format each was detected as.
+    pub files: Vec<(PathBuf, Format)>,
+    /// Exchanges delivered.
+    pub exchanges: u64,
+    /// Bad records skipped (lenient mode).
+    pub skipped: u64,
+    /// The first [`KEPT_ERRORS`] skipped records' errors.
+    pub errors: Vec<RecordError>,
+    /// Files with an incomplete last line, typical of an interrupted writer; the partial line
+    /// is not an exchange and is reported here rather than as an error.
+    pub truncated_tails: Vec<Location>,
+    /// Hidden files (dot-files) in directories, not read.
+    pub hidden_skipped: Vec<PathBuf>,
+}
+
+impl ReadSummary {
+    fn merge(&mut self, other: ReadSummary) {
+        self.files.extend(other.files);
+        self.exchanges += other.exchanges;
+        self.skipped += other.skipped;
+        for e in other.errors {
+            if self.errors.len() < KEPT_ERRORS {
+                self.errors.push(e);
+            }
+        }
+        self.truncated_tails.extend(other.truncated_tails);
+        self.hidden_skipped.extend(other.hidden_skipped);
+    }
+}
+
+/// Receives parsed records; applies the strict/lenient policy. Parsers push into it.
+pub(crate) struct Sink<'a> {
+    lenient: bool,
+    pub(crate) summary: ReadSummary,
+    out: &'a mut dyn FnMut(Exchange),
+    failed: Option<RecordError>,
+}
+
+impl<'a> Sink<'a> {
+    pub(crate) fn new(opts: ReadOptions, out: &'a mut dyn FnMut(Exchange)) -> Self {
+        Self { lenient: opts.lenient, summary: ReadSummary::default(), out, failed: None }
+    }
+
+    /// Takes one record. Returns false when reading must stop (strict mode, bad record).
+    pub(crate) fn push(&mut self, rec: Result<Exchange, RecordError>, location: impl FnOnce() -> Location) -> bool {
+        let rec = rec.and_then(|ex| match ex.validate() {
+            Ok(()) => Ok(ex),
+            Err((field, msg)) => Err(RecordError::new(location(), Some(field.to_owned()), msg)),
+        });
+        match rec {
+            Ok(ex) => {
+                self.summary.exchanges += 1;
+                (self.out)(ex);
+                true
+            }
+            Err(e) => self.bad(e),
+        }
+    }
+
+    /// Counts a bad record. Returns false when reading must stop.
+    pub(crate) fn bad(&mut self, e: RecordError) -> bool {
+        if !self.lenient {
+            self.failed = Some(e);
+            return false;
+        }
+        self.summary.skipped += 1;
+        if self.summary.errors.len() < KEPT_ERRORS {
+            self.summary.errors.push(e);
+        }
+        true
+    }
+
+    fn finish(self) -> Result<ReadSummary, SnapshotError> {
+        match self.failed {
+            Some(e) => Err(SnapshotError::Record(e)),
+            None => Ok(self.summary),
+        }
+    }
+}
+
+/// Reads every exchange of `path` (a file in any supported format, or a directory of them) in
+/// source order, handing each to `out`.
+pub fn read_path(
+    path: &Path,
+    opts: ReadOptions,
+    out: &mut dyn FnMut(Exchange),
+) -> Result<ReadSummary, SnapshotError> {
+    let meta = std::fs::metadata(path).map_err(|e| SnapshotError::io(path, e))?;
+    let summary = if meta.is_dir() {
+        let mut files = Vec::new();
+        let mut hidden = Vec::new();
+        walk(path, &mut files, &mut hidden)?;
+        files.sort();
+        let mut total = ReadSummary { hidden_skipped: hidden, ..ReadSummary::default() };
+        if files.is_empty() {
+            return Err(SnapshotError::UnknownFormat {
+                path: path.to_owned(),
+                why: "directory holds no files".into(),
+            });
+        }
+        for f in &files {
+            match read_file(f, opts, out) {
+                Ok(s) => total.merge(s),
+                // In a directory, a file that is not a snapshot at all is one bad record.
+                Err(e @ (SnapshotError::UnknownFormat { .. } | SnapshotError::Empty { .. }))
+                    if opts.lenient =>
+                {
+                    total.skipped += 1;
+                    if total.errors.len() < KEPT_ERRORS {
+                        total.errors.push(RecordError::new(Location::file(f), None, e.to_string()));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        total
+    } else {
+        read_file(path, opts, out)?
+    };
+    if summary.exchanges == 0 && summary.skipped > 0 {
+        let first = summary.errors.first().cloned().unwrap_or_else(|| {
+            RecordError::new(Location::file(path), None, "every record was bad")
+        });
+        return Err(SnapshotError::NothingUsable {
+            path: path.to_owned(),
+            skipped: summary.skipped,
+            first: Box::new(first),
+        });
+    }
+    Ok(summary)
+}
+
+/// Reads all of `path` into memory. Convenient for tests and small captures.
+pub fn read_all(path: &Path, opts: ReadOptions) -> Result<(Vec<Exchange>, ReadSummary), SnapshotError> {
+    let mut v = Vec::new();
+    let s = read_path(path, opts, &mut |e| v.push(e))?;
+    Ok((v, s))
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, hidden: &mut Vec<PathBuf>) -> Result<(), SnapshotError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| SnapshotError::io(dir, e))?;
+        let p = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            hidden.push(p);
+            continue;
+        }
+        let ft = entry.file_type().map_err(|e| SnapshotError::io(&p, e))?;
+        if ft.is_dir() {
+            walk(&p, files, hidden)?;
+        } else {
+            files.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn read_file(
+    path: &Path,
+    opts: ReadOptions,
+    out: &mut dyn FnMut(Exchange),
+) -> Result<ReadSummary, SnapshotError> {
+    let (format, reader) = formats::open(path)?;
+    let mut sink = Sink::new(opts, out);
+    sink.summary.files.push((path.to_owned(), format));
+    formats::parse(format, path, reader, &mut sink)?;
+    sink.finish()
+}
+
+/// Folds every exchange of `paths` into per-thread accumulators, in parallel where the format
+/// allows (native snapshots parse line chunks on `threads` workers). Returns one accumulator per
+/// worker, to be merged by the caller, and the summary of all sources.
+///
+/// Order of delivery is not source order; use [`read_path`] when order matters.
+pub fn fold_paths<A: Send>(
+    paths: &[PathBuf],
+    opts: ReadOptions,
+    threads: usize,
+    init: &(dyn Fn() -> A + Sync),
+    fold: &(dyn Fn(&mut A, Exchange) + Sync),
+) -> Result<(Vec<A>, ReadSummary), SnapshotError> {
+    let mut accs = vec![init()];
+    let mut total = ReadSummary::default();
+    for path in paths {
+        let is_file = std::fs::metadata(path).map_err(|e| SnapshotError::io(path, e))?.is_file();
+        let summary = if is_file && threads > 1 {
+            let (format, reader) = formats::open(path)?;
+            if format.is_native() {
+                let (more, s) =
+                    formats::native::fold_parallel(path, format, reader, opts, threads, init, fold)?;
+                accs.extend(more);
+                s
+            } else {
+                drop(reader);
+                let acc = &mut accs[0];
+                read_path(path, opts, &mut |e| fold(acc, e))?
+            }
+        } else {
+            let acc = &mut accs[0];
+            read_path(path, opts, &mut |e| fold(acc, e))?
+        };
+        total.merge(summary);
+    }
+    Ok((accs, total))
+}
+
+/// Reads up to `n` bytes from the start of `r` without losing them: returns them and a reader
+/// that yields them again followed by the rest.
+pub(crate) fn peek(mut r: Box<dyn Read + Send>, n: usize) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
+    let mut head = Vec::with_capacity(n);
+    (&mut r).take(n as u64).read_to_end(&mut head)?;
+    let again = std::io::Cursor::new(head.clone()).chain(r);
+    Ok((head, Box::new(again)))
+}
