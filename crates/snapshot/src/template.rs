@@ -54,6 +54,10 @@ impl PathPattern {
         &self.text
     }
 
+    fn literals(&self) -> usize {
+        self.segments.iter().filter(|s| s.is_some()).count()
+    }
+
     fn matches(&self, path: &str) -> bool {
         let mut n = 0;
         for (seg, want) in path[1..].split('/').zip(self.segments.iter().chain(std::iter::repeat(&None))) {
@@ -72,9 +76,14 @@ impl PathPattern {
 }
 
 /// Turns request paths into templates. Cheap to clone; build once per run.
+///
+/// Among matching explicit templates the most specific wins (most literal segments), so
+/// `/messages/batchModify` beats `/messages/{id}`; the user's templates are tried before the
+/// built-in ones.
 #[derive(Clone, Debug)]
 pub struct Templater {
-    patterns: Vec<PathPattern>,
+    user: Vec<PathPattern>,
+    known: Vec<PathPattern>,
 }
 
 impl Default for Templater {
@@ -86,9 +95,12 @@ impl Default for Templater {
 impl Templater {
     /// User templates first, then the built-in well-known ones.
     pub fn new(user: Vec<PathPattern>) -> Self {
-        let mut patterns = user;
-        patterns.extend(KNOWN.iter().filter_map(|t| PathPattern::parse(t).ok()));
-        Self { patterns }
+        let known = KNOWN.iter().filter_map(|t| PathPattern::parse(t).ok()).collect();
+        Self { user, known }
+    }
+
+    fn best<'p>(patterns: &'p [PathPattern], path: &str) -> Option<&'p PathPattern> {
+        patterns.iter().filter(|p| p.matches(path)).max_by_key(|p| p.literals())
     }
 
     /// The template of `path` (query excluded).
@@ -96,7 +108,7 @@ impl Templater {
         if !path.starts_with('/') {
             return Cow::Borrowed(path);
         }
-        if let Some(p) = self.patterns.iter().find(|p| p.matches(path)) {
+        if let Some(p) = Self::best(&self.user, path).or_else(|| Self::best(&self.known, path)) {
             return Cow::Owned(p.text.clone());
         }
         heuristic(path)
@@ -179,6 +191,17 @@ fn classify(seg: &str) -> Option<&'static str> {
     if b.len() >= 8 && digits > 0 && b.iter().all(u8::is_ascii_hexdigit) {
         return Some("hex");
     }
+    // Prefixed ids (`ord_9001`, `cus_NffrFeUfNV2Hib`): a short lowercase prefix, `_`, a token
+    // with a digit.
+    if let Some((prefix, rest)) = seg.split_once('_')
+        && (2..=6).contains(&prefix.len())
+        && prefix.bytes().all(|c| c.is_ascii_lowercase())
+        && rest.len() >= 4
+        && rest.bytes().all(|c| c.is_ascii_alphanumeric())
+        && rest.bytes().any(|c| c.is_ascii_digit())
+    {
+        return Some("prefixed");
+    }
     let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
     let tokenish = b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=' | b'.'));
     if b.len() >= 16 && tokenish && digits >= 2 && letters >= 2 {
@@ -239,6 +262,10 @@ mod tests {
             "/gmail/v1/users/{userId}/messages/{id}"
         );
         assert_eq!(t("/gmail/v1/users/me/messages"), "/gmail/v1/users/{userId}/messages");
+        assert_eq!(
+            t("/gmail/v1/users/me/messages/batchModify"),
+            "/gmail/v1/users/{userId}/messages/batchModify"
+        );
     }
 
     #[test]
@@ -251,6 +278,8 @@ mod tests {
         );
         assert_eq!(t("/people/ann@example.com/mail"), "/people/{email}/mail");
         assert_eq!(t("/files/01HF7ZQ9K3M2V8X4Y6B1C0D2E3"), "/files/{id}");
+        assert_eq!(t("/v1/customers/cus_NffrFeUfNV2Hib/orders/ord_9001"), "/v1/customers/{customerId}/orders/{id}");
+        assert_eq!(t("/snake_case/path"), "/snake_case/path");
         assert_eq!(t("/v1/health"), "/v1/health");
         assert_eq!(t("/"), "/");
         assert_eq!(t("/user-groups/7/members"), "/user-groups/{userGroupId}/members");

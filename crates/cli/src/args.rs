@@ -1,0 +1,179 @@
+//! Command-line arguments (clap derive); `///` comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Agent Factory: turn captured HTTP traffic into a confirmed fix.
+#[derive(Debug, Parser)]
+#[command(name = "af", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per-endpoint table of a capture: calls, statuses, error rate, latency, time span.
+    Inspect(InspectArgs),
+    /// Convert a capture between formats (native .jsonl/.jsonl.zst, .har).
+    Convert(ConvertArgs),
+    /// Import captures (HAR, proxymock RRPair directories or files) into a native snapshot.
+    Import(ImportArgs),
+    /// Print the JSON Schema of a machine-readable output.
+    #[command(hide = true)]
+    Schema(SchemaArgs),
+}
+
+/// How bad records are handled; shared by every verb that reads captures.
+#[derive(Debug, clap::Args)]
+pub struct ReadArgs {
+    /// Skip unusable records (and say how many) instead of stopping at the first.
+    #[arg(long)]
+    pub lenient: bool,
+}
+
+/// `af inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Snapshot files or directories (native, HAR, proxymock); formats are detected by content.
+    #[arg(required = true, value_name = "SNAPSHOT")]
+    pub snapshots: Vec<PathBuf>,
+    /// Print JSON (schema: `af schema inspect`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Group rows by endpoint, or by endpoint and caller.
+    #[arg(long, value_enum, default_value_t = By::Endpoint)]
+    pub by: By,
+    /// Only this endpoint: `GET /users/{userId}/messages/{id}`, a template, `*` wildcards.
+    #[arg(long, value_name = "PATTERN")]
+    pub endpoint: Option<String>,
+    /// Only these statuses: `429`, `4xx`, `error` (transport failures), comma-separated.
+    #[arg(long, value_name = "LIST")]
+    pub status: Option<String>,
+    /// Only requests starting at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only requests starting before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Extra path template, tried before the built-in heuristics (repeatable): `/repos/{owner}/{repo}`.
+    #[arg(long = "template", value_name = "TEMPLATE")]
+    pub templates: Vec<String>,
+    /// How callers are identified: `auto` (recorded caller, else a hash of the credential),
+    /// `header:NAME`, `query:NAME`.
+    #[arg(long, default_value = "auto", value_name = "SPEC")]
+    pub caller_key: String,
+    /// Worker threads for reading native snapshots (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+/// Row grouping for `af inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    /// One row per method, host and path template.
+    Endpoint,
+    /// One row per endpoint and caller.
+    Caller,
+}
+
+/// `af convert`.
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    /// Input capture (any readable format).
+    pub input: PathBuf,
+    /// Output file; format from the extension: `.jsonl`, `.jsonl.zst`, `.har`.
+    pub output: PathBuf,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+/// `af import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Captures to import: HAR files, proxymock RRPair files or directories, native snapshots.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub inputs: Vec<PathBuf>,
+    /// Native snapshot to write (`.jsonl` or `.jsonl.zst`); default: the first input's name
+    /// with `.jsonl`.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+/// `af schema`.
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// Which output.
+    #[arg(value_enum)]
+    pub which: SchemaName,
+}
+
+/// Outputs with a committed schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaName {
+    /// `af inspect --json`.
+    Inspect,
+}
+
+/// Parses `std::env::args`, exiting 2 with clap's message on usage errors.
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("af").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn inspect_flags() {
+        let cli = parse(&[
+            "inspect", "a.har", "dir/", "--json", "--by", "caller", "--endpoint", "GET /x", "--status", "4xx,error",
+            "--since", "2026-11-20T11:15:00Z", "--until", "2026-11-20T11:16:00Z", "--template", "/a/{b}",
+            "--caller-key", "header:X-Tenant", "--threads", "2", "--lenient",
+        ])
+        .expect("parses");
+        let Command::Inspect(a) = cli.command else { panic!("not inspect") };
+        assert_eq!(a.snapshots.len(), 2);
+        assert!(a.json && a.read.lenient);
+        assert_eq!(a.by, By::Caller);
+        assert_eq!(a.endpoint.as_deref(), Some("GET /x"));
+        assert_eq!(a.status.as_deref(), Some("4xx,error"));
+        assert_eq!(a.templates, ["/a/{b}"]);
+        assert_eq!(a.threads, Some(2));
+        assert!(parse(&["inspect"]).is_err());
+        assert!(parse(&["inspect", "x", "--by", "host"]).is_err());
+    }
+
+    #[test]
+    fn convert_and_import_flags() {
+        let Command::Convert(c) = parse(&["convert", "a.har", "b.jsonl", "--force", "--lenient"]).expect("parses").command
+        else {
+            panic!("not convert")
+        };
+        assert!(c.force && c.read.lenient);
+        assert!(parse(&["convert", "a.har"]).is_err());
+        let Command::Import(i) = parse(&["import", "d1", "d2", "-o", "x.jsonl"]).expect("parses").command else {
+            panic!("not import")
+        };
+        assert_eq!(i.inputs.len(), 2);
+        assert_eq!(i.output, Some(PathBuf::from("x.jsonl")));
+        assert!(parse(&["schema", "inspect"]).is_ok());
+    }
+}

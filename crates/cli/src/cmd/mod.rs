@@ -1,0 +1,43 @@
+//! One module per verb; `dispatch` is the only place that lists them.
+
+mod convert;
+mod inspect;
+
+use std::io::Write;
+
+use crate::args::{Cli, Command, SchemaName};
+use crate::exit;
+
+/// Runs the verb; returns the exit code for outcomes that are not errors.
+pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+        Command::Convert(a) => convert::convert(a),
+        Command::Import(a) => convert::import(a),
+        Command::Schema(a) => {
+            let text = match a.which {
+                SchemaName::Inspect => crate::output::inspect_schema(),
+            };
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// Lenient-mode report on stderr: how many records were skipped and the first reasons.
+pub fn warn_skipped(summary: &af_snapshot::ReadSummary) {
+    if summary.skipped == 0 {
+        return;
+    }
+    eprintln!(
+        "warning: skipped {} bad record{} (--lenient); first:",
+        summary.skipped,
+        if summary.skipped == 1 { "" } else { "s" }
+    );
+    for e in summary.errors.iter().take(5) {
+        eprintln!("  {e}");
+    }
+    if summary.skipped > 5 {
+        eprintln!("  … and {} more", summary.skipped - 5);
+    }
+}

@@ -1,0 +1,63 @@
+//! Exit codes, in one place (DESIGN.md §2), and the single point where errors are reported.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success (also: stdout closed early, e.g. `af inspect … | head`) |
+//! | 1 | a check failed (regression, expectation not met, fix not confirmed) |
+//! | 2 | usage or input error: bad flags, unreadable or invalid snapshot |
+//! | 3 | internal error: a bug in `af` |
+
+use af_snapshot::SnapshotError;
+
+use crate::args::Cli;
+
+/// Success.
+pub const OK: i32 = 0;
+/// A check failed (used by verbs that gate CI).
+#[allow(dead_code)]
+pub const CHECK_FAILED: i32 = 1;
+/// Usage or input error.
+pub const INPUT: i32 = 2;
+/// Internal error.
+pub const INTERNAL: i32 = 3;
+
+/// An error the user caused with flags or arguments (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs the parsed command and turns its result into an exit code, printing errors once.
+pub fn run(cli: Cli) -> i32 {
+    match crate::cmd::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return OK;
+            }
+            let code = classify(&e);
+            let mut msg = format!("error: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!("\n  caused by: {cause}"));
+            }
+            if code == INTERNAL {
+                msg.push_str("\n(this is a bug in af; please report it with the command line)");
+            }
+            eprintln!("{msg}");
+            code
+        }
+    }
+}
+
+fn classify(e: &anyhow::Error) -> i32 {
+    if e.chain().any(|c| c.is::<SnapshotError>() || c.is::<UsageError>() || c.is::<af_snapshot::RecordError>()) {
+        INPUT
+    } else if e.chain().any(|c| c.is::<std::io::Error>()) {
+        INPUT
+    } else {
+        INTERNAL
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

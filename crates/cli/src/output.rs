@@ -1,0 +1,69 @@
+//! The machine-readable outputs (`--json`) and their schemas. Each has a committed JSON Schema
+//! under `schemas/`; a test validates real output against it and `.ci/run` fails if regenerating
+//! the schema changes the committed file.
+
+use af_analyze::StatsTable;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// Identifies the shape of `af inspect --json`; bumped on incompatible changes.
+pub const INSPECT_SCHEMA: &str = "af.inspect/1";
+
+/// `af inspect --json`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InspectOutput {
+    /// Always `af.inspect/1` for this shape.
+    pub schema: String,
+    /// Files read, with their detected formats.
+    pub sources: Vec<Source>,
+    /// What reading saw besides exchanges.
+    pub read: ReadInfo,
+    /// Filters applied before counting.
+    pub filters: Filters,
+    /// The per-endpoint table, totals and span.
+    #[serde(flatten)]
+    pub table: StatsTable,
+}
+
+/// One file read.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Source {
+    /// Path as given (or found in a directory).
+    pub path: String,
+    /// `af-snapshot`, `har`, `proxymock-json`, `proxymock-markdown`, `+zstd` when compressed.
+    pub format: String,
+}
+
+/// Reading outcome.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReadInfo {
+    /// Exchanges read (before filters).
+    pub exchanges: u64,
+    /// Bad records skipped under `--lenient`.
+    pub skipped: u64,
+    /// Messages of the first skipped records.
+    pub errors: Vec<String>,
+    /// Files whose last line was incomplete (an interrupted writer); that line is not counted.
+    pub truncated_tails: Vec<String>,
+}
+
+/// Filters as given.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Filters {
+    /// `--endpoint`.
+    pub endpoint: Option<String>,
+    /// `--status`.
+    pub status: Option<String>,
+    /// `--since`.
+    pub since: Option<String>,
+    /// `--until`.
+    pub until: Option<String>,
+}
+
+/// The JSON Schema of `af inspect --json`, pretty-printed with a trailing newline.
+pub fn inspect_schema() -> String {
+    let schema = schemars::schema_for!(InspectOutput);
+    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    s.push('\n');
+    s
+}

@@ -1,0 +1,163 @@
+//! Human output: tables for a terminal (or a pipe), with units on every number.
+
+use af_analyze::{Counts, StatsTable};
+use af_snapshot::{ReadSummary, Timestamp};
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
+
+/// `1.2 ms`, `340 µs`, `2.50 s`.
+pub fn ms(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if v >= 1000.0 => format!("{:.2} s", v / 1000.0),
+        Some(v) if v >= 100.0 => format!("{v:.0} ms"),
+        Some(v) if v >= 1.0 => format!("{v:.1} ms"),
+        Some(v) => format!("{:.0} µs", v * 1000.0),
+    }
+}
+
+/// `429×28 200×155`, most frequent first; transport errors by kind.
+pub fn statuses(c: &Counts) -> String {
+    let mut v: Vec<(String, u64)> = c.status.iter().map(|(k, n)| (k.clone(), *n)).collect();
+    v.extend(c.transport_errors.iter().map(|(k, n)| (k.clone(), *n)));
+    if c.incomplete > 0 {
+        v.push(("incomplete".into(), c.incomplete));
+    }
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.iter().map(|(k, n)| format!("{k}×{n}")).collect::<Vec<_>>().join(" ")
+}
+
+/// A span in the unit that reads best: `16.2 s`, `5 min 21 s`, `3 h 4 min`, `181.6 d`.
+pub fn seconds(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 7200.0 {
+        format!("{} min {} s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else if s < 172_800.0 {
+        format!("{} h {} min", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+    } else {
+        format!("{:.1} d", s / 86_400.0)
+    }
+}
+
+fn pct(rate: f64) -> String {
+    if rate == 0.0 { "0%".into() } else if rate < 0.001 { "<0.1%".into() } else { format!("{:.1}%", rate * 100.0) }
+}
+
+/// Time of day with ms, or the full timestamp when the capture spans several days.
+fn clock(t: Option<Timestamp>, same_day: bool) -> String {
+    match t {
+        None => "-".into(),
+        Some(t) => {
+            let s = t.to_rfc3339();
+            if same_day { s.get(11..23).unwrap_or(&s).to_owned() } else { s.get(..23).unwrap_or(&s).replace('T', " ") }
+        }
+    }
+}
+
+/// The `af inspect` table and its summary lines.
+pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: bool) -> String {
+    let same_day = match (table.span.start, table.span.end) {
+        (Some(s), Some(e)) => s.to_rfc3339().get(..10) == e.to_rfc3339().get(..10),
+        _ => true,
+    };
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(if tty { ContentArrangement::Dynamic } else { ContentArrangement::Disabled });
+    let mut header = vec!["endpoint", "host"];
+    if by_caller {
+        header.push("caller");
+    }
+    header.extend(["calls", "statuses", "errors", "p50", "p95", "p99", "first", "last"]);
+    t.set_header(header);
+    let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
+    let row = |c: &Counts, mut lead: Vec<Cell>| {
+        lead.extend([
+            right(c.calls.to_string()),
+            Cell::new(statuses(c)),
+            right(if c.errors == 0 { "0".to_owned() } else { format!("{} ({})", c.errors, pct(c.error_rate)) }),
+            right(ms(c.latency_ms.p50)),
+            right(ms(c.latency_ms.p95)),
+            right(ms(c.latency_ms.p99)),
+            Cell::new(clock(c.first, same_day)),
+            Cell::new(clock(c.last, same_day)),
+        ]);
+        lead
+    };
+    for e in &table.endpoints {
+        let mut lead = vec![Cell::new(&e.endpoint), Cell::new(&e.host)];
+        if by_caller {
+            lead.push(Cell::new(e.caller.as_deref().unwrap_or("")));
+        }
+        t.add_row(row(&e.counts, lead));
+    }
+    let n = distinct_endpoints(table);
+    let mut lead = vec![Cell::new(format!("total ({n} endpoint{})", if n == 1 { "" } else { "s" })), Cell::new("")];
+    if by_caller {
+        lead.push(Cell::new(""));
+    }
+    t.add_row(row(&table.totals, lead));
+
+    let mut out = t.to_string();
+    out.push('\n');
+    match (table.span.start, table.span.end) {
+        (Some(s), Some(e)) => {
+            let (s, e) = (s.to_rfc3339(), e.to_rfc3339());
+            let end = if same_day { e.get(11..23).unwrap_or(&e).to_owned() } else { e.get(..23).unwrap_or(&e).replace('T', " ") };
+            out.push_str(&format!(
+                "span: {} → {end} UTC ({})\n",
+                s.get(..23).unwrap_or(&s).replace('T', " "),
+                seconds(table.span.seconds)
+            ));
+        }
+        _ => out.push_str("span: no exchanges selected\n"),
+    }
+    let formats: Vec<String> = {
+        let mut f: Vec<String> = read.files.iter().map(|(_, f)| f.to_string()).collect();
+        f.sort();
+        f.dedup();
+        f
+    };
+    out.push_str(&format!(
+        "read: {} exchanges from {} file{} ({})",
+        read.exchanges,
+        read.files.len(),
+        if read.files.len() == 1 { "" } else { "s" },
+        formats.join(", ")
+    ));
+    if table.filtered_out > 0 {
+        out.push_str(&format!("; {} selected by filters, {} left out", table.totals.calls, table.filtered_out));
+    }
+    if read.skipped > 0 {
+        out.push_str(&format!("; {} bad record{} skipped (--lenient)", read.skipped, if read.skipped == 1 { "" } else { "s" }));
+    }
+    out.push('\n');
+    for loc in &read.truncated_tails {
+        out.push_str(&format!("note: {loc}: incomplete last line ignored (was the writer interrupted?)\n"));
+    }
+    out
+}
+
+fn distinct_endpoints(t: &StatsTable) -> usize {
+    let mut v: Vec<(&str, &str)> = t.endpoints.iter().map(|e| (e.endpoint.as_str(), e.host.as_str())).collect();
+    v.sort_unstable();
+    v.dedup();
+    v.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_everywhere() {
+        assert_eq!(ms(Some(0.25)), "250 µs");
+        assert_eq!(ms(Some(12.34)), "12.3 ms");
+        assert_eq!(ms(Some(1500.0)), "1.50 s");
+        assert_eq!(ms(None), "-");
+        assert_eq!(pct(0.1447), "14.5%");
+        assert_eq!(pct(0.0), "0%");
+        assert_eq!(seconds(16.04), "16.0 s");
+        assert_eq!(seconds(320.9), "5 min 20 s");
+        assert_eq!(seconds(15_693_043.0), "181.6 d");
+    }
+}
