@@ -234,9 +234,31 @@ pub fn fold_paths<A: Send>(
 
 /// Reads up to `n` bytes from the start of `r` without losing them: returns them and a reader
 /// that yields them again followed by the rest.
-pub(crate) fn peek(mut r: Box<dyn Read + Send>, n: usize) -> std::io::Result<(Vec<u8>, Box<dyn Read + Send>)> {
+///
+/// A read error after some bytes arrived (a truncated zstd frame) is not lost: the returned
+/// reader yields the bytes, then the error.
+pub(crate) fn peek(mut r: Box<dyn Read + Send>, n: usize) -> (Vec<u8>, Box<dyn Read + Send>) {
     let mut head = Vec::with_capacity(n);
-    (&mut r).take(n as u64).read_to_end(&mut head)?;
-    let again = std::io::Cursor::new(head.clone()).chain(r);
-    Ok((head, Box::new(again)))
+    match (&mut r).take(n as u64).read_to_end(&mut head) {
+        Ok(_) => {
+            let again = std::io::Cursor::new(head.clone()).chain(r);
+            (head, Box::new(again))
+        }
+        Err(e) => {
+            let again = std::io::Cursor::new(head.clone()).chain(Failing(Some(e)));
+            (head, Box::new(again))
+        }
+    }
+}
+
+/// A reader that fails once with a stored error, then reports end of stream.
+struct Failing(Option<std::io::Error>);
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Ok(0),
+        }
+    }
 }

@@ -238,13 +238,21 @@ pub(crate) fn parse(path: &Path, mut reader: Box<dyn Read + Send>, sink: &mut Si
             Ok(e) => e,
             Err(e) => {
                 let inner = e.inner();
-                let line = first_line + inner.line() as u64 - 1;
-                let column = (inner.line() > 1).then_some(inner.column() as u64);
-                let field = match e.path().to_string().as_str() {
+                let message = json_message(inner);
+                let mut field = match e.path().to_string().as_str() {
                     "." => format!("log.entries[{i}]"),
                     p => format!("log.entries[{i}].{p}"),
                 };
-                if !sink.bad(RecordError::new(loc(line, column), Some(field), json_message(inner))) {
+                // serde reports a missing field at the end of its parent; name the field itself
+                // and point at the start of the entry instead.
+                let (line, column) = match message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+                    Some(name) => {
+                        field = format!("{field}.{name}");
+                        (first_line, None)
+                    }
+                    None => (first_line + inner.line() as u64 - 1, Some(inner.column() as u64)),
+                };
+                if !sink.bad(RecordError::new(loc(line, column), Some(field), message)) {
                     return Ok(());
                 }
                 continue;
@@ -322,6 +330,9 @@ fn to_exchange(e: Entry, index: usize) -> Result<Exchange, (&'static str, String
         _ => None,
     };
     let ttfb_ns = af.ttfb_ns.or_else(|| {
+        if af.synthetic_timings {
+            return None; // our own export said: no time to first byte was known
+        }
         let t = e.timings.as_ref()?;
         // `ssl` is included in `connect` per HAR 1.2.
         let before = [t.blocked, t.dns, t.connect, t.send, t.wait].iter().filter(|v| **v > 0.0).sum::<f64>();

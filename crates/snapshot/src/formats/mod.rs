@@ -73,18 +73,27 @@ impl fmt::Display for Format {
 pub fn open(path: &Path) -> Result<(Format, Box<dyn Read + Send>), SnapshotError> {
     let file = File::open(path).map_err(|e| SnapshotError::io(path, e))?;
     let r: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(256 * 1024, file));
-    let (head, r) = peek(r, SNIFF).map_err(|e| SnapshotError::io(path, e))?;
+    let (head, r) = peek(r, SNIFF);
     if head.is_empty() {
-        return Err(SnapshotError::Empty { path: path.to_owned() });
+        // Either empty, or unreadable from the first byte: the reader says which.
+        let mut r = r;
+        return Err(match r.read(&mut [0u8; 1]) {
+            Err(e) => SnapshotError::io(path, e),
+            Ok(_) => SnapshotError::Empty { path: path.to_owned() },
+        });
     }
     let (zstd, head, r) = if head.starts_with(&ZSTD_MAGIC) {
         let dec = zstd::stream::read::Decoder::new(r).map_err(|e| SnapshotError::io(path, e))?;
-        let (head, r) = peek(Box::new(dec), SNIFF).map_err(|e| SnapshotError::UnknownFormat {
-            path: path.to_owned(),
-            why: format!("zstd stream cannot be decompressed: {e}"),
-        })?;
+        let (head, mut r) = peek(Box::new(dec), SNIFF);
         if head.is_empty() {
-            return Err(SnapshotError::Empty { path: path.to_owned() });
+            return Err(match r.read(&mut [0u8; 1]) {
+                Err(e) => SnapshotError::Record(crate::error::RecordError::new(
+                    crate::error::Location { offset: Some(0), ..crate::error::Location::file(path) },
+                    None,
+                    format!("zstd stream is truncated or corrupt before any data: {e}"),
+                )),
+                Ok(_) => SnapshotError::Empty { path: path.to_owned() },
+            });
         }
         (true, head, r)
     } else {
