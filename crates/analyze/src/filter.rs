@@ -63,7 +63,10 @@ pub struct Filter {
 impl Filter {
     /// True when nothing is filtered.
     pub fn is_empty(&self) -> bool {
-        self.endpoint.is_none() && self.status.is_empty() && self.since.is_none() && self.until.is_none()
+        self.endpoint.is_none()
+            && self.status.is_empty()
+            && self.since.is_none()
+            && self.until.is_none()
     }
 
     /// Does `ex` (with its endpoint template already computed) pass?

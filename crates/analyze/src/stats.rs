@@ -70,7 +70,8 @@ impl Default for Acc {
 }
 
 fn new_histogram() -> Histogram<u64> {
-    let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
+    let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
     h.auto(true);
     h
 }
@@ -117,7 +118,10 @@ impl Acc {
     }
 
     fn finish(&self) -> Counts {
-        let q = |p: f64| (self.latency_us.len() > 0).then(|| self.latency_us.value_at_quantile(p) as f64 / 1000.0);
+        let q = |p: f64| {
+            (!self.latency_us.is_empty())
+                .then(|| self.latency_us.value_at_quantile(p) as f64 / 1000.0)
+        };
         Counts {
             calls: self.calls,
             status: self.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
@@ -130,7 +134,7 @@ impl Acc {
                 p50: q(0.50),
                 p95: q(0.95),
                 p99: q(0.99),
-                max: (self.latency_us.len() > 0).then(|| self.latency_us.max() as f64 / 1000.0),
+                max: (!self.latency_us.is_empty()).then(|| self.latency_us.max() as f64 / 1000.0),
             },
             first: (self.calls > 0).then_some(self.first),
             last: (self.calls > 0).then_some(self.last),
@@ -289,19 +293,34 @@ impl Stats {
                 let method = it.next().unwrap_or("").to_owned();
                 let host = it.next().unwrap_or("").to_owned();
                 let template = it.next().unwrap_or("").to_owned();
-                let caller = it.next().map(|c| if c.is_empty() { "(none)".to_owned() } else { c.to_owned() });
-                EndpointStats { endpoint: format!("{method} {template}"), method, host, template, caller, counts: acc.finish() }
+                let caller = it
+                    .next()
+                    .map(|c| if c.is_empty() { "(none)".to_owned() } else { c.to_owned() });
+                EndpointStats {
+                    endpoint: format!("{method} {template}"),
+                    method,
+                    host,
+                    template,
+                    caller,
+                    counts: acc.finish(),
+                }
             })
             .collect();
         endpoints.sort_by(|a, b| {
-            b.counts.calls.cmp(&a.counts.calls).then_with(|| (&a.endpoint, &a.host, &a.caller).cmp(&(&b.endpoint, &b.host, &b.caller)))
+            b.counts.calls.cmp(&a.counts.calls).then_with(|| {
+                (&a.endpoint, &a.host, &a.caller).cmp(&(&b.endpoint, &b.host, &b.caller))
+            })
         });
         let totals = self.total.finish();
         let span = if self.total.calls == 0 {
             Span { start: None, end: None, seconds: 0.0 }
         } else {
             let (s, e) = (self.total.first, self.total.end.max(self.total.last));
-            Span { start: Some(s), end: Some(e), seconds: (e.as_nanos() - s.as_nanos()) as f64 / 1e9 }
+            Span {
+                start: Some(s),
+                end: Some(e),
+                seconds: (e.as_nanos() - s.as_nanos()) as f64 / 1e9,
+            }
         };
         StatsTable { group_by, endpoints, totals, span, filtered_out: self.filtered_out }
     }
@@ -319,9 +338,23 @@ mod tests {
             direction: Default::default(),
             conn_id: None,
             caller: None,
-            request: Request { method: "GET".into(), url: format!("https://api.test{path}"), http_version: None, headers: vec![], body: None },
-            response: status.map(|s| Response { status: s, status_text: None, http_version: None, headers: vec![], body: None }),
-            error: status.is_none().then(|| TransportError { kind: ErrorKind::Reset, message: "reset".into() }),
+            request: Request {
+                method: "GET".into(),
+                url: format!("https://api.test{path}"),
+                http_version: None,
+                headers: vec![],
+                body: None,
+            },
+            response: status.map(|s| Response {
+                status: s,
+                status_text: None,
+                http_version: None,
+                headers: vec![],
+                body: None,
+            }),
+            error: status
+                .is_none()
+                .then(|| TransportError { kind: ErrorKind::Reset, message: "reset".into() }),
             timing: Timing::new(Timestamp::from_nanos(i * 1_000_000_000), Some(ms * 1_000_000)),
             tags: Default::default(),
         }
@@ -345,7 +378,8 @@ mod tests {
         assert_eq!(users.counts.errors, 10);
         assert!((users.counts.error_rate - 0.1).abs() < 1e-9);
         // HdrHistogram at 3 significant digits: within 0.1 % of the exact order statistic.
-        let close = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() <= want * 1e-3);
+        let close =
+            |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() <= want * 1e-3);
         assert!(close(users.counts.latency_ms.p50, 50.0), "{:?}", users.counts.latency_ms);
         assert!(close(users.counts.latency_ms.p99, 99.0), "{:?}", users.counts.latency_ms);
         assert_eq!(t.endpoints[1].counts.transport_errors.get("reset"), Some(&1));
@@ -356,11 +390,15 @@ mod tests {
     #[test]
     fn merging_equals_single_pass() {
         let cfg = StatsConfig::default();
-        let all: Vec<Exchange> = (0..50).map(|i| ex(i, &format!("/a/{}", i % 3), Some(200 + (i % 2) as u16 * 300), i as u64)).collect();
+        let all: Vec<Exchange> = (0..50)
+            .map(|i| ex(i, &format!("/a/{}", i % 3), Some(200 + (i % 2) as u16 * 300), i as u64))
+            .collect();
         let mut one = Stats::default();
         all.iter().for_each(|e| one.add(&cfg, e));
         let (mut a, mut b) = (Stats::default(), Stats::default());
-        all.iter().enumerate().for_each(|(i, e)| if i % 2 == 0 { a.add(&cfg, e) } else { b.add(&cfg, e) });
+        all.iter()
+            .enumerate()
+            .for_each(|(i, e)| if i % 2 == 0 { a.add(&cfg, e) } else { b.add(&cfg, e) });
         a.merge(b);
         assert_eq!(a.table(GroupBy::Endpoint), one.table(GroupBy::Endpoint));
     }

@@ -144,9 +144,27 @@ mod tests {
     #[test]
     fn inspect_flags() {
         let cli = parse(&[
-            "inspect", "a.har", "dir/", "--json", "--by", "caller", "--endpoint", "GET /x", "--status", "4xx,error",
-            "--since", "2026-11-20T11:15:00Z", "--until", "2026-11-20T11:16:00Z", "--template", "/a/{b}",
-            "--caller-key", "header:X-Tenant", "--threads", "2", "--lenient",
+            "inspect",
+            "a.har",
+            "dir/",
+            "--json",
+            "--by",
+            "caller",
+            "--endpoint",
+            "GET /x",
+            "--status",
+            "4xx,error",
+            "--since",
+            "2026-11-20T11:15:00Z",
+            "--until",
+            "2026-11-20T11:16:00Z",
+            "--template",
+            "/a/{b}",
+            "--caller-key",
+            "header:X-Tenant",
+            "--threads",
+            "2",
+            "--lenient",
         ])
         .expect("parses");
         let Command::Inspect(a) = cli.command else { panic!("not inspect") };
@@ -163,13 +181,17 @@ mod tests {
 
     #[test]
     fn convert_and_import_flags() {
-        let Command::Convert(c) = parse(&["convert", "a.har", "b.jsonl", "--force", "--lenient"]).expect("parses").command
+        let Command::Convert(c) = parse(&["convert", "a.har", "b.jsonl", "--force", "--lenient"])
+            .expect("parses")
+            .command
         else {
             panic!("not convert")
         };
         assert!(c.force && c.read.lenient);
         assert!(parse(&["convert", "a.har"]).is_err());
-        let Command::Import(i) = parse(&["import", "d1", "d2", "-o", "x.jsonl"]).expect("parses").command else {
+        let Command::Import(i) =
+            parse(&["import", "d1", "d2", "-o", "x.jsonl"]).expect("parses").command
+        else {
             panic!("not import")
         };
         assert_eq!(i.inputs.len(), 2);

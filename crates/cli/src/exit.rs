@@ -49,15 +49,20 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn classify(e: &anyhow::Error) -> i32 {
-    if e.chain().any(|c| c.is::<SnapshotError>() || c.is::<UsageError>() || c.is::<af_snapshot::RecordError>()) {
-        INPUT
-    } else if e.chain().any(|c| c.is::<std::io::Error>()) {
-        INPUT
-    } else {
-        INTERNAL
-    }
+    // Input problems (bad snapshot, bad flags) and I/O on the user's files are exit 2; anything
+    // else reaching here is a bug.
+    let input = e.chain().any(|c| {
+        c.is::<SnapshotError>()
+            || c.is::<UsageError>()
+            || c.is::<af_snapshot::RecordError>()
+            || c.is::<std::io::Error>()
+    });
+    if input { INPUT } else { INTERNAL }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

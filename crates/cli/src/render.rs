@@ -40,7 +40,13 @@ pub fn seconds(s: f64) -> String {
 }
 
 fn pct(rate: f64) -> String {
-    if rate == 0.0 { "0%".into() } else if rate < 0.001 { "<0.1%".into() } else { format!("{:.1}%", rate * 100.0) }
+    if rate == 0.0 {
+        "0%".into()
+    } else if rate < 0.001 {
+        "<0.1%".into()
+    } else {
+        format!("{:.1}%", rate * 100.0)
+    }
 }
 
 /// Time of day with ms, or the full timestamp when the capture spans several days.
@@ -49,7 +55,11 @@ fn clock(t: Option<Timestamp>, same_day: bool) -> String {
         None => "-".into(),
         Some(t) => {
             let s = t.to_rfc3339();
-            if same_day { s.get(11..23).unwrap_or(&s).to_owned() } else { s.get(..23).unwrap_or(&s).replace('T', " ") }
+            if same_day {
+                s.get(11..23).unwrap_or(&s).to_owned()
+            } else {
+                s.get(..23).unwrap_or(&s).replace('T', " ")
+            }
         }
     }
 }
@@ -62,7 +72,11 @@ pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: boo
     };
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(if tty { ContentArrangement::Dynamic } else { ContentArrangement::Disabled });
+    t.set_content_arrangement(if tty {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    });
     let mut header = vec!["endpoint", "host"];
     if by_caller {
         header.push("caller");
@@ -74,7 +88,11 @@ pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: boo
         lead.extend([
             right(c.calls.to_string()),
             Cell::new(statuses(c)),
-            right(if c.errors == 0 { "0".to_owned() } else { format!("{} ({})", c.errors, pct(c.error_rate)) }),
+            right(if c.errors == 0 {
+                "0".to_owned()
+            } else {
+                format!("{} ({})", c.errors, pct(c.error_rate))
+            }),
             right(ms(c.latency_ms.p50)),
             right(ms(c.latency_ms.p95)),
             right(ms(c.latency_ms.p99)),
@@ -91,7 +109,10 @@ pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: boo
         t.add_row(row(&e.counts, lead));
     }
     let n = distinct_endpoints(table);
-    let mut lead = vec![Cell::new(format!("total ({n} endpoint{})", if n == 1 { "" } else { "s" })), Cell::new("")];
+    let mut lead = vec![
+        Cell::new(format!("total ({n} endpoint{})", if n == 1 { "" } else { "s" })),
+        Cell::new(""),
+    ];
     if by_caller {
         lead.push(Cell::new(""));
     }
@@ -102,7 +123,11 @@ pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: boo
     match (table.span.start, table.span.end) {
         (Some(s), Some(e)) => {
             let (s, e) = (s.to_rfc3339(), e.to_rfc3339());
-            let end = if same_day { e.get(11..23).unwrap_or(&e).to_owned() } else { e.get(..23).unwrap_or(&e).replace('T', " ") };
+            let end = if same_day {
+                e.get(11..23).unwrap_or(&e).to_owned()
+            } else {
+                e.get(..23).unwrap_or(&e).replace('T', " ")
+            };
             out.push_str(&format!(
                 "span: {} → {end} UTC ({})\n",
                 s.get(..23).unwrap_or(&s).replace('T', " "),
@@ -125,20 +150,30 @@ pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: boo
         formats.join(", ")
     ));
     if table.filtered_out > 0 {
-        out.push_str(&format!("; {} selected by filters, {} left out", table.totals.calls, table.filtered_out));
+        out.push_str(&format!(
+            "; {} selected by filters, {} left out",
+            table.totals.calls, table.filtered_out
+        ));
     }
     if read.skipped > 0 {
-        out.push_str(&format!("; {} bad record{} skipped (--lenient)", read.skipped, if read.skipped == 1 { "" } else { "s" }));
+        out.push_str(&format!(
+            "; {} bad record{} skipped (--lenient)",
+            read.skipped,
+            if read.skipped == 1 { "" } else { "s" }
+        ));
     }
     out.push('\n');
     for loc in &read.truncated_tails {
-        out.push_str(&format!("note: {loc}: incomplete last line ignored (was the writer interrupted?)\n"));
+        out.push_str(&format!(
+            "note: {loc}: incomplete last line ignored (was the writer interrupted?)\n"
+        ));
     }
     out
 }
 
 fn distinct_endpoints(t: &StatsTable) -> usize {
-    let mut v: Vec<(&str, &str)> = t.endpoints.iter().map(|e| (e.endpoint.as_str(), e.host.as_str())).collect();
+    let mut v: Vec<(&str, &str)> =
+        t.endpoints.iter().map(|e| (e.endpoint.as_str(), e.host.as_str())).collect();
     v.sort_unstable();
     v.dedup();
     v.len()

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 use crate::model::{Exchange, UrlParts, header};
 
 /// Headers that identify a caller when there is no `Authorization`.
-const KEY_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key", "x-goog-api-key", "x-auth-token"];
+const KEY_HEADERS: &[&str] =
+    &["authorization", "x-api-key", "api-key", "x-goog-api-key", "x-auth-token"];
 
 /// How to find the caller of an exchange.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

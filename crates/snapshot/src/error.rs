@@ -51,8 +51,8 @@ impl fmt::Display for Location {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{location}: {}{message}", field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
 pub struct RecordError {
-    /// Where the record is.
-    pub location: Location,
+    /// Where the record is (boxed: errors travel in `Result`s on hot paths).
+    pub location: Box<Location>,
     /// The offending field (`log.entries[3].response`), when one is to blame.
     pub field: Option<String>,
     /// What is wrong.
@@ -62,7 +62,7 @@ pub struct RecordError {
 impl RecordError {
     /// A record error at `location`.
     pub fn new(location: Location, field: Option<String>, message: impl Into<String>) -> Self {
-        Self { location, field, message: message.into() }
+        Self { location: Box::new(location), field, message: message.into() }
     }
 }
 

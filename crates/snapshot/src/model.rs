@@ -285,7 +285,9 @@ impl Serialize for Body {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (text, base64) = match &self.data {
             BodyData::Text(t) => (Some(t.clone()), None),
-            BodyData::Binary(b) => (None, Some(base64::engine::general_purpose::STANDARD.encode(b))),
+            BodyData::Binary(b) => {
+                (None, Some(base64::engine::general_purpose::STANDARD.encode(b)))
+            }
         };
         BodyRepr { text, base64, size: Some(self.size), truncated: self.truncated }.serialize(s)
     }
@@ -404,7 +406,10 @@ impl Exchange {
         if let (Some(ttfb), Some(d)) = (self.timing.ttfb_ns, self.timing.duration_ns)
             && ttfb > d
         {
-            return Err(("timing.ttfb_ns", format!("time to first byte {ttfb} ns exceeds duration {d} ns")));
+            return Err((
+                "timing.ttfb_ns",
+                format!("time to first byte {ttfb} ns exceeds duration {d} ns"),
+            ));
         }
         Ok(())
     }

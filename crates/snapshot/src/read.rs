@@ -69,7 +69,11 @@ impl<'a> Sink<'a> {
     }
 
     /// Takes one record. Returns false when reading must stop (strict mode, bad record).
-    pub(crate) fn push(&mut self, rec: Result<Exchange, RecordError>, location: impl FnOnce() -> Location) -> bool {
+    pub(crate) fn push(
+        &mut self,
+        rec: Result<Exchange, RecordError>,
+        location: impl FnOnce() -> Location,
+    ) -> bool {
         let rec = rec.and_then(|ex| match ex.validate() {
             Ok(()) => Ok(ex),
             Err((field, msg)) => Err(RecordError::new(location(), Some(field.to_owned()), msg)),
@@ -158,13 +162,20 @@ pub fn read_path(
 }
 
 /// Reads all of `path` into memory. Convenient for tests and small captures.
-pub fn read_all(path: &Path, opts: ReadOptions) -> Result<(Vec<Exchange>, ReadSummary), SnapshotError> {
+pub fn read_all(
+    path: &Path,
+    opts: ReadOptions,
+) -> Result<(Vec<Exchange>, ReadSummary), SnapshotError> {
     let mut v = Vec::new();
     let s = read_path(path, opts, &mut |e| v.push(e))?;
     Ok((v, s))
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, hidden: &mut Vec<PathBuf>) -> Result<(), SnapshotError> {
+fn walk(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    hidden: &mut Vec<PathBuf>,
+) -> Result<(), SnapshotError> {
     let rd = std::fs::read_dir(dir).map_err(|e| SnapshotError::io(dir, e))?;
     for entry in rd {
         let entry = entry.map_err(|e| SnapshotError::io(dir, e))?;
@@ -214,8 +225,9 @@ pub fn fold_paths<A: Send>(
         let summary = if is_file && threads > 1 {
             let (format, reader) = formats::open(path)?;
             if format.is_native() {
-                let (more, s) =
-                    formats::native::fold_parallel(path, format, reader, opts, threads, init, fold)?;
+                let (more, s) = formats::native::fold_parallel(
+                    path, format, reader, opts, threads, init, fold,
+                )?;
                 accs.extend(more);
                 s
             } else {

@@ -42,9 +42,7 @@ impl PathPattern {
         }
         let segments = text[1..]
             .split('/')
-            .map(|s| {
-                if s.starts_with('{') && s.ends_with('}') { None } else { Some(s.to_owned()) }
-            })
+            .map(|s| if s.starts_with('{') && s.ends_with('}') { None } else { Some(s.to_owned()) })
             .collect();
         Ok(Self { text: text.to_owned(), segments })
     }
@@ -60,7 +58,9 @@ impl PathPattern {
 
     fn matches(&self, path: &str) -> bool {
         let mut n = 0;
-        for (seg, want) in path[1..].split('/').zip(self.segments.iter().chain(std::iter::repeat(&None))) {
+        for (seg, want) in
+            path[1..].split('/').zip(self.segments.iter().chain(std::iter::repeat(&None)))
+        {
             n += 1;
             if n > self.segments.len() {
                 return false;
@@ -203,7 +203,8 @@ fn classify(seg: &str) -> Option<&'static str> {
         return Some("prefixed");
     }
     let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
-    let tokenish = b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=' | b'.'));
+    let tokenish =
+        b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=' | b'.'));
     if b.len() >= 16 && tokenish && digits >= 2 && letters >= 2 {
         return Some("token");
     }
@@ -272,13 +273,13 @@ mod tests {
     fn heuristic_names_ids_after_their_collection() {
         assert_eq!(t("/users/42/orders/9001"), "/users/{userId}/orders/{id}");
         assert_eq!(t("/api/v2/categories/17/items"), "/api/v2/categories/{categoryId}/items");
-        assert_eq!(
-            t("/things/123e4567-e89b-12d3-a456-426614174000"),
-            "/things/{id}"
-        );
+        assert_eq!(t("/things/123e4567-e89b-12d3-a456-426614174000"), "/things/{id}");
         assert_eq!(t("/people/ann@example.com/mail"), "/people/{email}/mail");
         assert_eq!(t("/files/01HF7ZQ9K3M2V8X4Y6B1C0D2E3"), "/files/{id}");
-        assert_eq!(t("/v1/customers/cus_NffrFeUfNV2Hib/orders/ord_9001"), "/v1/customers/{customerId}/orders/{id}");
+        assert_eq!(
+            t("/v1/customers/cus_NffrFeUfNV2Hib/orders/ord_9001"),
+            "/v1/customers/{customerId}/orders/{id}"
+        );
         assert_eq!(t("/snake_case/path"), "/snake_case/path");
         assert_eq!(t("/v1/health"), "/v1/health");
         assert_eq!(t("/"), "/");

@@ -45,8 +45,13 @@ fn native_v1_fixture_loads_every_field() {
     assert_eq!(full.service.as_deref(), Some("mail-sync"));
     assert_eq!(full.caller.as_deref(), Some("user:alice"));
     assert_eq!(full.conn_id.as_deref(), Some("c1"));
-    let traces: Vec<&str> =
-        full.request.headers.iter().filter(|(k, _)| k == "X-Trace").map(|(_, v)| v.as_str()).collect();
+    let traces: Vec<&str> = full
+        .request
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "X-Trace")
+        .map(|(_, v)| v.as_str())
+        .collect();
     assert_eq!(traces, ["a", "b"], "repeated headers keep order");
     assert_eq!(full.status(), Some(204));
     assert_eq!(full.timing.start, ts("2026-11-20T11:15:04.120123Z"));
@@ -107,10 +112,11 @@ fn parallel_fold_sees_every_exchange_once() {
         })
         .collect();
     write_native(&many, &p, false);
-    let (accs, summary) = fold_paths(&[p], ReadOptions::default(), 3, &Vec::new, &|v: &mut Vec<String>, e| {
-        v.push(e.id.as_str().to_owned())
-    })
-    .expect("folds");
+    let (accs, summary) =
+        fold_paths(&[p], ReadOptions::default(), 3, &Vec::new, &|v: &mut Vec<String>, e| {
+            v.push(e.id.as_str().to_owned())
+        })
+        .expect("folds");
     let mut ids: Vec<String> = accs.into_iter().flatten().collect();
     ids.sort();
     let mut want: Vec<String> = many.iter().map(|e| e.id.as_str().to_owned()).collect();
@@ -130,8 +136,14 @@ fn killed_writer_leaves_a_readable_file() {
     text.extend_from_slice(br#"{"id":"deadbeef","request":{"method":"GET","url":"ht"#);
     std::fs::write(&p, &text).expect("write");
     for threads in [1, 2] {
-        let (accs, s) = fold_paths(&[p.clone()], ReadOptions::default(), threads, &|| 0u64, &|n: &mut u64, _| *n += 1)
-            .expect("strict mode still reads it");
+        let (accs, s) = fold_paths(
+            std::slice::from_ref(&p),
+            ReadOptions::default(),
+            threads,
+            &|| 0u64,
+            &|n: &mut u64, _| *n += 1,
+        )
+        .expect("strict mode still reads it");
         assert_eq!(accs.iter().sum::<u64>(), 4);
         assert_eq!(s.truncated_tails.len(), 1, "the partial line is reported, not hidden");
         assert_eq!(s.truncated_tails[0].line, Some(6));
@@ -154,15 +166,25 @@ fn browser_har_keeps_custom_fields_and_turns_status_0_into_an_error() {
     let ex = read("har/browser.har");
     assert_eq!(ex.len(), 3);
     let post = &ex[0];
-    assert_eq!(post.timing.start, ts("2026-11-20T11:15:04.101Z"), "offset +01:00 normalised to UTC");
+    assert_eq!(
+        post.timing.start,
+        ts("2026-11-20T11:15:04.101Z"),
+        "offset +01:00 normalised to UTC"
+    );
     assert_eq!(post.timing.duration_ns, Some(87_419_000));
     // blocked + send + wait (ms) = 1.204 + 0.155 + 85.1
     assert_eq!(post.timing.ttfb_ns, Some(86_459_000));
     assert_eq!(post.conn_id.as_deref(), Some("48211"));
     assert_eq!(post.tags.get("_resourceType").and_then(|v| v.as_str()), Some("fetch"));
-    assert!(post.tags.get("_initiator").is_some_and(|v| v.is_object()), "structured custom fields kept");
+    assert!(
+        post.tags.get("_initiator").is_some_and(|v| v.is_object()),
+        "structured custom fields kept"
+    );
     assert_eq!(post.tags.get("serverIPAddress").and_then(|v| v.as_str()), Some("203.0.113.10"));
-    assert_eq!(post.request.body.as_ref().and_then(|b| b.as_text()), Some("{\"sku\":\"A-1\",\"quantity\":2}"));
+    assert_eq!(
+        post.request.body.as_ref().and_then(|b| b.as_text()),
+        Some("{\"sku\":\"A-1\",\"quantity\":2}")
+    );
     assert_eq!(post.status(), Some(201));
 
     let img = ex[1].response.as_ref().and_then(|r| r.body.as_ref()).expect("image body");
@@ -171,7 +193,10 @@ fn browser_har_keeps_custom_fields_and_turns_status_0_into_an_error() {
     let refused = &ex[2];
     assert_eq!(refused.response, None, "status 0 is not a status");
     assert_eq!(refused.error.as_ref().map(|e| e.kind), Some(ErrorKind::Refused));
-    assert_eq!(refused.error.as_ref().map(|e| e.message.as_str()), Some("net::ERR_CONNECTION_REFUSED"));
+    assert_eq!(
+        refused.error.as_ref().map(|e| e.message.as_str()),
+        Some("net::ERR_CONNECTION_REFUSED")
+    );
 }
 
 #[test]
@@ -185,14 +210,23 @@ fn mitmproxy_har_keeps_encoded_bodies_and_phases() {
     assert_eq!(phases.dns_ns, None, "-1 means not applicable");
     let body = first.response.as_ref().and_then(|r| r.body.as_ref()).expect("body");
     assert!(body.bytes().starts_with(&[0x1f, 0x8b]), "gzip bytes stored as captured");
-    assert_eq!(header(&first.response.as_ref().expect("response").headers, "content-encoding"), Some("gzip"));
+    assert_eq!(
+        header(&first.response.as_ref().expect("response").headers, "content-encoding"),
+        Some("gzip")
+    );
     assert_eq!(ex[1].status(), Some(429));
 }
 
 #[test]
 fn native_to_har_to_native_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for rel in ["formats/native-v1.jsonl", "har/browser.har", "har/mitmproxy.har", "gmail/capture.har", "proxymock/markdown"] {
+    for rel in [
+        "formats/native-v1.jsonl",
+        "har/browser.har",
+        "har/mitmproxy.har",
+        "gmail/capture.har",
+        "proxymock/markdown",
+    ] {
         let original = read(rel);
         let har = dir.path().join("x.har");
         write_har(&original, &har);
@@ -206,7 +240,8 @@ fn exported_har_is_valid_har_1_2_for_other_tools() {
     let dir = tempfile::tempdir().expect("tempdir");
     let har = dir.path().join("x.har");
     write_har(&read("formats/native-v1.jsonl"), &har);
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&har).expect("read")).expect("JSON");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&har).expect("read")).expect("JSON");
     assert_eq!(v["log"]["version"], "1.2");
     for e in v["log"]["entries"].as_array().expect("entries") {
         for field in ["startedDateTime", "time", "request", "response", "cache", "timings"] {
@@ -214,14 +249,34 @@ fn exported_har_is_valid_har_1_2_for_other_tools() {
                 assert!(e.get(field).is_some(), "entry lacks {field}");
             }
         }
-        for field in ["method", "url", "httpVersion", "headers", "queryString", "cookies", "headersSize", "bodySize"] {
+        for field in [
+            "method",
+            "url",
+            "httpVersion",
+            "headers",
+            "queryString",
+            "cookies",
+            "headersSize",
+            "bodySize",
+        ] {
             assert!(e["request"].get(field).is_some(), "request lacks {field}");
         }
         for field in ["status", "statusText", "httpVersion", "headers", "content", "redirectURL"] {
             assert!(e["response"].get(field).is_some(), "response lacks {field}");
         }
         for (k, _) in e.as_object().expect("object") {
-            let standard = ["startedDateTime", "time", "request", "response", "cache", "timings", "serverIPAddress", "connection", "pageref", "comment"];
+            let standard = [
+                "startedDateTime",
+                "time",
+                "request",
+                "response",
+                "cache",
+                "timings",
+                "serverIPAddress",
+                "connection",
+                "pageref",
+                "comment",
+            ];
             assert!(standard.contains(&k.as_str()) || k.starts_with('_'), "non-standard field {k}");
         }
     }
@@ -232,18 +287,31 @@ fn exported_har_is_valid_har_1_2_for_other_tools() {
 #[test]
 fn proxymock_json_lines_and_single_files() {
     let lines = read("proxymock/jsonl/openai.jsonl");
-    assert_eq!(lines.iter().map(|e| e.status()).collect::<Vec<_>>(), [Some(200), Some(429), Some(200), Some(200)]);
+    assert_eq!(
+        lines.iter().map(|e| e.status()).collect::<Vec<_>>(),
+        [Some(200), Some(429), Some(200), Some(200)]
+    );
     assert_eq!(lines[0].request.url, "https://api.openai.com/v1/chat/completions");
     assert_eq!(lines[0].timing.duration_ns, Some(1_130_000_000));
     assert_eq!(lines[0].id.as_str().len(), 32, "uuid becomes the id");
     assert_eq!(lines[0].tags.get("proxyVersion").and_then(|v| v.as_str()), Some("v2.3.290"));
-    assert!(lines[0].request.body.as_ref().and_then(|b| b.as_text()).is_some_and(|t| t.contains("haiku")));
+    assert!(
+        lines[0]
+            .request
+            .body
+            .as_ref()
+            .and_then(|b| b.as_text())
+            .is_some_and(|t| t.contains("haiku"))
+    );
 
     let files = read("proxymock/json");
     assert_eq!(files.len(), 2);
     assert_eq!(files[0].request.url, "https://dynamodb.us-west-2.amazonaws.com/", "port 0 dropped");
     assert_eq!(files[0].status(), Some(500));
-    assert_eq!(header(&files[0].request.headers, "X-Amz-Target"), Some("DynamoDB_20120810.CreateTable"));
+    assert_eq!(
+        header(&files[0].request.headers, "X-Amz-Target"),
+        Some("DynamoDB_20120810.CreateTable")
+    );
 }
 
 #[test]
@@ -254,20 +322,32 @@ fn proxymock_markdown_quirks() {
     let put = &md[0];
     assert_eq!(put.request.method, "PUT");
     assert_eq!(header(&put.request.headers, "Accept"), Some("application/json, */*"));
-    assert_eq!(header(&put.response.as_ref().expect("response").headers, "Date"), Some("Tue, 12 Aug 2025 12:18:35 GMT"));
+    assert_eq!(
+        header(&put.response.as_ref().expect("response").headers, "Date"),
+        Some("Tue, 12 Aug 2025 12:18:35 GMT")
+    );
     assert_eq!(put.id.as_str(), "c887053324b343128566cd09fe0e15e3");
     assert_eq!(put.timing.duration_ns, Some(14_000_000));
-    assert_eq!(put.request.body.as_ref().and_then(|b| b.as_text()), Some("{\"content\": \"buy milk, eggs\", \"pinned\": true}"));
+    assert_eq!(
+        put.request.body.as_ref().and_then(|b| b.as_text()),
+        Some("{\"content\": \"buy milk, eggs\", \"pinned\": true}")
+    );
     // Sections out of order, no status line: the status comes from the trailing JSON.
     let limited = &md[1];
     assert_eq!(limited.status(), Some(429));
     assert_eq!(limited.request.url, "http://localhost:8080/v1/api/notes?limit=20");
-    assert_eq!(limited.response.as_ref().and_then(|r| r.status_text.as_deref()), Some("Too Many Requests"));
+    assert_eq!(
+        limited.response.as_ref().and_then(|r| r.status_text.as_deref()),
+        Some("Too Many Requests")
+    );
     // Old bare form: no fences, no ts in METADATA (from the file name), top-level status only.
     let health = &md[2];
     assert_eq!(health.status(), Some(200));
     assert_eq!(health.timing.start, ts("2025-08-12T12:18:37.5Z"));
-    assert_eq!(health.response.as_ref().and_then(|r| r.body.as_ref()).and_then(|b| b.as_text()), Some("ok"));
+    assert_eq!(
+        health.response.as_ref().and_then(|r| r.body.as_ref()).and_then(|b| b.as_text()),
+        Some("ok")
+    );
 }
 
 #[test]
@@ -296,7 +376,11 @@ fn malformed_json_line_names_file_line_and_column() {
     let (_d, p) = bad("bad.jsonl", text.as_bytes());
     let err = strict_error(&p);
     assert!(err.contains("bad.jsonl:3:"), "{err}");
-    let (accs, s) = fold_paths(&[p.clone()], ReadOptions { lenient: true }, 1, &|| 0u64, &|n: &mut u64, _| *n += 1).expect("lenient");
+    let (accs, s) =
+        fold_paths(std::slice::from_ref(&p), ReadOptions { lenient: true }, 1, &|| 0u64, &|n: &mut u64, _| {
+            *n += 1
+        })
+        .expect("lenient");
     assert_eq!((accs.iter().sum::<u64>(), s.skipped), (1, 1));
 }
 
@@ -326,8 +410,14 @@ fn truncated_zstd_is_an_error_with_offset_and_lenient_keeps_the_prefix() {
     let err = strict_error(&p);
     assert!(err.contains("t.jsonl.zst") && err.contains("truncated or corrupt"), "{err}");
     for threads in [1, 2] {
-        let (accs, s) = fold_paths(&[p.clone()], ReadOptions { lenient: true }, threads, &|| 0u64, &|n: &mut u64, _| *n += 1)
-            .expect("lenient keeps what decompressed");
+        let (accs, s) = fold_paths(
+            std::slice::from_ref(&p),
+            ReadOptions { lenient: true },
+            threads,
+            &|| 0u64,
+            &|n: &mut u64, _| *n += 1,
+        )
+        .expect("lenient keeps what decompressed");
         let n: u64 = accs.iter().sum();
         assert!(n > 0 && n < 20 * ex.len() as u64, "{n}");
         assert!(s.skipped >= 1);
@@ -343,7 +433,12 @@ fn har_missing_response_names_the_entry_and_field() {
 ]}}"#;
     let (_d, p) = bad("m.har", text.as_bytes());
     let err = strict_error(&p);
-    assert!(err.contains("m.har:3") && err.contains("entry 1") && err.contains("missing field `response`"), "{err}");
+    assert!(
+        err.contains("m.har:3")
+            && err.contains("entry 1")
+            && err.contains("missing field `response`"),
+        "{err}"
+    );
     let (v, s) = read_all(&p, ReadOptions { lenient: true }).expect("lenient");
     assert_eq!((v.len(), s.skipped), (1, 1));
 }
@@ -354,7 +449,12 @@ fn har_bad_started_date_time_names_the_field() {
   {"startedDateTime":"yesterday","time":1,"request":{"method":"GET","url":"https://a/x"},"response":{"status":200}}]}}"#;
     let (_d, p) = bad("d.har", text.as_bytes());
     let err = strict_error(&p);
-    assert!(err.contains("d.har:2") && err.contains("log.entries[0].startedDateTime") && err.contains("yesterday"), "{err}");
+    assert!(
+        err.contains("d.har:2")
+            && err.contains("log.entries[0].startedDateTime")
+            && err.contains("yesterday"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -369,7 +469,10 @@ fn proxymock_file_with_no_status_anywhere() {
     let text = "### REQUEST ###\n```\nGET http://localhost:8080/x HTTP/1.1\n```\n\n### RESPONSE ###\n```\nContent-Type: text/plain\n```\n\n### METADATA ###\n```\nts: 2025-08-12T12:18:35Z\n```\n";
     let (_d, p) = bad("2025-08-12_12-18-35.000000Z.md", text.as_bytes());
     let err = strict_error(&p);
-    assert!(err.contains("2025-08-12_12-18-35.000000Z.md:6") && err.contains("no HTTP status"), "{err}");
+    assert!(
+        err.contains("2025-08-12_12-18-35.000000Z.md:6") && err.contains("no HTTP status"),
+        "{err}"
+    );
     let (_d2, pj) = bad("r.json", br#"{"msgType":"rrpair","ts":"2025-03-17T22:19:05Z","http":{"req":{"method":"GET","uri":"/x"},"res":{}}}"#);
     let err = strict_error(&pj);
     assert!(err.contains("r.json:1") && err.contains("http.res.statusCode"), "{err}");
@@ -389,7 +492,11 @@ fn binary_garbage_and_empty_files() {
 #[test]
 fn directory_of_mixed_files() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(fixture("proxymock/markdown/2025-08-12_12-18-35.383552Z.md"), dir.path().join("a.md")).expect("copy");
+    std::fs::copy(
+        fixture("proxymock/markdown/2025-08-12_12-18-35.383552Z.md"),
+        dir.path().join("a.md"),
+    )
+    .expect("copy");
     std::fs::write(dir.path().join("notes.txt"), "remember to rotate the key").expect("write");
     std::fs::write(dir.path().join(".DS_Store"), [0u8, 1, 2]).expect("write");
     let err = read_all(dir.path(), ReadOptions::default()).expect_err("strict fails").to_string();
@@ -402,7 +509,10 @@ fn directory_of_mixed_files() {
 
 #[test]
 fn lenient_with_nothing_usable_is_still_an_error() {
-    let (_d, p) = bad("all-bad.jsonl", b"{\"format\":\"af-snapshot\",\"version\":1}\nnot json\n{\"also\":\"bad\"}\n");
+    let (_d, p) = bad(
+        "all-bad.jsonl",
+        b"{\"format\":\"af-snapshot\",\"version\":1}\nnot json\n{\"also\":\"bad\"}\n",
+    );
     let err = read_all(&p, ReadOptions { lenient: true }).expect_err("nothing usable").to_string();
     assert!(err.contains("no usable exchange") && err.contains("2 bad record"), "{err}");
 }

@@ -14,17 +14,28 @@ fn check_output(output: &Path, inputs: &[PathBuf], force: bool) -> Result<(), Us
         if let (Ok(a), Ok(b)) = (std::fs::canonicalize(i), std::fs::canonicalize(output))
             && a == b
         {
-            return Err(UsageError(format!("{}: output is the same file as an input", output.display())));
+            return Err(UsageError(format!(
+                "{}: output is the same file as an input",
+                output.display()
+            )));
         }
     }
     if output.exists() && !force {
-        return Err(UsageError(format!("{}: already exists (use --force to overwrite)", output.display())));
+        return Err(UsageError(format!(
+            "{}: already exists (use --force to overwrite)",
+            output.display()
+        )));
     }
     Ok(())
 }
 
 /// Streams every input into `output`. On failure the partial output is removed.
-fn copy(inputs: &[PathBuf], output: &Path, format: OutputFormat, opts: ReadOptions) -> anyhow::Result<ReadSummary> {
+fn copy(
+    inputs: &[PathBuf],
+    output: &Path,
+    format: OutputFormat,
+    opts: ReadOptions,
+) -> anyhow::Result<ReadSummary> {
     let mut writer = Writer::create(output, format, false)?;
     let mut total = ReadSummary::default();
     let result = (|| -> anyhow::Result<()> {
@@ -101,16 +112,23 @@ pub fn convert(a: ConvertArgs) -> anyhow::Result<i32> {
 /// `capture.har` → `capture.jsonl`; `recorded-2025/` → `recorded-2025.jsonl`.
 fn default_output(input: &Path) -> PathBuf {
     let trimmed = input.components().as_path();
-    let name = trimmed.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "capture".into());
+    let name = trimmed
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "capture".into());
     let stem = name.split('.').next().filter(|s| !s.is_empty()).unwrap_or("capture");
     trimmed.with_file_name(format!("{stem}.jsonl"))
 }
 
-pub fn import(a: ImportArgs) -> anyhow::Result<i32> {
+pub fn import(a: &ImportArgs) -> anyhow::Result<i32> {
     let output = a.output.clone().unwrap_or_else(|| default_output(&a.inputs[0]));
     let format = OutputFormat::for_path(&output)?;
     if format == OutputFormat::Har {
-        return Err(UsageError(format!("{}: import writes native snapshots; use `af convert` for HAR", output.display())).into());
+        return Err(UsageError(format!(
+            "{}: import writes native snapshots; use `af convert` for HAR",
+            output.display()
+        ))
+        .into());
     }
     check_output(&output, &a.inputs, a.force)?;
     let total = copy(&a.inputs, &output, format, ReadOptions { lenient: a.read.lenient })?;

@@ -11,7 +11,10 @@ use crate::exit::{self, UsageError};
 use crate::output::{Filters, INSPECT_SCHEMA, InspectOutput, ReadInfo, Source};
 
 fn time_arg(flag: &str, v: Option<&String>) -> Result<Option<Timestamp>, UsageError> {
-    v.map(|s| Timestamp::parse(s).map_err(|e| UsageError(format!("{flag}: invalid RFC 3339 time {e}")))).transpose()
+    v.map(|s| {
+        Timestamp::parse(s).map_err(|e| UsageError(format!("{flag}: invalid RFC 3339 time {e}")))
+    })
+    .transpose()
 }
 
 /// Validated configuration from the arguments.
@@ -27,7 +30,10 @@ fn config(a: &InspectArgs) -> Result<StatsConfig, UsageError> {
     };
     Ok(StatsConfig {
         templater: Templater::new(patterns),
-        caller: a.caller_key.parse::<CallerSpec>().map_err(|e| UsageError(format!("--caller-key: {e}")))?,
+        caller: a
+            .caller_key
+            .parse::<CallerSpec>()
+            .map_err(|e| UsageError(format!("--caller-key: {e}")))?,
         group_by: match a.by {
             By::Endpoint => GroupBy::Endpoint,
             By::Caller => GroupBy::Caller,
@@ -41,11 +47,17 @@ fn config(a: &InspectArgs) -> Result<StatsConfig, UsageError> {
     })
 }
 
-pub fn run(a: InspectArgs) -> anyhow::Result<i32> {
-    let cfg = config(&a)?;
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
+    let cfg = config(a)?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let opts = ReadOptions { lenient: a.read.lenient };
-    let (parts, summary) = fold_paths(&a.snapshots, opts, threads, &Stats::default, &|s: &mut Stats, ex| s.add(&cfg, &ex))
+    let (parts, summary) =
+        fold_paths(&a.snapshots, opts, threads, &Stats::default, &|s: &mut Stats, ex| {
+            s.add(&cfg, &ex)
+        })
         .context("cannot inspect")?;
     let mut stats = Stats::default();
     for p in parts {
@@ -56,14 +68,23 @@ pub fn run(a: InspectArgs) -> anyhow::Result<i32> {
     if a.json {
         let doc = InspectOutput {
             schema: INSPECT_SCHEMA.into(),
-            sources: summary.files.iter().map(|(p, f)| Source { path: p.display().to_string(), format: f.to_string() }).collect(),
+            sources: summary
+                .files
+                .iter()
+                .map(|(p, f)| Source { path: p.display().to_string(), format: f.to_string() })
+                .collect(),
             read: ReadInfo {
                 exchanges: summary.exchanges,
                 skipped: summary.skipped,
                 errors: summary.errors.iter().map(ToString::to_string).collect(),
                 truncated_tails: summary.truncated_tails.iter().map(ToString::to_string).collect(),
             },
-            filters: Filters { endpoint: a.endpoint.clone(), status: a.status.clone(), since: a.since.clone(), until: a.until.clone() },
+            filters: Filters {
+                endpoint: a.endpoint.clone(),
+                status: a.status.clone(),
+                since: a.since.clone(),
+                until: a.until.clone(),
+            },
             table,
         };
         // Serialize first: a write error (closed pipe) then stays an io::Error.
@@ -71,7 +92,12 @@ pub fn run(a: InspectArgs) -> anyhow::Result<i32> {
         text.push(b'\n');
         out.write_all(&text)?;
     } else {
-        let text = crate::render::inspect(&table, &summary, a.by == By::Caller, std::io::stdout().is_terminal());
+        let text = crate::render::inspect(
+            &table,
+            &summary,
+            a.by == By::Caller,
+            std::io::stdout().is_terminal(),
+        );
         out.write_all(text.as_bytes())?;
     }
     out.flush()?;

@@ -11,9 +11,9 @@ use crate::exit;
 /// Runs the verb; returns the exit code for outcomes that are not errors.
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Inspect(a) => inspect::run(a),
+        Command::Inspect(a) => inspect::run(&a),
         Command::Convert(a) => convert::convert(a),
-        Command::Import(a) => convert::import(a),
+        Command::Import(a) => convert::import(&a),
         Command::Schema(a) => {
             let text = match a.which {
                 SchemaName::Inspect => crate::output::inspect_schema(),

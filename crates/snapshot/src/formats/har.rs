@@ -210,13 +210,20 @@ fn line_of(text: &[u8], offset: usize) -> u64 {
     memchr::memchr_iter(b'\n', &text[..offset.min(text.len())]).count() as u64 + 1
 }
 
-pub(crate) fn parse(path: &Path, mut reader: Box<dyn Read + Send>, sink: &mut Sink<'_>) -> Result<(), SnapshotError> {
+pub(crate) fn parse(
+    path: &Path,
+    mut reader: Box<dyn Read + Send>,
+    sink: &mut Sink<'_>,
+) -> Result<(), SnapshotError> {
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes).map_err(|e| SnapshotError::io(path, e))?;
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let doc: Doc<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();
-        let loc = Location { column: Some(inner.column() as u64), ..Location::file(path).at_line(inner.line() as u64) };
+        let loc = Location {
+            column: Some(inner.column() as u64),
+            ..Location::file(path).at_line(inner.line() as u64)
+        };
         let field = e.path().to_string();
         SnapshotError::Record(RecordError::new(
             loc,
@@ -245,13 +252,15 @@ pub(crate) fn parse(path: &Path, mut reader: Box<dyn Read + Send>, sink: &mut Si
                 };
                 // serde reports a missing field at the end of its parent; name the field itself
                 // and point at the start of the entry instead.
-                let (line, column) = match message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
-                    Some(name) => {
-                        field = format!("{field}.{name}");
-                        (first_line, None)
-                    }
-                    None => (first_line + inner.line() as u64 - 1, Some(inner.column() as u64)),
-                };
+                let (line, column) =
+                    match message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`'))
+                    {
+                        Some(name) => {
+                            field = format!("{field}.{name}");
+                            (first_line, None)
+                        }
+                        None => (first_line + inner.line() as u64 - 1, Some(inner.column() as u64)),
+                    };
                 if !sink.bad(RecordError::new(loc(line, column), Some(field), message)) {
                     return Ok(());
                 }
@@ -284,7 +293,11 @@ fn headers_out(h: &Headers) -> Vec<NameValue> {
     h.iter().map(|(n, v)| NameValue { name: n.clone(), value: v.clone() }).collect()
 }
 
-fn decode_text(text: String, encoding: Option<&str>, field: &'static str) -> Result<BodyData, (&'static str, String)> {
+fn decode_text(
+    text: String,
+    encoding: Option<&str>,
+    field: &'static str,
+) -> Result<BodyData, (&'static str, String)> {
     match encoding {
         Some(e) if e.eq_ignore_ascii_case("base64") => base64::engine::general_purpose::STANDARD
             .decode(text.trim().as_bytes())
@@ -335,10 +348,12 @@ fn to_exchange(e: Entry, index: usize) -> Result<Exchange, (&'static str, String
         }
         let t = e.timings.as_ref()?;
         // `ssl` is included in `connect` per HAR 1.2.
-        let before = [t.blocked, t.dns, t.connect, t.send, t.wait].iter().filter(|v| **v > 0.0).sum::<f64>();
+        let before =
+            [t.blocked, t.dns, t.connect, t.send, t.wait].iter().filter(|v| **v > 0.0).sum::<f64>();
         ms_to_ns(before)
     });
-    let duration_ns = if af.no_duration { None } else { af.duration_ns.or_else(|| e.time.and_then(ms_to_ns)) };
+    let duration_ns =
+        if af.no_duration { None } else { af.duration_ns.or_else(|| e.time.and_then(ms_to_ns)) };
     let ttfb_ns = match (ttfb_ns, duration_ns) {
         (Some(t), Some(d)) => Some(t.min(d)),
         (t, _) => t,
@@ -347,7 +362,10 @@ fn to_exchange(e: Entry, index: usize) -> Result<Exchange, (&'static str, String
     let req = e.request;
     let req_body = match req.post_data {
         Some(pd) => {
-            let data = pd.text.map(|t| decode_text(t, pd.encoding.as_deref(), "request.postData.text")).transpose()?;
+            let data = pd
+                .text
+                .map(|t| decode_text(t, pd.encoding.as_deref(), "request.postData.text"))
+                .transpose()?;
             body_in(data, req.body_size, af.request_body)
         }
         None => body_in(None, req.body_size.max(0), af.request_body),
@@ -364,16 +382,21 @@ fn to_exchange(e: Entry, index: usize) -> Result<Exchange, (&'static str, String
     let mut tags = af.tags;
     let (response, error) = if res.status == 0 {
         let error = af.error.or_else(|| {
-            res.error.as_ref().or(match e.extra.get("_error") {
-                Some(Value::String(s)) => Some(s),
-                _ => None,
-            })
-            .map(|m| TransportError { kind: ErrorKind::classify(m), message: m.clone() })
+            res.error
+                .as_ref()
+                .or(match e.extra.get("_error") {
+                    Some(Value::String(s)) => Some(s),
+                    _ => None,
+                })
+                .map(|m| TransportError { kind: ErrorKind::classify(m), message: m.clone() })
         });
         let error = match (error, af.incomplete) {
             (Some(err), _) => Some(err),
             (None, true) => None,
-            (None, false) => Some(TransportError { kind: ErrorKind::Other, message: "no response (HAR status 0)".into() }),
+            (None, false) => Some(TransportError {
+                kind: ErrorKind::Other,
+                message: "no response (HAR status 0)".into(),
+            }),
         };
         (None, error)
     } else {
@@ -440,9 +463,10 @@ fn body_out(body: Option<&Body>) -> (Option<String>, Option<String>, i64, Option
         Some(b) => {
             let (text, enc) = match &b.data {
                 BodyData::Text(t) => (t.clone(), None),
-                BodyData::Binary(bytes) => {
-                    (base64::engine::general_purpose::STANDARD.encode(bytes), Some("base64".to_owned()))
-                }
+                BodyData::Binary(bytes) => (
+                    base64::engine::general_purpose::STANDARD.encode(bytes),
+                    Some("base64".to_owned()),
+                ),
             };
             let meta = (b.truncated || b.size != b.bytes().len() as u64)
                 .then_some(BodyMeta { size: b.size, truncated: b.truncated });
@@ -615,7 +639,8 @@ impl HarWriter {
             self.out.write_all(b",\n").map_err(io)?;
         }
         self.first = false;
-        serde_json::to_writer(&mut self.out, &to_entry(ex)).map_err(|e| SnapshotError::io(&self.path, e.into()))
+        serde_json::to_writer(&mut self.out, &to_entry(ex))
+            .map_err(|e| SnapshotError::io(&self.path, e.into()))
     }
 
     /// Closes the log and flushes.

@@ -88,7 +88,10 @@ pub fn open(path: &Path) -> Result<(Format, Box<dyn Read + Send>), SnapshotError
         if head.is_empty() {
             return Err(match r.read(&mut [0u8; 1]) {
                 Err(e) => SnapshotError::Record(crate::error::RecordError::new(
-                    crate::error::Location { offset: Some(0), ..crate::error::Location::file(path) },
+                    crate::error::Location {
+                        offset: Some(0),
+                        ..crate::error::Location::file(path)
+                    },
                     None,
                     format!("zstd stream is truncated or corrupt before any data: {e}"),
                 )),
@@ -99,7 +102,8 @@ pub fn open(path: &Path) -> Result<(Format, Box<dyn Read + Send>), SnapshotError
     } else {
         (false, head, r)
     };
-    let kind = detect(&head).map_err(|why| SnapshotError::UnknownFormat { path: path.to_owned(), why })?;
+    let kind =
+        detect(&head).map_err(|why| SnapshotError::UnknownFormat { path: path.to_owned(), why })?;
     Ok((Format { kind, zstd }, r))
 }
 
@@ -108,15 +112,21 @@ pub fn detect(head: &[u8]) -> Result<FormatKind, String> {
     let text = match std::str::from_utf8(head) {
         Ok(t) => t,
         // The sniffed prefix may end inside a multi-byte character.
-        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or("")
+        }
         Err(e) => {
             let at = e.valid_up_to();
-            let sample: Vec<String> = head[at..].iter().take(4).map(|b| format!("{b:02x}")).collect();
+            let sample: Vec<String> =
+                head[at..].iter().take(4).map(|b| format!("{b:02x}")).collect();
             return Err(format!("binary data: byte {at} is not UTF-8 (0x{})", sample.join(" 0x")));
         }
     };
     if let Some(at) = text.bytes().position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) {
-        return Err(format!("binary data: control byte 0x{:02x} at byte {at}", text.as_bytes()[at]));
+        return Err(format!(
+            "binary data: control byte 0x{:02x} at byte {at}",
+            text.as_bytes()[at]
+        ));
     }
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.is_empty() {
@@ -133,7 +143,8 @@ pub fn detect(head: &[u8]) -> Result<FormatKind, String> {
             None => Err("starts with `{` but is not a JSON object".into()),
         };
     }
-    if trimmed.starts_with("### ") && text.contains("### REQUEST") || text.contains("\n### REQUEST") {
+    if trimmed.starts_with("### ") && text.contains("### REQUEST") || text.contains("\n### REQUEST")
+    {
         return Ok(FormatKind::ProxymockMarkdown);
     }
     let first_line: String = trimmed.lines().next().unwrap_or("").chars().take(40).collect();
@@ -183,12 +194,14 @@ pub enum OutputFormat {
 impl OutputFormat {
     /// Chooses by extension: `.har`, `.zst`, anything JSON-lines-like.
     pub fn for_path(path: &Path) -> Result<Self, SnapshotError> {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        let name =
+            path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
         if name.ends_with(".har") || name.ends_with(".har.json") {
             Ok(Self::Har)
         } else if name.ends_with(".zst") {
             Ok(Self::Native { zstd: true })
-        } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".afsnap") {
+        } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".afsnap")
+        {
             Ok(Self::Native { zstd: false })
         } else {
             Err(SnapshotError::UnknownOutputFormat { path: path.to_owned() })
@@ -207,7 +220,11 @@ pub enum Writer {
 impl Writer {
     /// Creates `path` in `format`. `flush_each` flushes every exchange as it is written (for
     /// recorders: a killed process leaves a readable file); batch conversion leaves it off.
-    pub fn create(path: &Path, format: OutputFormat, flush_each: bool) -> Result<Self, SnapshotError> {
+    pub fn create(
+        path: &Path,
+        format: OutputFormat,
+        flush_each: bool,
+    ) -> Result<Self, SnapshotError> {
         Ok(match format {
             OutputFormat::Native { zstd } => {
                 Self::Native(native::NativeWriter::create(path, zstd, flush_each)?)
@@ -245,7 +262,10 @@ mod tests {
             detect(b"{\"msgType\":\"rrpair\", \"ts\":\"2025\", \"http\":{}}"),
             Ok(FormatKind::ProxymockJson)
         );
-        assert_eq!(detect(b"### REQUEST ###\n```\nGET http://x/ HTTP/1.1"), Ok(FormatKind::ProxymockMarkdown));
+        assert_eq!(
+            detect(b"### REQUEST ###\n```\nGET http://x/ HTTP/1.1"),
+            Ok(FormatKind::ProxymockMarkdown)
+        );
         assert!(detect(b"\x00\x01\x02garbage").unwrap_err().contains("binary"));
         assert!(detect(b"{\"name\": 1}").unwrap_err().contains("first key is `name`"));
         assert!(detect(b"hello world").unwrap_err().contains("hello world"));

@@ -56,7 +56,11 @@ fn migrate(version: u64, line: &[u8]) -> Result<Exchange, serde_json::Error> {
 fn parse_header(path: &Path, line_no: u64, line: &[u8]) -> Result<Header, SnapshotError> {
     let loc = || Location::file(path).at_line(line_no);
     let h: Header = serde_json::from_slice(line).map_err(|e| {
-        RecordError::new(loc(), Some("header".into()), format!("invalid header line: {}", json_message(&e)))
+        RecordError::new(
+            loc(),
+            Some("header".into()),
+            format!("invalid header line: {}", json_message(&e)),
+        )
     })?;
     if h.format != FORMAT_NAME {
         return Err(RecordError::new(
@@ -79,14 +83,35 @@ fn parse_header(path: &Path, line_no: u64, line: &[u8]) -> Result<Header, Snapsh
 /// serde_json's message without its " at line L column C" suffix (we say where ourselves).
 pub(crate) fn json_message(e: &serde_json::Error) -> String {
     let s = e.to_string();
-    match s.rfind(" at line ") {
+    let s = match s.rfind(" at line ") {
         Some(i) => s[..i].to_owned(),
         None => s,
+    };
+    match e.classify() {
+        serde_json::error::Category::Syntax => format!("invalid JSON: {s}"),
+        serde_json::error::Category::Eof => format!("incomplete JSON: {s}"),
+        _ => s,
+    }
+}
+
+/// serde reports a missing field at its parent; name the field itself (`request.url`).
+pub(crate) fn missing_field_path(parent: Option<String>, message: &str) -> Option<String> {
+    match message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+        Some(name) => Some(match parent {
+            Some(p) => format!("{p}.{name}"),
+            None => name.to_owned(),
+        }),
+        None => parent,
     }
 }
 
 /// Parses one exchange line; on failure names the field (`request.method`) and column.
-pub(crate) fn parse_line(path: &Path, version: u64, line_no: u64, line: &[u8]) -> Result<Exchange, RecordError> {
+pub(crate) fn parse_line(
+    path: &Path,
+    version: u64,
+    line_no: u64,
+    line: &[u8],
+) -> Result<Exchange, RecordError> {
     let ex = migrate(version, line).map_err(|e| {
         // Re-parse only on the error path to learn which field was at fault.
         let mut de = serde_json::Deserializer::from_slice(line);
@@ -94,8 +119,10 @@ pub(crate) fn parse_line(path: &Path, version: u64, line_no: u64, line: &[u8]) -
             Err(pe) if pe.path().to_string() != "." => Some(pe.path().to_string()),
             _ => None,
         };
-        let loc = Location { column: Some(e.column() as u64), ..Location::file(path).at_line(line_no) };
-        RecordError::new(loc, field, json_message(&e))
+        let loc =
+            Location { column: Some(e.column() as u64), ..Location::file(path).at_line(line_no) };
+        let message = json_message(&e);
+        RecordError::new(loc, missing_field_path(field, &message), message)
     })?;
     ex.validate().map_err(|(field, msg)| {
         RecordError::new(Location::file(path).at_line(line_no), Some(field.to_owned()), msg)
@@ -150,7 +177,9 @@ pub(crate) fn parse(
         let n = match r.read_until(b'\n', &mut buf) {
             Ok(n) => n,
             Err(e) => {
-                let SnapshotError::Record(re) = stream_error(path, offset, &e) else { unreachable!() };
+                let SnapshotError::Record(re) = stream_error(path, offset, &e) else {
+                    unreachable!()
+                };
                 sink.bad(re);
                 return Ok(());
             }
@@ -220,7 +249,13 @@ pub(crate) fn fold_parallel<A: Send>(
                 let stop = &stop;
                 let path = &path_buf;
                 s.spawn(move || {
-                    let mut out = WorkerOut { acc: init(), exchanges: 0, errors: Vec::new(), skipped: 0, tail: None };
+                    let mut out = WorkerOut {
+                        acc: init(),
+                        exchanges: 0,
+                        errors: Vec::new(),
+                        skipped: 0,
+                        tail: None,
+                    };
                     loop {
                         let block = {
                             let Ok(guard) = rx.lock() else { break };
@@ -294,7 +329,8 @@ pub(crate) fn fold_parallel<A: Send>(
             if data.is_empty() {
                 break;
             }
-            let cut = if eof { data.len() } else { memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1) };
+            let cut =
+                if eof { data.len() } else { memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1) };
             if cut == 0 {
                 // A line longer than a block: keep reading into it.
                 carry = data;
@@ -315,7 +351,8 @@ pub(crate) fn fold_parallel<A: Send>(
         (outs, stream_err)
     });
 
-    let mut summary = ReadSummary { files: vec![(path.to_owned(), format)], ..ReadSummary::default() };
+    let mut summary =
+        ReadSummary { files: vec![(path.to_owned(), format)], ..ReadSummary::default() };
     let mut accs = Vec::with_capacity(outs.len());
     let mut errors: Vec<RecordError> = Vec::new();
     for o in outs {
@@ -409,7 +446,8 @@ impl NativeWriter {
 
     /// Appends one exchange (one line; flushed when the writer was made with `flush_each`).
     pub fn write(&mut self, ex: &Exchange) -> Result<(), SnapshotError> {
-        serde_json::to_writer(&mut self.line, ex).map_err(|e| SnapshotError::io(&self.path, e.into()))?;
+        serde_json::to_writer(&mut self.line, ex)
+            .map_err(|e| SnapshotError::io(&self.path, e.into()))?;
         self.emit()
     }
 

@@ -126,10 +126,12 @@ impl<'de> Deserialize<'de> for OneOrMany {
         match Value::deserialize(d)? {
             Value::String(s) => Ok(Self::One(s)),
             Value::Array(a) => Ok(Self::Many(
-                a.into_iter().map(|v| match v {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                }).collect(),
+                a.into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect(),
             )),
             other => Ok(Self::One(other.to_string())),
         }
@@ -161,18 +163,26 @@ fn status_from(v: &Value) -> Option<u16> {
     }
 }
 
-fn build_url(scheme: Option<&str>, host: Option<&str>, network_address: Option<&str>, uri: &str) -> String {
+fn build_url(
+    scheme: Option<&str>,
+    host: Option<&str>,
+    network_address: Option<&str>,
+    uri: &str,
+) -> String {
     if uri.contains("://") {
         return uri.to_owned();
     }
     let scheme = match scheme {
-        Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("http") => s.to_ascii_lowercase(),
+        Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("http") => {
+            s.to_ascii_lowercase()
+        }
         _ if network_address.is_some_and(|a| a.ends_with(":443")) => "https".into(),
         _ => "http".into(),
     };
-    let port = network_address.and_then(|a| a.rsplit_once(':')).map(|(_, p)| p).filter(|p| {
-        !matches!((*p, scheme.as_str()), ("0", _) | ("80", "http") | ("443", "https"))
-    });
+    let port = network_address
+        .and_then(|a| a.rsplit_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !matches!((*p, scheme.as_str()), ("0", _) | ("80", "http") | ("443", "https")));
     let host = host
         .filter(|h| !h.is_empty())
         .map(str::to_owned)
@@ -187,15 +197,32 @@ fn build_url(scheme: Option<&str>, host: Option<&str>, network_address: Option<&
 }
 
 /// Turns the JSON RRPair into an exchange. `fallback_ts` comes from the file name.
-fn from_rrpair(rr: RRPair, fallback_ts: Option<Timestamp>, seed: &[u8]) -> Result<Exchange, (String, String)> {
+fn from_rrpair(
+    rr: RRPair,
+    fallback_ts: Option<Timestamp>,
+    seed: &[u8],
+) -> Result<Exchange, (String, String)> {
     let http = rr.http.unwrap_or_default();
     let req = http.req.ok_or(("http.req".to_owned(), "missing request".to_owned()))?;
-    let method = req.method.filter(|m| !m.is_empty()).ok_or(("http.req.method".to_owned(), "missing method".to_owned()))?;
+    let method = req
+        .method
+        .filter(|m| !m.is_empty())
+        .ok_or(("http.req.method".to_owned(), "missing method".to_owned()))?;
     let uri = req.uri.or(req.url).unwrap_or_else(|| "/".into());
-    let url = build_url(rr.l7protocol.as_deref(), req.host.as_deref(), rr.network_address.as_deref(), &uri);
+    let url = build_url(
+        rr.l7protocol.as_deref(),
+        req.host.as_deref(),
+        rr.network_address.as_deref(),
+        &uri,
+    );
     let start = match rr.ts.as_deref() {
-        Some(ts) => Timestamp::parse(ts).map_err(|m| ("ts".to_owned(), format!("invalid timestamp {m}")))?,
-        None => fallback_ts.ok_or(("ts".to_owned(), "no timestamp (`ts`) in the record or the file name".to_owned()))?,
+        Some(ts) => {
+            Timestamp::parse(ts).map_err(|m| ("ts".to_owned(), format!("invalid timestamp {m}")))?
+        }
+        None => fallback_ts.ok_or((
+            "ts".to_owned(),
+            "no timestamp (`ts`) in the record or the file name".to_owned(),
+        ))?,
     };
     let res = http.res;
     let status = res
@@ -204,12 +231,31 @@ fn from_rrpair(rr: RRPair, fallback_ts: Option<Timestamp>, seed: &[u8]) -> Resul
         .and_then(status_from)
         .or_else(|| rr.status.as_ref().and_then(status_from))
         .filter(|s| (100..=999).contains(s))
-        .ok_or(("http.res.statusCode".to_owned(), "no HTTP status (neither `http.res.statusCode` nor top-level `status`)".to_owned()))?;
-    let req_body = req.body_base64.as_deref().filter(|b| !b.is_empty()).map(|b| b64(b, "http.req.bodyBase64")).transpose()?;
+        .ok_or((
+            "http.res.statusCode".to_owned(),
+            "no HTTP status (neither `http.res.statusCode` nor top-level `status`)".to_owned(),
+        ))?;
+    let req_body = req
+        .body_base64
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(|b| b64(b, "http.req.bodyBase64"))
+        .transpose()?;
     let res = res.unwrap_or_default();
-    let res_body = res.body_base64.as_deref().filter(|b| !b.is_empty()).map(|b| b64(b, "http.res.bodyBase64")).transpose()?;
+    let res_body = res
+        .body_base64
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(|b| b64(b, "http.res.bodyBase64"))
+        .transpose()?;
     let id = rr.uuid.as_deref().and_then(id_from_uuid).unwrap_or_else(|| {
-        ExchangeId::derive(&[b"proxymock", start.as_nanos().to_le_bytes().as_slice(), method.as_bytes(), url.as_bytes(), seed])
+        ExchangeId::derive(&[
+            b"proxymock",
+            start.as_nanos().to_le_bytes().as_slice(),
+            method.as_bytes(),
+            url.as_bytes(),
+            seed,
+        ])
     });
     let tags: Tags = rr.tags.into_iter().collect();
     Ok(Exchange {
@@ -224,21 +270,29 @@ fn from_rrpair(rr: RRPair, fallback_ts: Option<Timestamp>, seed: &[u8]) -> Resul
         request: Request {
             method,
             url,
-            http_version: req.version.map(|v| if v.starts_with("HTTP/") { v } else { format!("HTTP/{v}") }),
+            http_version: req
+                .version
+                .map(|v| if v.starts_with("HTTP/") { v } else { format!("HTTP/{v}") }),
             headers: req.headers,
             body: req_body.map(Body::from_bytes),
         },
         response: Some(Response {
             status,
-            status_text: res.status_message.map(|m| {
-                m.strip_prefix(&status.to_string()).map_or(m.clone(), |r| r.trim().to_owned())
-            }).filter(|m| !m.is_empty()),
+            status_text: res
+                .status_message
+                .map(|m| {
+                    m.strip_prefix(&status.to_string()).map_or(m.clone(), |r| r.trim().to_owned())
+                })
+                .filter(|m| !m.is_empty()),
             http_version: None,
             headers: res.headers,
             body: res_body.map(Body::from_bytes),
         }),
         error: None,
-        timing: Timing::new(start, rr.duration.filter(|d| *d >= 0.0).map(|ms| (ms * 1e6).round() as u64)),
+        timing: Timing::new(
+            start,
+            rr.duration.filter(|d| *d >= 0.0).map(|ms| (ms * 1e6).round() as u64),
+        ),
         tags,
     })
 }
@@ -253,7 +307,11 @@ fn ts_from_file_name(path: &Path) -> Option<Timestamp> {
     Timestamp::parse(&format!("{date}T{time}")).ok()
 }
 
-pub(crate) fn parse_json(path: &Path, mut reader: Box<dyn Read + Send>, sink: &mut Sink<'_>) -> Result<(), SnapshotError> {
+pub(crate) fn parse_json(
+    path: &Path,
+    mut reader: Box<dyn Read + Send>,
+    sink: &mut Sink<'_>,
+) -> Result<(), SnapshotError> {
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes).map_err(|e| SnapshotError::io(path, e))?;
     let fallback = ts_from_file_name(path);
@@ -262,17 +320,27 @@ pub(crate) fn parse_json(path: &Path, mut reader: Box<dyn Read + Send>, sink: &m
     let records: Vec<(u64, &[u8])> = if single {
         vec![(1, &bytes[..])]
     } else {
-        bytes.split(|&b| b == b'\n').enumerate().map(|(i, l)| (i as u64 + 1, l)).filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace)).collect()
+        bytes
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .map(|(i, l)| (i as u64 + 1, l))
+            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+            .collect()
     };
     for (line, text) in records {
         let loc = |column: Option<u64>| Location { column, ..Location::file(path).at_line(line) };
         let mut de = serde_json::Deserializer::from_slice(text);
         let rec = match serde_path_to_error::deserialize::<_, RRPair>(&mut de) {
-            Ok(rr) => from_rrpair(rr, fallback, &line.to_le_bytes()).map_err(|(f, m)| RecordError::new(loc(None), Some(f), m)),
+            Ok(rr) => from_rrpair(rr, fallback, &line.to_le_bytes())
+                .map_err(|(f, m)| RecordError::new(loc(None), Some(f), m)),
             Err(e) => {
                 let field = e.path().to_string();
                 let col = Some(e.inner().column() as u64);
-                Err(RecordError::new(loc(col), (field != ".").then_some(field), json_message(e.inner())))
+                Err(RecordError::new(
+                    loc(col),
+                    (field != ".").then_some(field),
+                    json_message(e.inner()),
+                ))
             }
         };
         if !sink.push(rec, || loc(None)) {
@@ -294,7 +362,11 @@ fn sections(text: &str) -> Vec<Section<'_>> {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_end();
         if let Some(name) = t.strip_prefix("### ").and_then(|r| r.strip_suffix(" ###")) {
-            out.push(Section { name: name.trim().to_ascii_uppercase(), line: i as u64 + 1, lines: Vec::new() });
+            out.push(Section {
+                name: name.trim().to_ascii_uppercase(),
+                line: i as u64 + 1,
+                lines: Vec::new(),
+            });
         } else if let Some(s) = out.last_mut() {
             s.lines.push(line);
         }
@@ -348,7 +420,8 @@ fn header_line(l: &str) -> Option<(String, String)> {
 
 fn parse_duration_ns(s: &str) -> Option<u64> {
     let s = s.trim();
-    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "ms"), |i| (&s[..i], &s[i..]));
+    let (num, unit) =
+        s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "ms"), |i| (&s[..i], &s[i..]));
     let v: f64 = num.trim().parse().ok()?;
     let scale = match unit {
         "ns" => 1.0,
@@ -361,7 +434,11 @@ fn parse_duration_ns(s: &str) -> Option<u64> {
     (v >= 0.0).then(|| (v * scale).round() as u64)
 }
 
-pub(crate) fn parse_markdown(path: &Path, mut reader: Box<dyn Read + Send>, sink: &mut Sink<'_>) -> Result<(), SnapshotError> {
+pub(crate) fn parse_markdown(
+    path: &Path,
+    mut reader: Box<dyn Read + Send>,
+    sink: &mut Sink<'_>,
+) -> Result<(), SnapshotError> {
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes).map_err(|e| SnapshotError::io(path, e))?;
     let rec = match String::from_utf8(bytes) {
@@ -379,8 +456,16 @@ pub(crate) fn parse_markdown(path: &Path, mut reader: Box<dyn Read + Send>, sink
 fn markdown_exchange(path: &Path, text: &str) -> Result<Exchange, RecordError> {
     let secs = sections(text);
     let at = |line: u64| Location::file(path).at_line(line);
-    let find = |name: &str| secs.iter().find(|s| s.name == name || s.name.starts_with(&format!("{name} ")));
-    let req = find("REQUEST").ok_or_else(|| RecordError::new(Location::file(path), Some("REQUEST".into()), "no `### REQUEST ###` section"))?;
+    let find = |name: &str| {
+        secs.iter().find(|s| s.name == name || s.name.starts_with(&format!("{name} ")))
+    };
+    let req = find("REQUEST").ok_or_else(|| {
+        RecordError::new(
+            Location::file(path),
+            Some("REQUEST".into()),
+            "no `### REQUEST ###` section",
+        )
+    })?;
 
     // The trailing JSON (INTERNAL section): fallback for everything the sections lack.
     let mut internal = RRPair::default();
@@ -395,7 +480,12 @@ fn markdown_exchange(path: &Path, text: &str) -> Result<Exchange, RecordError> {
     let mut meta: Vec<(String, String)> = Vec::new();
     if let Some(s) = find("METADATA") {
         let (head, _) = head_and_body(&s.lines);
-        meta = head.iter().filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))).collect();
+        meta = head
+            .iter()
+            .filter_map(|l| {
+                l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            })
+            .collect();
     }
     let meta_get = |k: &str| meta.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
 
@@ -404,7 +494,11 @@ fn markdown_exchange(path: &Path, text: &str) -> Result<Exchange, RecordError> {
     let mut parts = first.split_whitespace();
     let (method, target, version) = (parts.next(), parts.next(), parts.next());
     let (Some(method), Some(target)) = (method, target) else {
-        return Err(RecordError::new(at(req.line + 1), Some("REQUEST".into()), format!("expected `METHOD URL HTTP/x` request line, found {first:?}")));
+        return Err(RecordError::new(
+            at(req.line + 1),
+            Some("REQUEST".into()),
+            format!("expected `METHOD URL HTTP/x` request line, found {first:?}"),
+        ));
     };
     let headers: Headers = head.iter().skip(1).filter_map(|l| header_line(l)).collect();
     let host = crate::model::header(&headers, "host").map(str::to_owned);
@@ -445,22 +539,39 @@ fn markdown_exchange(path: &Path, text: &str) -> Result<Exchange, RecordError> {
                 "no HTTP status: no status line in RESPONSE and no `http.res.statusCode` or `status` in the trailing JSON",
             )
         })?;
-    let status_text = status_text.or_else(|| {
-        internal_http.res.as_ref().and_then(|r| r.status_message.clone()).map(|m| {
-            m.strip_prefix(&status.to_string()).map_or(m.clone(), |r| r.trim().to_owned())
-        })
-    });
+    let status_text =
+        status_text.or_else(|| {
+            internal_http.res.as_ref().and_then(|r| r.status_message.clone()).map(|m| {
+                m.strip_prefix(&status.to_string()).map_or(m.clone(), |r| r.trim().to_owned())
+            })
+        });
 
     let start = match meta_get("ts").or(internal.ts.as_deref()) {
-        Some(ts) => Timestamp::parse(ts).map_err(|m| RecordError::new(Location::file(path), Some("METADATA.ts".into()), format!("invalid timestamp {m}")))?,
+        Some(ts) => Timestamp::parse(ts).map_err(|m| {
+            RecordError::new(
+                Location::file(path),
+                Some("METADATA.ts".into()),
+                format!("invalid timestamp {m}"),
+            )
+        })?,
         None => ts_from_file_name(path).ok_or_else(|| {
-            RecordError::new(Location::file(path), Some("METADATA.ts".into()), "no timestamp in METADATA, the trailing JSON or the file name")
+            RecordError::new(
+                Location::file(path),
+                Some("METADATA.ts".into()),
+                "no timestamp in METADATA, the trailing JSON or the file name",
+            )
         })?,
     };
-    let duration_ns = meta_get("duration").and_then(parse_duration_ns).or(internal.duration.map(|ms| (ms * 1e6).round() as u64));
+    let duration_ns = meta_get("duration")
+        .and_then(parse_duration_ns)
+        .or(internal.duration.map(|ms| (ms * 1e6).round() as u64));
     let uuid = meta_get("uuid").map(str::to_owned).or(internal.uuid.clone());
     let id = uuid.as_deref().and_then(id_from_uuid).unwrap_or_else(|| {
-        ExchangeId::derive(&[b"proxymock-md", path.to_string_lossy().as_bytes(), start.as_nanos().to_le_bytes().as_slice()])
+        ExchangeId::derive(&[
+            b"proxymock-md",
+            path.to_string_lossy().as_bytes(),
+            start.as_nanos().to_le_bytes().as_slice(),
+        ])
     });
     let mut tags: Tags = internal.tags.into_iter().collect();
     if let Some(t) = meta_get("tags") {
@@ -487,7 +598,13 @@ fn markdown_exchange(path: &Path, text: &str) -> Result<Exchange, RecordError> {
             headers,
             body: body.map(Body::text),
         },
-        response: Some(Response { status, status_text, http_version, headers: res_headers, body: res_body.map(Body::text) }),
+        response: Some(Response {
+            status,
+            status_text,
+            http_version,
+            headers: res_headers,
+            body: res_body.map(Body::text),
+        }),
         error: None,
         timing: Timing::new(start, duration_ns),
         tags,
@@ -519,8 +636,17 @@ mod tests {
 
     #[test]
     fn urls_from_parts() {
-        assert_eq!(build_url(Some("https"), Some("api.openai.com"), Some("api.openai.com:443"), "/v1/x"), "https://api.openai.com/v1/x");
-        assert_eq!(build_url(Some("http"), None, Some("localhost:8080"), "/a?b=1"), "http://localhost:8080/a?b=1");
-        assert_eq!(build_url(Some("https"), Some("d.amazonaws.com"), Some("d.amazonaws.com:0"), "/"), "https://d.amazonaws.com/");
+        assert_eq!(
+            build_url(Some("https"), Some("api.openai.com"), Some("api.openai.com:443"), "/v1/x"),
+            "https://api.openai.com/v1/x"
+        );
+        assert_eq!(
+            build_url(Some("http"), None, Some("localhost:8080"), "/a?b=1"),
+            "http://localhost:8080/a?b=1"
+        );
+        assert_eq!(
+            build_url(Some("https"), Some("d.amazonaws.com"), Some("d.amazonaws.com:0"), "/"),
+            "https://d.amazonaws.com/"
+        );
     }
 }
