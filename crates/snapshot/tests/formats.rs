@@ -376,11 +376,14 @@ fn malformed_json_line_names_file_line_and_column() {
     let (_d, p) = bad("bad.jsonl", text.as_bytes());
     let err = strict_error(&p);
     assert!(err.contains("bad.jsonl:3:"), "{err}");
-    let (accs, s) =
-        fold_paths(std::slice::from_ref(&p), ReadOptions { lenient: true }, 1, &|| 0u64, &|n: &mut u64, _| {
-            *n += 1
-        })
-        .expect("lenient");
+    let (accs, s) = fold_paths(
+        std::slice::from_ref(&p),
+        ReadOptions { lenient: true },
+        1,
+        &|| 0u64,
+        &|n: &mut u64, _| *n += 1,
+    )
+    .expect("lenient");
     assert_eq!((accs.iter().sum::<u64>(), s.skipped), (1, 1));
 }
 
