@@ -43,6 +43,6 @@ pub use model::{
     Body, BodyData, Direction, ErrorKind, Exchange, Headers, Phases, Request, Response, Tags,
     Timing, TransportError, UrlParts, header,
 };
-pub use read::{KEPT_ERRORS, ReadOptions, ReadSummary, fold_paths, read_all, read_path};
+pub use read::{Bodies, KEPT_ERRORS, ReadOptions, ReadSummary, fold_paths, read_all, read_path};
 pub use template::{PathPattern, Templater, endpoint_matches};
 pub use time::Timestamp;

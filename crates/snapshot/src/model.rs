@@ -232,6 +232,25 @@ pub enum BodyData {
     Text(String),
     /// Anything else.
     Binary(Vec<u8>),
+    /// Not loaded: the reader was asked to skip bodies ([`crate::Bodies::Elide`]). Only `size`
+    /// and `truncated` are known. Writing such a body is an error, so nothing is lost silently.
+    Elided,
+}
+
+thread_local! {
+    /// Set while a reader in [`crate::Bodies::Elide`] mode deserializes one record.
+    static ELIDE_BODIES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with body deserialization switched to eliding (skip the bytes, keep the size).
+pub(crate) fn eliding_bodies<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    if !on {
+        return f();
+    }
+    ELIDE_BODIES.with(|c| c.set(true));
+    let r = f();
+    ELIDE_BODIES.with(|c| c.set(false));
+    r
 }
 
 impl Body {
@@ -251,19 +270,25 @@ impl Body {
         Self { size: s.len() as u64, data: BodyData::Text(s), truncated: false }
     }
 
-    /// The stored bytes.
+    /// The stored bytes (empty when elided).
     pub fn bytes(&self) -> &[u8] {
         match &self.data {
             BodyData::Text(s) => s.as_bytes(),
             BodyData::Binary(b) => b,
+            BodyData::Elided => &[],
         }
+    }
+
+    /// This body with its bytes dropped, as an eliding reader returns it.
+    pub fn elide(&mut self) {
+        self.data = BodyData::Elided;
     }
 
     /// The text, when the body is UTF-8.
     pub fn as_text(&self) -> Option<&str> {
         match &self.data {
             BodyData::Text(s) => Some(s),
-            BodyData::Binary(_) => None,
+            BodyData::Binary(_) | BodyData::Elided => None,
         }
     }
 }
@@ -281,12 +306,31 @@ struct BodyRepr {
     truncated: bool,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // fields are skipped, present only to be accepted
+struct BodySkim {
+    #[serde(default)]
+    text: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    base64: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    truncated: bool,
+}
+
 impl Serialize for Body {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (text, base64) = match &self.data {
             BodyData::Text(t) => (Some(t.clone()), None),
             BodyData::Binary(b) => {
                 (None, Some(base64::engine::general_purpose::STANDARD.encode(b)))
+            }
+            BodyData::Elided => {
+                return Err(serde::ser::Error::custom(
+                    "body was not loaded (read with bodies elided); re-read the snapshot with bodies kept",
+                ));
             }
         };
         BodyRepr { text, base64, size: Some(self.size), truncated: self.truncated }.serialize(s)
@@ -296,6 +340,16 @@ impl Serialize for Body {
 impl<'de> Deserialize<'de> for Body {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
+        if ELIDE_BODIES.with(std::cell::Cell::get) {
+            // Skipping the bytes (no unescaping, no allocation) is most of a statistics pass's
+            // parsing time saved.
+            let r = BodySkim::deserialize(d)?;
+            return Ok(Body {
+                data: BodyData::Elided,
+                size: r.size.unwrap_or(0),
+                truncated: r.truncated,
+            });
+        }
         let r = BodyRepr::deserialize(d)?;
         let data = match (r.text, r.base64) {
             (Some(t), None) => BodyData::Text(t),
@@ -312,6 +366,7 @@ impl<'de> Deserialize<'de> for Body {
         let stored = match &data {
             BodyData::Text(t) => t.len(),
             BodyData::Binary(b) => b.len(),
+            BodyData::Elided => 0,
         } as u64;
         let size = r.size.unwrap_or(stored);
         if size < stored {
@@ -381,6 +436,22 @@ impl Exchange {
     /// The response status, when a response arrived.
     pub fn status(&self) -> Option<u16> {
         self.response.as_ref().map(|r| r.status)
+    }
+
+    /// True when a body was elided by the reader (see [`crate::Bodies`]).
+    pub fn has_elided_body(&self) -> bool {
+        let elided = |b: &Option<Body>| b.as_ref().is_some_and(|b| b.data == BodyData::Elided);
+        elided(&self.request.body) || self.response.as_ref().is_some_and(|r| elided(&r.body))
+    }
+
+    /// Drops both bodies' bytes, keeping sizes.
+    pub fn elide_bodies(&mut self) {
+        if let Some(b) = self.request.body.as_mut() {
+            b.elide();
+        }
+        if let Some(b) = self.response.as_mut().and_then(|r| r.body.as_mut()) {
+            b.elide();
+        }
     }
 
     /// The request URL's parts.

@@ -12,11 +12,24 @@ use crate::error::{Location, RecordError, SnapshotError};
 use crate::formats::{self, Format};
 use crate::model::Exchange;
 
-/// How to treat bad records.
+/// How to treat bad records, and what to load.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReadOptions {
     /// Skip and count bad records instead of failing on the first.
     pub lenient: bool,
+    /// Load bodies, or only their sizes.
+    pub bodies: Bodies,
+}
+
+/// Whether readers load body bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bodies {
+    /// Load them (conversion, replay).
+    #[default]
+    Keep,
+    /// Skip the bytes, keep `size` and `truncated` ([`crate::BodyData::Elided`]). Statistics
+    /// never look at bodies, and not unescaping and copying them is most of the parse time.
+    Elide,
 }
 
 /// How many first errors a lenient read keeps for display.
@@ -58,6 +71,7 @@ impl ReadSummary {
 /// Receives parsed records; applies the strict/lenient policy. Parsers push into it.
 pub(crate) struct Sink<'a> {
     lenient: bool,
+    elide: bool,
     pub(crate) summary: ReadSummary,
     out: &'a mut dyn FnMut(Exchange),
     failed: Option<RecordError>,
@@ -65,7 +79,13 @@ pub(crate) struct Sink<'a> {
 
 impl<'a> Sink<'a> {
     pub(crate) fn new(opts: ReadOptions, out: &'a mut dyn FnMut(Exchange)) -> Self {
-        Self { lenient: opts.lenient, summary: ReadSummary::default(), out, failed: None }
+        Self {
+            lenient: opts.lenient,
+            elide: opts.bodies == Bodies::Elide,
+            summary: ReadSummary::default(),
+            out,
+            failed: None,
+        }
     }
 
     /// Takes one record. Returns false when reading must stop (strict mode, bad record).
@@ -79,13 +99,21 @@ impl<'a> Sink<'a> {
             Err((field, msg)) => Err(RecordError::new(location(), Some(field.to_owned()), msg)),
         });
         match rec {
-            Ok(ex) => {
+            Ok(mut ex) => {
+                if self.elide {
+                    ex.elide_bodies();
+                }
                 self.summary.exchanges += 1;
                 (self.out)(ex);
                 true
             }
             Err(e) => self.bad(e),
         }
+    }
+
+    /// The body mode records are read in.
+    pub(crate) fn bodies(&self) -> Bodies {
+        if self.elide { Bodies::Elide } else { Bodies::Keep }
     }
 
     /// Counts a bad record. Returns false when reading must stop.

@@ -32,6 +32,8 @@ const KNOWN: &[&str] = &[
 pub struct PathPattern {
     text: String,
     segments: Vec<Option<String>>,
+    /// Literal text before the first placeholder: a cheap first test.
+    prefix: String,
 }
 
 impl PathPattern {
@@ -44,7 +46,8 @@ impl PathPattern {
             .split('/')
             .map(|s| if s.starts_with('{') && s.ends_with('}') { None } else { Some(s.to_owned()) })
             .collect();
-        Ok(Self { text: text.to_owned(), segments })
+        let prefix = text.split('{').next().unwrap_or("").to_owned();
+        Ok(Self { text: text.to_owned(), segments, prefix })
     }
 
     /// The template text.
@@ -57,6 +60,9 @@ impl PathPattern {
     }
 
     fn matches(&self, path: &str) -> bool {
+        if !path.starts_with(&self.prefix) {
+            return false;
+        }
         let mut n = 0;
         for (seg, want) in
             path[1..].split('/').zip(self.segments.iter().chain(std::iter::repeat(&None)))

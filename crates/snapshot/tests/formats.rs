@@ -378,7 +378,7 @@ fn malformed_json_line_names_file_line_and_column() {
     assert!(err.contains("bad.jsonl:3:"), "{err}");
     let (accs, s) = fold_paths(
         std::slice::from_ref(&p),
-        ReadOptions { lenient: true },
+        ReadOptions { lenient: true, ..ReadOptions::default() },
         1,
         &|| 0u64,
         &|n: &mut u64, _| *n += 1,
@@ -415,7 +415,7 @@ fn truncated_zstd_is_an_error_with_offset_and_lenient_keeps_the_prefix() {
     for threads in [1, 2] {
         let (accs, s) = fold_paths(
             std::slice::from_ref(&p),
-            ReadOptions { lenient: true },
+            ReadOptions { lenient: true, ..ReadOptions::default() },
             threads,
             &|| 0u64,
             &|n: &mut u64, _| *n += 1,
@@ -442,7 +442,8 @@ fn har_missing_response_names_the_entry_and_field() {
             && err.contains("missing field `response`"),
         "{err}"
     );
-    let (v, s) = read_all(&p, ReadOptions { lenient: true }).expect("lenient");
+    let (v, s) =
+        read_all(&p, ReadOptions { lenient: true, ..ReadOptions::default() }).expect("lenient");
     assert_eq!((v.len(), s.skipped), (1, 1));
 }
 
@@ -504,7 +505,8 @@ fn directory_of_mixed_files() {
     std::fs::write(dir.path().join(".DS_Store"), [0u8, 1, 2]).expect("write");
     let err = read_all(dir.path(), ReadOptions::default()).expect_err("strict fails").to_string();
     assert!(err.contains("notes.txt") && err.contains("not a snapshot"), "{err}");
-    let (v, s) = read_all(dir.path(), ReadOptions { lenient: true }).expect("lenient");
+    let (v, s) = read_all(dir.path(), ReadOptions { lenient: true, ..ReadOptions::default() })
+        .expect("lenient");
     assert_eq!(v.len(), 1);
     assert_eq!(s.skipped, 1);
     assert_eq!(s.hidden_skipped.len(), 1, "hidden files are listed, not read");
@@ -516,7 +518,9 @@ fn lenient_with_nothing_usable_is_still_an_error() {
         "all-bad.jsonl",
         b"{\"format\":\"af-snapshot\",\"version\":1}\nnot json\n{\"also\":\"bad\"}\n",
     );
-    let err = read_all(&p, ReadOptions { lenient: true }).expect_err("nothing usable").to_string();
+    let err = read_all(&p, ReadOptions { lenient: true, ..ReadOptions::default() })
+        .expect_err("nothing usable")
+        .to_string();
     assert!(err.contains("no usable exchange") && err.contains("2 bad record"), "{err}");
 }
 
@@ -613,6 +617,55 @@ proptest! {
         f.write_all(&tail).expect("write");
         drop(f);
         let _ = read_all(&p, ReadOptions::default());
-        let _ = read_all(&p, ReadOptions { lenient: true });
+        let _ = read_all(&p, ReadOptions { lenient: true, ..ReadOptions::default() });
+    }
+}
+
+// ---------------------------------------------------------------- eliding bodies
+
+#[test]
+fn eliding_reads_keep_everything_but_body_bytes_in_every_format() {
+    let elide = ReadOptions { bodies: Bodies::Elide, ..ReadOptions::default() };
+    for rel in [
+        "formats/native-v1.jsonl",
+        "har/browser.har",
+        "proxymock/jsonl/openai.jsonl",
+        "proxymock/markdown",
+    ] {
+        let mut kept = read(rel);
+        for threads in [1, 2] {
+            let (accs, _) = fold_paths(
+                &[fixture(rel)],
+                elide,
+                threads,
+                &Vec::new,
+                &|v: &mut Vec<Exchange>, e| v.push(e),
+            )
+            .expect(rel);
+            let mut elided: Vec<Exchange> = accs.into_iter().flatten().collect();
+            elided.sort_by(|a, b| a.id.cmp(&b.id));
+            kept.sort_by(|a, b| a.id.cmp(&b.id));
+            assert_eq!(elided.len(), kept.len());
+            for (e, k) in elided.iter().zip(&kept) {
+                let mut k = k.clone();
+                k.elide_bodies();
+                assert_eq!(e, &k, "{rel}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_elided_body_is_never_written() {
+    let elide = ReadOptions { bodies: Bodies::Elide, ..ReadOptions::default() };
+    let ex = read_all(&fixture("formats/native-v1.jsonl"), elide).expect("reads").0;
+    assert!(ex[0].has_elided_body());
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, format) in
+        [("a.jsonl", OutputFormat::Native { zstd: false }), ("a.har", OutputFormat::Har)]
+    {
+        let mut w = Writer::create(&dir.path().join(name), format, false).expect("create");
+        let err = w.write(&ex[0]).expect_err("refused").to_string();
+        assert!(err.contains("not loaded"), "{name}: {err}");
     }
 }

@@ -104,7 +104,12 @@ pub fn convert(a: ConvertArgs) -> anyhow::Result<i32> {
     let format = OutputFormat::for_path(&a.output)?;
     let inputs = vec![a.input];
     check_output(&a.output, &inputs, a.force)?;
-    let total = copy(&inputs, &a.output, format, ReadOptions { lenient: a.read.lenient })?;
+    let total = copy(
+        &inputs,
+        &a.output,
+        format,
+        ReadOptions { lenient: a.read.lenient, ..ReadOptions::default() },
+    )?;
     report(&total, &a.output, format);
     Ok(exit::OK)
 }
@@ -131,7 +136,12 @@ pub fn import(a: &ImportArgs) -> anyhow::Result<i32> {
         .into());
     }
     check_output(&output, &a.inputs, a.force)?;
-    let total = copy(&a.inputs, &output, format, ReadOptions { lenient: a.read.lenient })?;
+    let total = copy(
+        &a.inputs,
+        &output,
+        format,
+        ReadOptions { lenient: a.read.lenient, ..ReadOptions::default() },
+    )?;
     report(&total, &output, format);
     Ok(exit::OK)
 }

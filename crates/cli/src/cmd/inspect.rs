@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use af_analyze::{Filter, GroupBy, Stats, StatsConfig, parse_status_list};
-use af_snapshot::{CallerSpec, PathPattern, ReadOptions, Templater, Timestamp, fold_paths};
+use af_snapshot::{Bodies, CallerSpec, PathPattern, ReadOptions, Templater, Timestamp, fold_paths};
 use anyhow::Context;
 
 use crate::args::{By, InspectArgs};
@@ -53,7 +53,8 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let opts = ReadOptions { lenient: a.read.lenient };
+    // Statistics never look at bodies: skip their bytes.
+    let opts = ReadOptions { lenient: a.read.lenient, bodies: Bodies::Elide };
     let (parts, summary) =
         fold_paths(&a.snapshots, opts, threads, &Stats::default, &|s: &mut Stats, ex| {
             s.add(&cfg, &ex)

@@ -311,6 +311,7 @@ fn body_in(data: Option<BodyData>, declared: i64, meta: Option<BodyMeta>) -> Opt
     let stored = data.as_ref().map_or(0, |d| match d {
         BodyData::Text(t) => t.len(),
         BodyData::Binary(b) => b.len(),
+        BodyData::Elided => 0,
     }) as u64;
     let (size, truncated) = match meta {
         Some(m) => (m.size.max(stored), m.truncated),
@@ -462,6 +463,10 @@ fn body_out(body: Option<&Body>) -> (Option<String>, Option<String>, i64, Option
         None => (None, None, 0, None),
         Some(b) => {
             let (text, enc) = match &b.data {
+                // HarWriter::write refuses elided bodies before getting here.
+                BodyData::Elided => {
+                    return (None, None, i64::try_from(b.size).unwrap_or(i64::MAX), None);
+                }
                 BodyData::Text(t) => (t.clone(), None),
                 BodyData::Binary(bytes) => (
                     base64::engine::general_purpose::STANDARD.encode(bytes),
@@ -634,6 +639,14 @@ impl HarWriter {
 
     /// Appends one entry.
     pub fn write(&mut self, ex: &Exchange) -> Result<(), SnapshotError> {
+        if ex.has_elided_body() {
+            return Err(SnapshotError::io(
+                &self.path,
+                std::io::Error::other(
+                    "body was not loaded (read with bodies elided); re-read the snapshot with bodies kept",
+                ),
+            ));
+        }
         let io = |e| SnapshotError::io(&self.path, e);
         if !self.first {
             self.out.write_all(b",\n").map_err(io)?;

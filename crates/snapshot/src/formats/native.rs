@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::Format;
 use crate::error::{Location, RecordError, SnapshotError};
 use crate::model::Exchange;
-use crate::read::{KEPT_ERRORS, ReadOptions, ReadSummary, Sink};
+use crate::read::{Bodies, KEPT_ERRORS, ReadOptions, ReadSummary, Sink};
 use crate::time::Timestamp;
 
 /// The format name in the header line.
@@ -111,19 +111,23 @@ pub(crate) fn parse_line(
     version: u64,
     line_no: u64,
     line: &[u8],
+    bodies: Bodies,
 ) -> Result<Exchange, RecordError> {
-    let ex = migrate(version, line).map_err(|e| {
-        // Re-parse only on the error path to learn which field was at fault.
-        let mut de = serde_json::Deserializer::from_slice(line);
-        let field = match serde_path_to_error::deserialize::<_, Exchange>(&mut de) {
-            Err(pe) if pe.path().to_string() != "." => Some(pe.path().to_string()),
-            _ => None,
-        };
-        let loc =
-            Location { column: Some(e.column() as u64), ..Location::file(path).at_line(line_no) };
-        let message = json_message(&e);
-        RecordError::new(loc, missing_field_path(field, &message), message)
-    })?;
+    let ex = crate::model::eliding_bodies(bodies == Bodies::Elide, || migrate(version, line))
+        .map_err(|e| {
+            // Re-parse only on the error path to learn which field was at fault.
+            let mut de = serde_json::Deserializer::from_slice(line);
+            let field = match serde_path_to_error::deserialize::<_, Exchange>(&mut de) {
+                Err(pe) if pe.path().to_string() != "." => Some(pe.path().to_string()),
+                _ => None,
+            };
+            let loc = Location {
+                column: Some(e.column() as u64),
+                ..Location::file(path).at_line(line_no)
+            };
+            let message = json_message(&e);
+            RecordError::new(loc, missing_field_path(field, &message), message)
+        })?;
     ex.validate().map_err(|(field, msg)| {
         RecordError::new(Location::file(path).at_line(line_no), Some(field.to_owned()), msg)
     })?;
@@ -193,7 +197,7 @@ pub(crate) fn parse(
             continue;
         }
         let complete = buf.ends_with(b"\n");
-        match parse_line(path, header.version, line_no, &buf) {
+        match parse_line(path, header.version, line_no, &buf, sink.bodies()) {
             Ok(ex) => {
                 sink.push(Ok(ex), || Location::file(path).at_line(line_no));
             }
@@ -275,7 +279,7 @@ pub(crate) fn fold_parallel<A: Send>(
                                 break;
                             }
                             if !is_blank(line) {
-                                match parse_line(path, header.version, line_no, line) {
+                                match parse_line(path, header.version, line_no, line, opts.bodies) {
                                     Ok(ex) => {
                                         out.exchanges += 1;
                                         fold(&mut out.acc, ex);
