@@ -15,22 +15,27 @@ bench/.venv/bin/python -c 'import duckdb' 2>/dev/null || bench/.venv/bin/pip ins
 [ -f "$snap" ] || python3 bench/gen_snapshot.py "$snap" "$n"
 ls -l "$snap"
 
-measure() { # label, command...
+runs=${RUNS:-5}
+one() { # label, command... → prints "seconds rss_kb"
   local label=$1; shift
-  local best_t="" best_rss=""
-  for run in 1 2 3; do
-    /usr/bin/time -f "%e %M" -o "$out/time.txt" "$@" > "$out/$label.out"
-    read -r t rss < "$out/time.txt"
-    echo "  $label run $run: ${t} s, peak RSS $((rss / 1024)) MB"
-    if [ -z "$best_t" ] || awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t; best_rss=$rss; fi
-  done
-  echo -e "$(date -u +%FT%TZ)\t$n\t$label\t$best_t\t$((best_rss / 1024))" >> "$out/inspect-results.tsv"
-  eval "${label//-/_}_t=$best_t; ${label//-/_}_rss=$((best_rss / 1024))"
+  /usr/bin/time -f "%e %M" -o "$out/time.txt" "$@" > "$out/$label.out"
+  cat "$out/time.txt"
 }
 
 cat "$snap" > /dev/null  # warm the page cache for both
-measure af target/release/af inspect --json "$snap"
-measure duckdb bench/.venv/bin/python bench/duckdb_inspect.py "$snap"
+# Interleaved runs, so drift in machine load hits both tools alike; the best run of each counts.
+af_t=""; duckdb_t=""
+for run in $(seq "$runs"); do
+  read -r t rss < <(one af target/release/af inspect --json "$snap")
+  echo "  run $run: af ${t} s, peak RSS $((rss / 1024)) MB"
+  if [ -z "$af_t" ] || awk "BEGIN{exit !($t < $af_t)}"; then af_t=$t; af_rss=$((rss / 1024)); fi
+  read -r t rss < <(one duckdb bench/.venv/bin/python bench/duckdb_inspect.py "$snap")
+  echo "  run $run: duckdb ${t} s, peak RSS $((rss / 1024)) MB"
+  if [ -z "$duckdb_t" ] || awk "BEGIN{exit !($t < $duckdb_t)}"; then duckdb_t=$t; duckdb_rss=$((rss / 1024)); fi
+done
+stamp=$(date -u +%FT%TZ)
+echo -e "$stamp\t$n\taf\t$af_t\t$af_rss" >> "$out/inspect-results.tsv"
+echo -e "$stamp\t$n\tduckdb\t$duckdb_t\t$duckdb_rss" >> "$out/inspect-results.tsv"
 
 python3 - "$out/af.out" "$out/duckdb.out" <<'PY'
 import json, sys
