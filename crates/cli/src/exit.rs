@@ -35,10 +35,8 @@ pub fn run(cli: Cli) -> i32 {
                 return OK;
             }
             let code = classify(&e);
-            let mut msg = format!("error: {e}");
-            for cause in e.chain().skip(1) {
-                msg.push_str(&format!("\n  caused by: {cause}"));
-            }
+            // One line, the whole chain: `error: capture.har:45: entry 3: field `…`: why`.
+            let mut msg = format!("error: {e:#}");
             if code == INTERNAL {
                 msg.push_str("\n(this is a bug in af; please report it with the command line)");
             }

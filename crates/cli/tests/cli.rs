@@ -216,6 +216,7 @@ fn bad_records_fail_with_one_line_naming_file_line_and_field() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.jsonl:3:") && err.contains("field `response.status`"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line per error: {err}");
     assert!(out.stdout.is_empty(), "no partial table on strict failure");
 
     // --lenient: the table of what was usable, and the count of what was not.

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use af_snapshot::{OutputFormat, ReadOptions, ReadSummary, SnapshotError, Writer, read_path};
-use anyhow::Context;
 
 use crate::args::{ConvertArgs, ImportArgs};
 use crate::exit::{self, UsageError};
@@ -47,8 +46,7 @@ fn copy(
                 {
                     write_err = Some(e);
                 }
-            })
-            .with_context(|| format!("cannot read {}", input.display()))?;
+            })?;
             if let Some(e) = write_err {
                 return Err(e.into());
             }

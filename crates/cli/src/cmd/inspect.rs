@@ -4,7 +4,6 @@ use std::io::{IsTerminal, Write};
 
 use af_analyze::{Filter, GroupBy, Stats, StatsConfig, parse_status_list};
 use af_snapshot::{Bodies, CallerSpec, PathPattern, ReadOptions, Templater, Timestamp, fold_paths};
-use anyhow::Context;
 
 use crate::args::{By, InspectArgs};
 use crate::exit::{self, UsageError};
@@ -58,8 +57,7 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
     let (parts, summary) =
         fold_paths(&a.snapshots, opts, threads, &Stats::default, &|s: &mut Stats, ex| {
             s.add(&cfg, &ex)
-        })
-        .context("cannot inspect")?;
+        })?;
     let mut stats = Stats::default();
     for p in parts {
         stats.merge(p);
