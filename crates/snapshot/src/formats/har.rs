@@ -212,11 +212,10 @@ fn line_of(text: &[u8], offset: usize) -> u64 {
 
 pub(crate) fn parse(
     path: &Path,
-    mut reader: Box<dyn Read + Send>,
+    reader: Box<dyn Read + Send>,
     sink: &mut Sink<'_>,
 ) -> Result<(), SnapshotError> {
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).map_err(|e| SnapshotError::io(path, e))?;
+    let bytes = super::read_whole(path, reader)?;
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let doc: Doc<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let inner = e.inner();

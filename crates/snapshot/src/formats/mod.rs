@@ -165,6 +165,16 @@ fn looks_like_rrpair(s: &str) -> bool {
     probe.contains("\"msgType\"") || probe.contains("\"http\"") && probe.contains("\"uuid\"")
 }
 
+/// The whole (decompressed) content: HAR and proxymock records are parsed from memory.
+pub(crate) fn read_whole(
+    path: &Path,
+    mut reader: Box<dyn Read + Send>,
+) -> Result<Vec<u8>, SnapshotError> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).map_err(|e| SnapshotError::io(path, e))?;
+    Ok(bytes)
+}
+
 pub(crate) fn parse(
     format: Format,
     path: &Path,

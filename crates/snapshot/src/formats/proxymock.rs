@@ -309,11 +309,10 @@ fn ts_from_file_name(path: &Path) -> Option<Timestamp> {
 
 pub(crate) fn parse_json(
     path: &Path,
-    mut reader: Box<dyn Read + Send>,
+    reader: Box<dyn Read + Send>,
     sink: &mut Sink<'_>,
 ) -> Result<(), SnapshotError> {
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).map_err(|e| SnapshotError::io(path, e))?;
+    let bytes = super::read_whole(path, reader)?;
     let fallback = ts_from_file_name(path);
     // One (possibly pretty-printed) object per file, or JSON Lines.
     let single = serde_json::from_slice::<Value>(&bytes).is_ok();
@@ -436,11 +435,10 @@ fn parse_duration_ns(s: &str) -> Option<u64> {
 
 pub(crate) fn parse_markdown(
     path: &Path,
-    mut reader: Box<dyn Read + Send>,
+    reader: Box<dyn Read + Send>,
     sink: &mut Sink<'_>,
 ) -> Result<(), SnapshotError> {
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes).map_err(|e| SnapshotError::io(path, e))?;
+    let bytes = super::read_whole(path, reader)?;
     let rec = match String::from_utf8(bytes) {
         Ok(text) => markdown_exchange(path, &text),
         Err(e) => Err(RecordError::new(
