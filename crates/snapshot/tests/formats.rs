@@ -681,7 +681,7 @@ fn fixture_files() -> Vec<(String, Vec<u8>)> {
             let p = entry.expect("entry").path();
             if p.is_dir() {
                 stack.push(p);
-            } else if !p.extension().is_some_and(|e| e == "py") {
+            } else if p.extension().is_none_or(|e| e != "py") {
                 out.push((p.display().to_string(), std::fs::read(&p).expect("read")));
             }
         }
