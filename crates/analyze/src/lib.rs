@@ -24,8 +24,17 @@
 
 #![warn(missing_docs)]
 
+mod capture;
+pub mod concurrency;
+pub mod detectors;
 mod filter;
+mod finding;
+mod metric;
 mod stats;
 
+pub use capture::{Call, Capture, CaptureBuilder, Endpoint, Outcome};
+pub use detectors::{Detector, analyze, default_detectors};
 pub use filter::{Filter, StatusSel, parse_status_list};
+pub use finding::{Finding, Severity};
+pub use metric::{Check, Metric, MetricName, Op, Per, parse_duration_ns};
 pub use stats::{Counts, EndpointStats, GroupBy, Latency, Span, Stats, StatsConfig, StatsTable};

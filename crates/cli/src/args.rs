@@ -66,6 +66,9 @@ pub struct InspectArgs {
     /// `header:NAME`, `query:NAME`.
     #[arg(long, default_value = "auto", value_name = "SPEC")]
     pub caller_key: String,
+    /// Skip the detectors (bursts, limits, retries, fan-out): the table only.
+    #[arg(long)]
+    pub no_findings: bool,
     /// Worker threads for reading native snapshots (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,

@@ -2,7 +2,7 @@
 //! under `schemas/`; a test validates real output against it and `.ci/run` fails if regenerating
 //! the schema changes the committed file.
 
-use af_analyze::StatsTable;
+use af_analyze::{Finding, StatsTable};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -23,6 +23,8 @@ pub struct InspectOutput {
     /// The per-endpoint table, totals and span.
     #[serde(flatten)]
     pub table: StatsTable,
+    /// What the detectors found, most severe first (empty with `--no-findings`).
+    pub findings: Vec<Finding>,
 }
 
 /// One file read.

@@ -1,6 +1,6 @@
 //! Human output: tables for a terminal (or a pipe), with units on every number.
 
-use af_analyze::{Counts, StatsTable};
+use af_analyze::{Counts, Finding, StatsTable};
 use af_snapshot::{ReadSummary, Timestamp};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 
@@ -177,6 +177,32 @@ fn distinct_endpoints(t: &StatsTable) -> usize {
     v.sort_unstable();
     v.dedup();
     v.len()
+}
+
+/// Findings under the table: one paragraph each, most severe first.
+pub fn findings(findings: &[Finding], enabled: bool) -> String {
+    if !enabled {
+        return String::new();
+    }
+    if findings.is_empty() {
+        return "\nfindings: none (no error bursts, load-related limits, retry storms or fan-outs)\n".into();
+    }
+    let mut out = String::from("\nfindings:\n");
+    for f in findings {
+        out.push_str(&format!(
+            "  {} [{}] {}: {}\n",
+            f.id,
+            f.severity.as_str(),
+            f.detector,
+            f.summary
+        ));
+        if !f.evidence.is_empty() {
+            let short: Vec<String> =
+                f.evidence.iter().map(|id| format!("ex:{}", &id[..id.len().min(8)])).collect();
+            out.push_str(&format!("     evidence: {}\n", short.join(" ")));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

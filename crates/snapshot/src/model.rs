@@ -232,9 +232,13 @@ pub enum BodyData {
     Text(String),
     /// Anything else.
     Binary(Vec<u8>),
-    /// Not loaded: the reader was asked to skip bodies ([`crate::Bodies::Elide`]). Only `size`
-    /// and `truncated` are known. Writing such a body is an error, so nothing is lost silently.
-    Elided,
+    /// Not loaded: the reader was asked to skip bodies ([`crate::Bodies::Elide`]). Only `size`,
+    /// `truncated` and the digest are known. Writing such a body is an error, so nothing is lost
+    /// silently.
+    Elided {
+        /// [`Body::digest`] of the body that was skipped.
+        digest: u64,
+    },
 }
 
 thread_local! {
@@ -275,20 +279,37 @@ impl Body {
         match &self.data {
             BodyData::Text(s) => s.as_bytes(),
             BodyData::Binary(b) => b,
-            BodyData::Elided => &[],
+            BodyData::Elided { .. } => &[],
         }
     }
 
     /// This body with its bytes dropped, as an eliding reader returns it.
     pub fn elide(&mut self) {
-        self.data = BodyData::Elided;
+        self.data = BodyData::Elided { digest: self.digest() };
+    }
+
+    /// A stable 64-bit digest of the stored content, the same whether the body was kept or
+    /// elided: the hash of its JSON literal as the native format stores it (`text` or `base64`).
+    /// Equal bodies have equal digests; used to recognise repeated requests.
+    pub fn digest(&self) -> u64 {
+        match &self.data {
+            BodyData::Text(t) => {
+                digest_literal(b't', &serde_json::to_string(t).unwrap_or_default())
+            }
+            BodyData::Binary(b) => digest_literal(
+                b'b',
+                &serde_json::to_string(&base64::engine::general_purpose::STANDARD.encode(b))
+                    .unwrap_or_default(),
+            ),
+            BodyData::Elided { digest } => *digest,
+        }
     }
 
     /// The text, when the body is UTF-8.
     pub fn as_text(&self) -> Option<&str> {
         match &self.data {
             BodyData::Text(s) => Some(s),
-            BodyData::Binary(_) | BodyData::Elided => None,
+            BodyData::Binary(_) | BodyData::Elided { .. } => None,
         }
     }
 }
@@ -306,18 +327,27 @@ struct BodyRepr {
     truncated: bool,
 }
 
+/// A body read without decoding: its literals are borrowed from the input and only hashed.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // fields are skipped, present only to be accepted
-struct BodySkim {
-    #[serde(default)]
-    text: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    base64: Option<serde::de::IgnoredAny>,
+struct BodySkim<'a> {
+    #[serde(default, borrow)]
+    text: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    base64: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     size: Option<u64>,
     #[serde(default)]
     truncated: bool,
+}
+
+fn digest_literal(kind: u8, literal: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: stable across runs and processes.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    kind.hash(&mut h);
+    literal.hash(&mut h);
+    h.finish()
 }
 
 impl Serialize for Body {
@@ -327,7 +357,7 @@ impl Serialize for Body {
             BodyData::Binary(b) => {
                 (None, Some(base64::engine::general_purpose::STANDARD.encode(b)))
             }
-            BodyData::Elided => {
+            BodyData::Elided { .. } => {
                 return Err(serde::ser::Error::custom(
                     "body was not loaded (read with bodies elided); re-read the snapshot with bodies kept",
                 ));
@@ -344,8 +374,13 @@ impl<'de> Deserialize<'de> for Body {
             // Skipping the bytes (no unescaping, no allocation) is most of a statistics pass's
             // parsing time saved.
             let r = BodySkim::deserialize(d)?;
+            let digest = match (r.text, r.base64) {
+                (Some(t), _) => digest_literal(b't', t.get()),
+                (None, Some(b)) => digest_literal(b'b', b.get()),
+                (None, None) => digest_literal(b't', "\"\""),
+            };
             return Ok(Body {
-                data: BodyData::Elided,
+                data: BodyData::Elided { digest },
                 size: r.size.unwrap_or(0),
                 truncated: r.truncated,
             });
@@ -366,7 +401,7 @@ impl<'de> Deserialize<'de> for Body {
         let stored = match &data {
             BodyData::Text(t) => t.len(),
             BodyData::Binary(b) => b.len(),
-            BodyData::Elided => 0,
+            BodyData::Elided { .. } => 0,
         } as u64;
         let size = r.size.unwrap_or(stored);
         if size < stored {
@@ -440,7 +475,9 @@ impl Exchange {
 
     /// True when a body was elided by the reader (see [`crate::Bodies`]).
     pub fn has_elided_body(&self) -> bool {
-        let elided = |b: &Option<Body>| b.as_ref().is_some_and(|b| b.data == BodyData::Elided);
+        let elided = |b: &Option<Body>| {
+            b.as_ref().is_some_and(|b| matches!(b.data, BodyData::Elided { .. }))
+        };
         elided(&self.request.body) || self.response.as_ref().is_some_and(|r| elided(&r.body))
     }
 

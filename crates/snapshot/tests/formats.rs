@@ -735,3 +735,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn body_digests_agree_between_kept_and_elided_reads() {
+    let elide = ReadOptions { bodies: Bodies::Elide, ..ReadOptions::default() };
+    for rel in ["formats/native-v1.jsonl", "har/browser.har", "proxymock/jsonl/openai.jsonl"] {
+        let kept = read(rel);
+        let elided = read_all(&fixture(rel), elide).expect(rel).0;
+        for (k, e) in kept.iter().zip(&elided) {
+            let d = |x: &Exchange| x.request.body.as_ref().map(Body::digest);
+            assert_eq!(d(k), d(e), "{rel} {}", k.id);
+        }
+    }
+    assert_ne!(Body::text("a").digest(), Body::text("b").digest());
+    assert_ne!(Body::text("a").digest(), Body::from_bytes(vec![0xff]).digest());
+}

@@ -2,7 +2,10 @@
 
 use std::io::{IsTerminal, Write};
 
-use af_analyze::{Filter, GroupBy, Stats, StatsConfig, parse_status_list};
+use af_analyze::{
+    CaptureBuilder, Filter, GroupBy, Stats, StatsConfig, analyze, default_detectors,
+    parse_status_list,
+};
 use af_snapshot::{Bodies, CallerSpec, PathPattern, ReadOptions, Templater, Timestamp, fold_paths};
 
 use crate::args::{By, InspectArgs};
@@ -46,23 +49,39 @@ fn config(a: &InspectArgs) -> Result<StatsConfig, UsageError> {
     })
 }
 
+/// What each reader thread accumulates.
+#[derive(Default)]
+struct Acc {
+    stats: Stats,
+    capture: CaptureBuilder,
+}
+
 pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
     let cfg = config(a)?;
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    // Statistics never look at bodies: skip their bytes.
+    // Statistics never look at bodies: skip their bytes (a digest is kept for retry detection).
     let opts = ReadOptions { lenient: a.read.lenient, bodies: Bodies::Elide };
+    let findings_on = !a.no_findings;
     let (parts, summary) =
-        fold_paths(&a.snapshots, opts, threads, &Stats::default, &|s: &mut Stats, ex| {
-            s.add(&cfg, &ex)
+        fold_paths(&a.snapshots, opts, threads, &Acc::default, &|acc: &mut Acc, ex| {
+            acc.stats.add(&cfg, &ex);
+            // Findings look at the same selection the table shows.
+            if findings_on && cfg.filter.keeps(&ex, &cfg.templater.template(ex.url_parts().path)) {
+                acc.capture.add(&ex, &cfg.templater, &cfg.caller);
+            }
         })?;
     let mut stats = Stats::default();
+    let mut builder = CaptureBuilder::default();
     for p in parts {
-        stats.merge(p);
+        stats.merge(p.stats);
+        builder.merge(p.capture);
     }
     let table = stats.table(cfg.group_by);
+    let findings =
+        if findings_on { analyze(&builder.finish(), &default_detectors()) } else { Vec::new() };
     let mut out = std::io::stdout().lock();
     if a.json {
         let doc = InspectOutput {
@@ -85,18 +104,20 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
                 until: a.until.clone(),
             },
             table,
+            findings,
         };
         // Serialize first: a write error (closed pipe) then stays an io::Error.
         let mut text = serde_json::to_vec_pretty(&doc)?;
         text.push(b'\n');
         out.write_all(&text)?;
     } else {
-        let text = crate::render::inspect(
+        let mut text = crate::render::inspect(
             &table,
             &summary,
             a.by == By::Caller,
             std::io::stdout().is_terminal(),
         );
+        text.push_str(&crate::render::findings(&findings, findings_on));
         out.write_all(text.as_bytes())?;
     }
     out.flush()?;

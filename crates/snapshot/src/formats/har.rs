@@ -310,7 +310,7 @@ fn body_in(data: Option<BodyData>, declared: i64, meta: Option<BodyMeta>) -> Opt
     let stored = data.as_ref().map_or(0, |d| match d {
         BodyData::Text(t) => t.len(),
         BodyData::Binary(b) => b.len(),
-        BodyData::Elided => 0,
+        BodyData::Elided { .. } => 0,
     }) as u64;
     let (size, truncated) = match meta {
         Some(m) => (m.size.max(stored), m.truncated),
@@ -463,7 +463,7 @@ fn body_out(body: Option<&Body>) -> (Option<String>, Option<String>, i64, Option
         Some(b) => {
             let (text, enc) = match &b.data {
                 // HarWriter::write refuses elided bodies before getting here.
-                BodyData::Elided => {
+                BodyData::Elided { .. } => {
                     return (None, None, i64::try_from(b.size).unwrap_or(i64::MAX), None);
                 }
                 BodyData::Text(t) => (t.clone(), None),

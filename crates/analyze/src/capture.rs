@@ -1,0 +1,236 @@
+//! The analysis input: one compact [`Call`] per exchange, sorted by start, with endpoints and
+//! callers interned. About 70 bytes per exchange (ids in one arena), so a million-exchange capture
+//! fits in well under 100 MB; bodies are reduced to a digest while reading.
+//!
+//! Built per reader thread ([`CaptureBuilder`]) and merged, like [`crate::Stats`].
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use af_snapshot::{CallerSpec, Exchange, ExchangeId, Templater, Timestamp, header};
+
+/// How an exchange ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// A response with status < 400.
+    Ok,
+    /// A response with status ≥ 400.
+    HttpError,
+    /// A transport error (no status).
+    Transport,
+    /// Neither (the capture ended first).
+    Incomplete,
+}
+
+/// One exchange, reduced to what the detectors use.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// Request start, ns since the epoch.
+    pub start: i64,
+    /// End (start when unknown), ns.
+    pub end: i64,
+    /// Same request (method, path, query, request body digest, caller) ⇔ same signature.
+    pub sig: u64,
+    /// Index into [`Capture::endpoints`].
+    pub endpoint: u32,
+    /// Index into [`Capture::callers`].
+    pub caller: u32,
+    /// Status, 0 without a response.
+    pub status: u16,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// `Retry-After` of the response, in ms, when it had one (seconds or HTTP date).
+    pub retry_after_ms: Option<u32>,
+    id_at: u32,
+    id_len: u16,
+}
+
+impl Call {
+    /// True for status ≥ 400 and transport errors.
+    pub fn is_error(&self) -> bool {
+        matches!(self.outcome, Outcome::HttpError | Outcome::Transport)
+    }
+
+    /// Duration in ns (0 when unknown).
+    pub fn duration(&self) -> i64 {
+        self.end - self.start
+    }
+}
+
+/// An endpoint: method, host and path template.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// `GET`, ...
+    pub method: String,
+    /// Host without default port.
+    pub host: String,
+    /// Path template.
+    pub template: String,
+}
+
+impl Endpoint {
+    /// `GET /users/{userId}/messages/{id}`: the form metrics select endpoints by.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.template)
+    }
+}
+
+/// Everything the detectors look at.
+#[derive(Clone, Debug, Default)]
+pub struct Capture {
+    /// Calls sorted by start.
+    pub calls: Vec<Call>,
+    /// Interned endpoints.
+    pub endpoints: Vec<Endpoint>,
+    /// Interned callers (`(none)` for requests without a credential).
+    pub callers: Vec<String>,
+    ids: String,
+}
+
+impl Capture {
+    /// The exchange id of a call.
+    pub fn id(&self, c: &Call) -> ExchangeId {
+        let at = c.id_at as usize;
+        ExchangeId::new(self.ids.get(at..at + c.id_len as usize).unwrap_or(""))
+    }
+
+    /// Earliest start and latest end, ns.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        let first = self.calls.first()?.start;
+        let last = self.calls.iter().map(|c| c.end).max()?;
+        Some((first, last))
+    }
+
+    /// Builds a capture from exchanges (tests, small inputs).
+    pub fn from_exchanges<'a>(
+        exchanges: impl IntoIterator<Item = &'a Exchange>,
+        templater: &Templater,
+        callers: &CallerSpec,
+    ) -> Self {
+        let mut b = CaptureBuilder::default();
+        for e in exchanges {
+            b.add(e, templater, callers);
+        }
+        b.finish()
+    }
+}
+
+/// Accumulates calls from one reader thread; merge builders, then [`CaptureBuilder::finish`].
+#[derive(Debug, Default)]
+pub struct CaptureBuilder {
+    cap: Capture,
+    endpoint_ix: HashMap<Endpoint, u32>,
+    caller_ix: HashMap<String, u32>,
+}
+
+fn intern<K: Hash + Eq + Clone>(ix: &mut HashMap<K, u32>, list: &mut Vec<K>, k: K) -> u32 {
+    if let Some(i) = ix.get(&k) {
+        return *i;
+    }
+    let i = list.len() as u32;
+    list.push(k.clone());
+    ix.insert(k, i);
+    i
+}
+
+/// `Retry-After: 2` or an HTTP date, relative to `now` (ns), as ms.
+fn retry_after_ms(v: &str, now: i64) -> Option<u32> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<f64>() {
+        return (s >= 0.0).then(|| (s * 1000.0).min(f64::from(u32::MAX)) as u32);
+    }
+    let t = jiff::fmt::rfc2822::parse(v).ok()?.timestamp().as_nanosecond();
+    let ms = (t - i128::from(now)) / 1_000_000;
+    Some(ms.clamp(0, i128::from(u32::MAX)) as u32)
+}
+
+impl CaptureBuilder {
+    /// Adds one exchange.
+    pub fn add(&mut self, ex: &Exchange, templater: &Templater, callers: &CallerSpec) {
+        let parts = ex.url_parts();
+        let endpoint = Endpoint {
+            method: ex.request.method.clone(),
+            host: parts.host().to_owned(),
+            template: templater.template(parts.path).into_owned(),
+        };
+        let endpoint = intern(&mut self.endpoint_ix, &mut self.cap.endpoints, endpoint);
+        let who = callers.caller_of(ex).unwrap_or_else(|| "(none)".to_owned());
+        let caller = intern(&mut self.caller_ix, &mut self.cap.callers, who);
+        let start = ex.timing.start.as_nanos();
+        let end = ex.timing.end().map_or(start, Timestamp::as_nanos);
+        let (status, outcome, retry_after_ms) = match (&ex.response, &ex.error) {
+            (Some(r), _) => (
+                r.status,
+                if r.status >= 400 { Outcome::HttpError } else { Outcome::Ok },
+                header(&r.headers, "retry-after").and_then(|v| retry_after_ms(v, end)),
+            ),
+            (None, Some(_)) => (0, Outcome::Transport, None),
+            (None, None) => (0, Outcome::Incomplete, None),
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        ex.request.method.hash(&mut h);
+        parts.path.hash(&mut h);
+        parts.query.hash(&mut h);
+        ex.request.body.as_ref().map(|b| (b.size, b.digest())).hash(&mut h);
+        caller.hash(&mut h);
+        let id_at = self.cap.ids.len() as u32;
+        let id = ex.id.as_str();
+        self.cap.ids.push_str(id);
+        self.cap.calls.push(Call {
+            start,
+            end: end.max(start),
+            sig: h.finish(),
+            endpoint,
+            caller,
+            status,
+            outcome,
+            retry_after_ms,
+            id_at,
+            id_len: id.len().min(usize::from(u16::MAX)) as u16,
+        });
+    }
+
+    /// Adds another builder's calls, re-mapping its endpoints and callers.
+    pub fn merge(&mut self, other: CaptureBuilder) {
+        let ep_map: Vec<u32> = other
+            .cap
+            .endpoints
+            .into_iter()
+            .map(|e| intern(&mut self.endpoint_ix, &mut self.cap.endpoints, e))
+            .collect();
+        let caller_map: Vec<u32> = other
+            .cap
+            .callers
+            .into_iter()
+            .map(|c| intern(&mut self.caller_ix, &mut self.cap.callers, c))
+            .collect();
+        let offset = self.cap.ids.len() as u32;
+        self.cap.ids.push_str(&other.cap.ids);
+        self.cap.calls.extend(other.cap.calls.into_iter().map(|mut c| {
+            c.endpoint = ep_map[c.endpoint as usize];
+            c.caller = caller_map[c.caller as usize];
+            c.id_at += offset;
+            c
+        }));
+    }
+
+    /// The capture, calls sorted by start (ties by end).
+    pub fn finish(mut self) -> Capture {
+        self.cap.calls.sort_by_key(|c| (c.start, c.end));
+        self.cap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(retry_after_ms("2", 0), Some(2000));
+        assert_eq!(retry_after_ms("0.5", 0), Some(500));
+        let now = jiff::Timestamp::from_second(1_700_000_000).expect("ts").as_nanosecond() as i64;
+        assert_eq!(retry_after_ms("Tue, 14 Nov 2023 22:13:30 GMT", now), Some(10_000));
+        assert_eq!(retry_after_ms("soon", 0), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! Retry storms: the same request (method, path, query, body, caller) sent again within a short
+//! gap after it failed. Reports `retry_amplification` (requests ÷ distinct requests) and whether
+//! the client waited as long as `Retry-After` asked.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::Detector;
+use crate::capture::Capture;
+use crate::finding::{Finding, Severity};
+
+/// The retry-storm detector.
+pub struct RetryStorms;
+
+/// A repeat later than this after the failure is a new request, not a retry.
+const MAX_GAP_NS: i64 = 60_000_000_000;
+const MIN_RETRIES: usize = 3;
+
+#[derive(Default)]
+struct PerEndpoint {
+    calls: usize,
+    distinct: std::collections::HashSet<u64>,
+    retries: Vec<(usize, usize)>, // (failed call, retry)
+    with_retry_after: usize,
+    honoured: usize,
+    delays_ms: Vec<f64>,
+}
+
+/// For every call: is it a retry, i.e. the same request as an earlier call that failed and
+/// ended at most a minute before it started?
+pub(crate) fn retries(cap: &Capture) -> Vec<bool> {
+    let mut last: HashMap<u64, usize> = HashMap::new();
+    cap.calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let retry = last.get(&c.sig).is_some_and(|&prev| {
+                let p = &cap.calls[prev];
+                p.is_error() && (0..=MAX_GAP_NS).contains(&(c.start - p.end))
+            });
+            last.insert(c.sig, i);
+            retry
+        })
+        .collect()
+}
+
+impl Detector for RetryStorms {
+    fn name(&self) -> &'static str {
+        "retry-storm"
+    }
+
+    fn detect(&self, cap: &Capture) -> Vec<Finding> {
+        let mut last: HashMap<u64, usize> = HashMap::new();
+        let mut per: HashMap<u32, PerEndpoint> = HashMap::new();
+        for (i, c) in cap.calls.iter().enumerate() {
+            let e = per.entry(c.endpoint).or_default();
+            e.calls += 1;
+            e.distinct.insert(c.sig);
+            if let Some(&prev) = last.get(&c.sig) {
+                let p = &cap.calls[prev];
+                let delay = c.start - p.end;
+                if p.is_error() && (0..=MAX_GAP_NS).contains(&delay) {
+                    e.retries.push((prev, i));
+                    e.delays_ms.push(delay as f64 / 1e6);
+                    if let Some(ra) = p.retry_after_ms {
+                        e.with_retry_after += 1;
+                        if delay as f64 / 1e6 >= f64::from(ra) * 0.9 {
+                            e.honoured += 1;
+                        }
+                    }
+                }
+            }
+            last.insert(c.sig, i);
+        }
+        let mut out = Vec::new();
+        let mut eps: Vec<_> = per.into_iter().collect();
+        eps.sort_by_key(|(ep, _)| *ep);
+        for (ep, e) in eps {
+            if e.retries.len() < MIN_RETRIES {
+                continue;
+            }
+            let amp = e.calls as f64 / e.distinct.len().max(1) as f64;
+            let mut d = e.delays_ms.clone();
+            d.sort_by(f64::total_cmp);
+            let median = d[d.len() / 2];
+            let endpoint = &cap.endpoints[ep as usize];
+            let key = endpoint.key();
+            let ignored = e.with_retry_after - e.honoured;
+            let honour = if e.with_retry_after == 0 {
+                "the failures carried no Retry-After".to_owned()
+            } else {
+                format!(
+                    "{} of {} retries after a Retry-After came sooner than it asked",
+                    ignored, e.with_retry_after
+                )
+            };
+            let summary = format!(
+                "{} retries of failed calls to {key} (median {median:.0} ms after the failure); {honour}; \
+                 retry_amplification {amp:.2} ({} requests for {} distinct)",
+                e.retries.len(),
+                e.calls,
+                e.distinct.len()
+            );
+            let severity =
+                if amp >= 2.0 || (e.with_retry_after > 0 && ignored * 2 > e.with_retry_after) {
+                    Severity::High
+                } else if amp >= 1.2 {
+                    Severity::Medium
+                } else {
+                    Severity::Low
+                };
+            let target = ((amp.min(1.1) * 100.0).round() / 100.0).max(1.0);
+            out.push(Finding {
+                id: String::new(),
+                detector: self.name().into(),
+                severity,
+                endpoint: Some(key.clone()),
+                host: Some(endpoint.host.clone()),
+                status: None,
+                summary,
+                evidence: e
+                    .retries
+                    .iter()
+                    .take(3)
+                    .flat_map(|&(a, b)| {
+                        [cap.id(&cap.calls[a]).to_string(), cap.id(&cap.calls[b]).to_string()]
+                    })
+                    .collect(),
+                suggested_metric: Some(format!(
+                    "retry_amplification{{endpoint=\"{key}\"}} <= {target}"
+                )),
+                details: json!({
+                    "retries": e.retries.len(),
+                    "calls": e.calls,
+                    "distinct_requests": e.distinct.len(),
+                    "retry_amplification": amp,
+                    "median_delay_ms": median,
+                    "min_delay_ms": d[0],
+                    "after_retry_after": e.with_retry_after,
+                    "retry_after_honoured": e.honoured,
+                }),
+            });
+        }
+        out
+    }
+}
