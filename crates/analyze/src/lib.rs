@@ -27,6 +27,7 @@
 mod capture;
 pub mod concurrency;
 pub mod detectors;
+mod diff;
 mod filter;
 mod finding;
 mod metric;
@@ -34,6 +35,7 @@ mod stats;
 
 pub use capture::{Call, Capture, CaptureBuilder, Endpoint, Outcome};
 pub use detectors::{Detector, analyze, default_detectors};
+pub use diff::{Diff, DiffRow, Pair, diff};
 pub use filter::{Filter, StatusSel, parse_status_list};
 pub use finding::{Finding, Severity};
 pub use metric::{Check, Metric, MetricName, Op, Per, parse_duration_ns};

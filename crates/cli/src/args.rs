@@ -22,6 +22,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Import captures (HAR, proxymock RRPair directories or files) into a native snapshot.
     Import(ImportArgs),
+    /// Compare a capture from before a change with one from after it; gate CI with `--fail-if`.
+    Diff(DiffArgs),
     /// Print the JSON Schema of a machine-readable output.
     #[command(hide = true)]
     Schema(SchemaArgs),
@@ -59,6 +61,16 @@ pub struct InspectArgs {
     /// Only requests starting before this RFC 3339 time.
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+    /// Skip the detectors (bursts, limits, retries, fan-out): the table only.
+    #[arg(long)]
+    pub no_findings: bool,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+/// How traffic is grouped; shared by `inspect` and `diff`.
+#[derive(Debug, clap::Args)]
+pub struct AnalysisArgs {
     /// Extra path template, tried before the built-in heuristics (repeatable): `/repos/{owner}/{repo}`.
     #[arg(long = "template", value_name = "TEMPLATE")]
     pub templates: Vec<String>,
@@ -66,14 +78,29 @@ pub struct InspectArgs {
     /// `header:NAME`, `query:NAME`.
     #[arg(long, default_value = "auto", value_name = "SPEC")]
     pub caller_key: String,
-    /// Skip the detectors (bursts, limits, retries, fan-out): the table only.
-    #[arg(long)]
-    pub no_findings: bool,
     /// Worker threads for reading native snapshots (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+/// `af diff`.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The capture from before the change.
+    pub before: PathBuf,
+    /// The capture from after it.
+    pub after: PathBuf,
+    /// Exit 1 when this holds on the AFTER capture (repeatable), e.g.
+    /// `--fail-if 'errors{status="429"} > 0'` or `--fail-if 'peak_inflight{per="caller"} > 10'`.
+    #[arg(long = "fail-if", value_name = "EXPR")]
+    pub fail_if: Vec<String>,
+    /// Print JSON (schema: `af schema diff`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
 }
 
 /// Row grouping for `af inspect`.
@@ -129,6 +156,8 @@ pub struct SchemaArgs {
 pub enum SchemaName {
     /// `af inspect --json`.
     Inspect,
+    /// `af diff --json`.
+    Diff,
 }
 
 /// Parses `std::env::args`, exiting 2 with clap's message on usage errors.
@@ -172,12 +201,13 @@ mod tests {
         .expect("parses");
         let Command::Inspect(a) = cli.command else { panic!("not inspect") };
         assert_eq!(a.snapshots.len(), 2);
-        assert!(a.json && a.read.lenient);
+        assert!(a.json && a.analysis.read.lenient);
         assert_eq!(a.by, By::Caller);
         assert_eq!(a.endpoint.as_deref(), Some("GET /x"));
         assert_eq!(a.status.as_deref(), Some("4xx,error"));
-        assert_eq!(a.templates, ["/a/{b}"]);
-        assert_eq!(a.threads, Some(2));
+        assert_eq!(a.analysis.templates, ["/a/{b}"]);
+        assert_eq!(a.analysis.threads, Some(2));
+        assert_eq!(a.analysis.caller_key, "header:X-Tenant");
         assert!(parse(&["inspect"]).is_err());
         assert!(parse(&["inspect", "x", "--by", "host"]).is_err());
     }
@@ -200,5 +230,31 @@ mod tests {
         assert_eq!(i.inputs.len(), 2);
         assert_eq!(i.output, Some(PathBuf::from("x.jsonl")));
         assert!(parse(&["schema", "inspect"]).is_ok());
+        assert!(parse(&["schema", "diff"]).is_ok());
+    }
+
+    #[test]
+    fn diff_flags() {
+        let Command::Diff(d) = parse(&[
+            "diff",
+            "before.har",
+            "after.jsonl",
+            "--fail-if",
+            "errors{status=\"429\"} > 0",
+            "--fail-if",
+            "error_rate > 0.01",
+            "--json",
+            "--caller-key",
+            "header:X-User",
+            "--lenient",
+        ])
+        .expect("parses")
+        .command
+        else {
+            panic!("not diff")
+        };
+        assert_eq!(d.fail_if.len(), 2);
+        assert!(d.json && d.analysis.read.lenient);
+        assert!(parse(&["diff", "only-one.har"]).is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! under `schemas/`; a test validates real output against it and `.ci/run` fails if regenerating
 //! the schema changes the committed file.
 
-use af_analyze::{Finding, StatsTable};
+use af_analyze::{Diff, Finding, StatsTable};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -62,10 +62,63 @@ pub struct Filters {
     pub until: Option<String>,
 }
 
-/// The JSON Schema of `af inspect --json`, pretty-printed with a trailing newline.
-pub fn inspect_schema() -> String {
-    let schema = schemars::schema_for!(InspectOutput);
-    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
+/// Identifies the shape of `af diff --json`.
+pub const DIFF_SCHEMA: &str = "af.diff/1";
+
+/// `af diff --json`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DiffOutput {
+    /// Always `af.diff/1` for this shape.
+    pub schema: String,
+    /// The before capture.
+    pub before: Side,
+    /// The after capture.
+    pub after: Side,
+    /// Per endpoint and total.
+    #[serde(flatten)]
+    pub diff: Diff,
+    /// `--fail-if` expressions, evaluated on both captures; a gate fails when it holds after.
+    pub gates: Vec<Gate>,
+    /// True when any gate failed (exit code 1).
+    pub failed: bool,
+}
+
+/// One side of a diff.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Side {
+    /// Files read, with formats.
+    pub sources: Vec<String>,
+    /// Exchanges read.
+    pub exchanges: u64,
+    /// Bad records skipped under `--lenient`.
+    pub skipped: u64,
+}
+
+/// A `--fail-if` gate.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Gate {
+    /// The expression, canonical form.
+    pub expr: String,
+    /// The metric on the before capture (for context).
+    pub before: f64,
+    /// The metric on the after capture.
+    pub after: f64,
+    /// True when the expression holds on the after capture.
+    pub failed: bool,
+}
+
+fn pretty(schema: &schemars::Schema) -> String {
+    let mut s = serde_json::to_string_pretty(schema).unwrap_or_default();
     s.push('\n');
     s
+}
+
+/// The JSON Schema of `af inspect --json`, pretty-printed with a trailing newline.
+pub fn inspect_schema() -> String {
+    pretty(&schemars::schema_for!(InspectOutput))
+}
+
+/// The JSON Schema of `af diff --json`.
+pub fn diff_schema() -> String {
+    pretty(&schemars::schema_for!(DiffOutput))
 }

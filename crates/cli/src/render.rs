@@ -1,6 +1,6 @@
 //! Human output: tables for a terminal (or a pipe), with units on every number.
 
-use af_analyze::{Counts, Finding, StatsTable};
+use af_analyze::{Counts, Diff, DiffRow, Finding, StatsTable};
 use af_snapshot::{ReadSummary, Timestamp};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 
@@ -203,6 +203,67 @@ pub fn findings(findings: &[Finding], enabled: bool) -> String {
         }
     }
     out
+}
+
+/// `28 → 0 (−28)`.
+fn change(b: u64, a: u64) -> String {
+    if a == b { format!("{b} → {a}") } else { format!("{b} → {a} ({:+})", a as i64 - b as i64) }
+}
+
+/// The `af diff` table and gate results.
+pub fn diff(d: &Diff, gates: &[crate::output::Gate], tty: bool) -> String {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(if tty {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    });
+    t.set_header([
+        "endpoint",
+        "host",
+        "calls",
+        "errors by status",
+        "error rate",
+        "peak in flight/caller",
+        "p95",
+    ]);
+    let add = |t: &mut Table, r: &DiffRow| {
+        let by: Vec<String> = r
+            .errors_by_status
+            .iter()
+            .map(|(k, p)| format!("{k}: {}", change(p.before, p.after)))
+            .collect();
+        t.add_row(vec![
+            Cell::new(&r.endpoint),
+            Cell::new(&r.host),
+            Cell::new(change(r.calls.before, r.calls.after)),
+            Cell::new(if by.is_empty() { "-".to_owned() } else { by.join(", ") }),
+            Cell::new(format!("{} → {}", pct(r.error_rate.before), pct(r.error_rate.after))),
+            Cell::new(change(r.peak_inflight_per_caller.before, r.peak_inflight_per_caller.after)),
+            Cell::new(format!("{} → {}", ms(r.latency_p95_ms.before), ms(r.latency_p95_ms.after))),
+        ]);
+    };
+    for r in &d.endpoints {
+        add(&mut t, r);
+    }
+    add(&mut t, &d.totals);
+    let mut out = t.to_string();
+    out.push('\n');
+    for g in gates {
+        out.push_str(&format!(
+            "gate {}: {} after (was {}) → {}\n",
+            g.expr,
+            num(g.after),
+            num(g.before),
+            if g.failed { "FAILED" } else { "ok" }
+        ));
+    }
+    out
+}
+
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.4}") }
 }
 
 #[cfg(test)]

@@ -57,11 +57,7 @@ fn inspect_proxymock_directories() {
 
 #[test]
 fn inspect_json_validates_against_the_committed_schema() {
-    let schema: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root().join("schemas/inspect.schema.json")).expect("schema"),
-    )
-    .expect("JSON");
-    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let validator = validator("inspect");
     for args in [
         vec!["inspect", "--json", "fixtures/gmail/capture.har"],
         vec![
@@ -82,19 +78,99 @@ fn inspect_json_validates_against_the_committed_schema() {
 }
 
 #[test]
-fn committed_schema_is_up_to_date() {
-    let committed =
-        std::fs::read_to_string(root().join("schemas/inspect.schema.json")).expect("schema");
-    assert_eq!(
-        stdout(&["schema", "inspect"]),
-        committed,
-        "run: cargo run -q -- schema inspect > schemas/inspect.schema.json"
-    );
+fn committed_schemas_are_up_to_date() {
+    for name in ["inspect", "diff"] {
+        let committed = std::fs::read_to_string(root().join(format!("schemas/{name}.schema.json")))
+            .expect("schema");
+        assert_eq!(
+            stdout(&["schema", name]),
+            committed,
+            "run: cargo run -q -- schema {name} > schemas/{name}.schema.json"
+        );
+    }
+}
+
+fn validator(name: &str) -> jsonschema::Validator {
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join(format!("schemas/{name}.schema.json"))).expect("schema"),
+    )
+    .expect("JSON");
+    jsonschema::validator_for(&schema).expect("valid schema")
+}
+
+// ---------------------------------------------------------------- diff
+
+#[test]
+fn diff_before_and_after_the_fix() {
+    insta::assert_snapshot!(stdout(&[
+        "diff",
+        "fixtures/gmail/capture.har",
+        "fixtures/gmail/after.har",
+        "--fail-if",
+        "errors{status=\"429\"} > 0",
+        "--fail-if",
+        "peak_inflight{endpoint=\"GET /gmail/v1/users/{userId}/messages/{id}\",per=\"caller\"} > 10",
+    ]));
+}
+
+#[test]
+fn diff_gate_fails_with_exit_1_and_json_says_why() {
+    let out = af()
+        .args([
+            "diff",
+            "--json",
+            "fixtures/gmail/after.har",
+            "fixtures/gmail/capture.har",
+            "--fail-if",
+            "errors{status=\"429\"} > 0",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "the regression direction must fail the gate");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let errors: Vec<String> = validator("diff").iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(doc["failed"], true);
+    assert_eq!(doc["gates"][0]["after"], 28.0);
+    assert_eq!(doc["gates"][0]["before"], 0.0);
+    assert_eq!(doc["totals"]["calls"]["before"], 406);
+    assert_eq!(doc["totals"]["calls"]["after"], 183);
+    assert_eq!(doc["totals"]["errors_by_status"]["429"]["after"], 28);
+}
+
+#[test]
+fn diff_rejects_bad_gates_as_usage_errors() {
+    af().args([
+        "diff",
+        "fixtures/gmail/capture.har",
+        "fixtures/gmail/after.har",
+        "--fail-if",
+        "errorz > 0",
+    ])
+    .assert()
+    .code(2)
+    .stderr(predicate::str::contains("--fail-if").and(predicate::str::contains("unknown metric")));
+    af().args(["diff", "fixtures/gmail/capture.har", "nope.har"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nope.har"));
 }
 
 #[test]
 fn inspect_json_numbers_for_the_gmail_capture() {
     let doc = json(&["inspect", "--json", "fixtures/gmail/capture.har"]);
+    let f = &doc["findings"];
+    assert_eq!(f[0]["severity"], "high");
+    let limit = f
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["detector"] == "limit-model")
+        .expect("limit model");
+    assert_eq!(limit["details"]["verdict"], "concurrency");
+    assert!(limit["suggested_metric"].as_str().is_some_and(|m| m.starts_with("peak_inflight{")));
+    let none = json(&["inspect", "--json", "--no-findings", "fixtures/gmail/capture.har"]);
+    assert_eq!(none["findings"], serde_json::json!([]));
     assert_eq!(doc["totals"]["calls"], 183);
     assert_eq!(doc["totals"]["status"]["429"], 28);
     let gets = &doc["endpoints"][0];

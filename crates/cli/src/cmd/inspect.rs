@@ -8,7 +8,7 @@ use af_analyze::{
 };
 use af_snapshot::{Bodies, CallerSpec, PathPattern, ReadOptions, Templater, Timestamp, fold_paths};
 
-use crate::args::{By, InspectArgs};
+use crate::args::{AnalysisArgs, By, InspectArgs};
 use crate::exit::{self, UsageError};
 use crate::output::{Filters, INSPECT_SCHEMA, InspectOutput, ReadInfo, Source};
 
@@ -20,32 +20,36 @@ fn time_arg(flag: &str, v: Option<&String>) -> Result<Option<Timestamp>, UsageEr
 }
 
 /// Validated configuration from the arguments.
-fn config(a: &InspectArgs) -> Result<StatsConfig, UsageError> {
+pub(super) fn config(a: &AnalysisArgs, by: By, filter: Filter) -> Result<StatsConfig, UsageError> {
     let patterns = a
         .templates
         .iter()
         .map(|t| PathPattern::parse(t).map_err(|e| UsageError(format!("--template: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let status = match &a.status {
-        Some(s) => parse_status_list(s).map_err(|e| UsageError(format!("--status: {e}")))?,
-        None => Vec::new(),
-    };
     Ok(StatsConfig {
         templater: Templater::new(patterns),
         caller: a
             .caller_key
             .parse::<CallerSpec>()
             .map_err(|e| UsageError(format!("--caller-key: {e}")))?,
-        group_by: match a.by {
+        group_by: match by {
             By::Endpoint => GroupBy::Endpoint,
             By::Caller => GroupBy::Caller,
         },
-        filter: Filter {
-            endpoint: a.endpoint.clone(),
-            status,
-            since: time_arg("--since", a.since.as_ref())?,
-            until: time_arg("--until", a.until.as_ref())?,
-        },
+        filter,
+    })
+}
+
+fn filter(a: &InspectArgs) -> Result<Filter, UsageError> {
+    let status = match &a.status {
+        Some(s) => parse_status_list(s).map_err(|e| UsageError(format!("--status: {e}")))?,
+        None => Vec::new(),
+    };
+    Ok(Filter {
+        endpoint: a.endpoint.clone(),
+        status,
+        since: time_arg("--since", a.since.as_ref())?,
+        until: time_arg("--until", a.until.as_ref())?,
     })
 }
 
@@ -56,20 +60,31 @@ struct Acc {
     capture: CaptureBuilder,
 }
 
-pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
-    let cfg = config(a)?;
+/// A capture read once into its table and (when wanted) its analysis input.
+pub(super) struct Loaded {
+    pub table: af_analyze::StatsTable,
+    pub capture: af_analyze::Capture,
+    pub summary: af_snapshot::ReadSummary,
+}
+
+/// Reads `paths` in parallel into the table and the capture the detectors use.
+pub(super) fn load(
+    paths: &[std::path::PathBuf],
+    cfg: &StatsConfig,
+    a: &AnalysisArgs,
+    capture: bool,
+) -> anyhow::Result<Loaded> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     // Statistics never look at bodies: skip their bytes (a digest is kept for retry detection).
     let opts = ReadOptions { lenient: a.read.lenient, bodies: Bodies::Elide };
-    let findings_on = !a.no_findings;
     let (parts, summary) =
-        fold_paths(&a.snapshots, opts, threads, &Acc::default, &|acc: &mut Acc, ex| {
-            acc.stats.add(&cfg, &ex);
+        fold_paths(paths, opts, threads, &Acc::default, &|acc: &mut Acc, ex| {
+            acc.stats.add(cfg, &ex);
             // Findings look at the same selection the table shows.
-            if findings_on && cfg.filter.keeps(&ex, &cfg.templater.template(ex.url_parts().path)) {
+            if capture && cfg.filter.keeps(&ex, &cfg.templater.template(ex.url_parts().path)) {
                 acc.capture.add(&ex, &cfg.templater, &cfg.caller);
             }
         })?;
@@ -79,9 +94,14 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
         stats.merge(p.stats);
         builder.merge(p.capture);
     }
-    let table = stats.table(cfg.group_by);
-    let findings =
-        if findings_on { analyze(&builder.finish(), &default_detectors()) } else { Vec::new() };
+    Ok(Loaded { table: stats.table(cfg.group_by), capture: builder.finish(), summary })
+}
+
+pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
+    let cfg = config(&a.analysis, a.by, filter(a)?)?;
+    let findings_on = !a.no_findings;
+    let Loaded { table, capture, summary } = load(&a.snapshots, &cfg, &a.analysis, findings_on)?;
+    let findings = if findings_on { analyze(&capture, &default_detectors()) } else { Vec::new() };
     let mut out = std::io::stdout().lock();
     if a.json {
         let doc = InspectOutput {

@@ -1,6 +1,7 @@
 //! One module per verb; `dispatch` is the only place that lists them.
 
 mod convert;
+mod diff;
 mod inspect;
 
 use std::io::Write;
@@ -14,9 +15,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Inspect(a) => inspect::run(&a),
         Command::Convert(a) => convert::convert(a),
         Command::Import(a) => convert::import(&a),
+        Command::Diff(a) => diff::run(&a),
         Command::Schema(a) => {
             let text = match a.which {
                 SchemaName::Inspect => crate::output::inspect_schema(),
+                SchemaName::Diff => crate::output::diff_schema(),
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(exit::OK)
