@@ -94,6 +94,46 @@ impl Capture {
         ExchangeId::new(self.ids.get(at..at + c.id_len as usize).unwrap_or(""))
     }
 
+    /// Indices of each endpoint's calls, in start order: `[endpoint][k]`. One pass; detectors
+    /// call it once instead of scanning all calls per group.
+    pub fn by_endpoint(&self) -> Vec<Vec<usize>> {
+        let mut v = vec![Vec::new(); self.endpoints.len()];
+        for (i, c) in self.calls.iter().enumerate() {
+            v[c.endpoint as usize].push(i);
+        }
+        v
+    }
+
+    /// For each of `ids`, its shortest prefix (at least 4 characters) that no other exchange
+    /// of the capture shares: the form a report cites (`ex:3f2a`).
+    pub fn short_ids(&self, ids: &[&str]) -> Vec<String> {
+        let mut all: Vec<&str> = self
+            .calls
+            .iter()
+            .map(|c| {
+                let at = c.id_at as usize;
+                self.ids.get(at..at + c.id_len as usize).unwrap_or("")
+            })
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        let common =
+            |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+        ids.iter()
+            .map(|id| {
+                let i = all.partition_point(|x| x < id);
+                let mut need = 4;
+                if i > 0 {
+                    need = need.max(common(all[i - 1], id) + 1);
+                }
+                if let Some(next) = all.get(i + usize::from(all.get(i) == Some(id))) {
+                    need = need.max(common(next, id) + 1);
+                }
+                id.get(..need.min(id.len())).unwrap_or(id).to_owned()
+            })
+            .collect()
+    }
+
     /// Earliest start and latest end, ns.
     pub fn span(&self) -> Option<(i64, i64)> {
         let first = self.calls.first()?.start;
@@ -121,6 +161,9 @@ pub struct CaptureBuilder {
     cap: Capture,
     endpoint_ix: HashMap<Endpoint, u32>,
     caller_ix: HashMap<String, u32>,
+    /// Credential header value → caller index: hashing a credential (SHA-256) once per distinct
+    /// value instead of once per exchange.
+    credential_ix: HashMap<String, u32>,
 }
 
 fn intern<K: Hash + Eq + Clone>(ix: &mut HashMap<K, u32>, list: &mut Vec<K>, k: K) -> u32 {
@@ -147,15 +190,15 @@ fn retry_after_ms(v: &str, now: i64) -> Option<u32> {
 impl CaptureBuilder {
     /// Adds one exchange.
     pub fn add(&mut self, ex: &Exchange, templater: &Templater, callers: &CallerSpec) {
+        let template = templater.template(ex.url_parts().path);
+        self.add_templated(ex, &template, callers);
+    }
+
+    /// Adds one exchange whose path template the caller already computed.
+    pub fn add_templated(&mut self, ex: &Exchange, template: &str, callers: &CallerSpec) {
         let parts = ex.url_parts();
-        let endpoint = Endpoint {
-            method: ex.request.method.clone(),
-            host: parts.host().to_owned(),
-            template: templater.template(parts.path).into_owned(),
-        };
-        let endpoint = intern(&mut self.endpoint_ix, &mut self.cap.endpoints, endpoint);
-        let who = callers.caller_of(ex).unwrap_or_else(|| "(none)".to_owned());
-        let caller = intern(&mut self.caller_ix, &mut self.cap.callers, who);
+        let endpoint = self.endpoint_index(&ex.request.method, parts.host(), template);
+        let caller = self.caller_index(ex, callers);
         let start = ex.timing.start.as_nanos();
         let end = ex.timing.end().map_or(start, Timestamp::as_nanos);
         let (status, outcome, retry_after_ms) = match (&ex.response, &ex.error) {
@@ -188,6 +231,39 @@ impl CaptureBuilder {
             id_at,
             id_len: id.len().min(usize::from(u16::MAX)) as u16,
         });
+    }
+
+    fn endpoint_index(&mut self, method: &str, host: &str, template: &str) -> u32 {
+        // The last endpoint is the likeliest; otherwise look up without allocating on a hit.
+        if let Some(e) = self
+            .cap
+            .endpoints
+            .iter()
+            .rev()
+            .take(1)
+            .find(|e| e.method == method && e.host == host && e.template == template)
+        {
+            return self.endpoint_ix[e];
+        }
+        let e = Endpoint {
+            method: method.to_owned(),
+            host: host.to_owned(),
+            template: template.to_owned(),
+        };
+        intern(&mut self.endpoint_ix, &mut self.cap.endpoints, e)
+    }
+
+    fn caller_index(&mut self, ex: &Exchange, callers: &CallerSpec) -> u32 {
+        let credential = callers.credential(ex);
+        if let Some(&i) = credential.and_then(|v| self.credential_ix.get(v)) {
+            return i;
+        }
+        let who = callers.caller_of(ex).unwrap_or_else(|| "(none)".to_owned());
+        let i = intern(&mut self.caller_ix, &mut self.cap.callers, who);
+        if let Some(v) = credential {
+            self.credential_ix.insert(v.to_owned(), i);
+        }
+        i
     }
 
     /// Adds another builder's calls, re-mapping its endpoints and callers.

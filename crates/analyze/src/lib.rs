@@ -34,7 +34,7 @@ mod metric;
 mod stats;
 
 pub use capture::{Call, Capture, CaptureBuilder, Endpoint, Outcome};
-pub use detectors::{Detector, analyze, default_detectors};
+pub use detectors::{Detector, analyze, default_detectors, rank};
 pub use diff::{Diff, DiffRow, Pair, diff};
 pub use filter::{Filter, StatusSel, parse_status_list};
 pub use finding::{Finding, Severity};

@@ -240,9 +240,14 @@ const SEP: char = '\u{1f}';
 impl Stats {
     /// Counts one exchange (or notes that the filter dropped it).
     pub fn add(&mut self, cfg: &StatsConfig, ex: &Exchange) {
+        let template = cfg.templater.template(ex.url_parts().path);
+        self.add_templated(cfg, ex, &template);
+    }
+
+    /// [`Stats::add`] for an exchange whose path template the caller already computed.
+    pub fn add_templated(&mut self, cfg: &StatsConfig, ex: &Exchange, template: &str) {
         let parts = ex.url_parts();
-        let template = cfg.templater.template(parts.path);
-        if !cfg.filter.keeps(ex, &template) {
+        if !cfg.filter.keeps(ex, template) {
             self.filtered_out += 1;
             return;
         }
@@ -251,7 +256,7 @@ impl Stats {
         self.key.push(SEP);
         self.key.push_str(parts.host());
         self.key.push(SEP);
-        self.key.push_str(&template);
+        self.key.push_str(template);
         if cfg.group_by == GroupBy::Caller {
             self.key.push(SEP);
             if let Some(c) = cfg.caller.caller_of(ex) {

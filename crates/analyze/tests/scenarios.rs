@@ -176,3 +176,34 @@ fn gmail_fixture_tells_the_story() {
         "errors{status=\"429\"} > 0".parse::<af_analyze::Check>().expect("check").evaluate(&cap);
     assert!(holds && v == 28.0);
 }
+
+#[test]
+fn identical_polling_with_random_errors_is_not_a_retry_storm() {
+    // A client polls one URL every 500 ms; 10 % of polls fail at random. Every failure is followed
+    // by the identical request — but so is every success: that is polling, not retrying.
+    let mut rng = af_testkit::Rng::new(3);
+    let polls: Vec<Exchange> = (0..600)
+        .map(|i| {
+            let status = if rng.chance(0.1) { 503 } else { 200 };
+            af_testkit::ex("GET", "https://api.test/v1/status")
+                .at_ms(i * 500)
+                .lasting_ms(20)
+                .token("svc")
+                .status(status)
+                .build()
+        })
+        .collect();
+    let fs = findings_via_har(&af_testkit::number(polls));
+    assert!(fs.iter().all(|f| f.detector != "retry-storm"), "{}", dump(&fs));
+}
+
+#[test]
+fn short_ids_are_unique_prefixes() {
+    let ex: Vec<Exchange> = ["3f2a0001", "3f2a0002", "9b00ffff", "9c00ffff"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| af_testkit::ex("GET", "https://api.test/a").at_ms(i as i64).id(*id).build())
+        .collect();
+    let cap = Capture::from_exchanges(&ex, &Templater::default(), &CallerSpec::default());
+    assert_eq!(cap.short_ids(&["3f2a0001", "9b00ffff", "9c00ffff"]), ["3f2a0001", "9b00", "9c00"]);
+}

@@ -179,8 +179,15 @@ fn distinct_endpoints(t: &StatsTable) -> usize {
     v.len()
 }
 
+/// How many findings the human output lists; the rest are counted (all are in `--json`).
+const SHOWN_FINDINGS: usize = 10;
+
 /// Findings under the table: one paragraph each, most severe first.
-pub fn findings(findings: &[Finding], enabled: bool) -> String {
+pub fn findings(
+    findings: &[Finding],
+    enabled: bool,
+    short: &dyn Fn(&[&str]) -> Vec<String>,
+) -> String {
     if !enabled {
         return String::new();
     }
@@ -188,7 +195,7 @@ pub fn findings(findings: &[Finding], enabled: bool) -> String {
         return "\nfindings: none (no error bursts, load-related limits, retry storms or fan-outs)\n".into();
     }
     let mut out = String::from("\nfindings:\n");
-    for f in findings {
+    for f in findings.iter().take(SHOWN_FINDINGS) {
         out.push_str(&format!(
             "  {} [{}] {}: {}\n",
             f.id,
@@ -197,10 +204,26 @@ pub fn findings(findings: &[Finding], enabled: bool) -> String {
             f.summary
         ));
         if !f.evidence.is_empty() {
-            let short: Vec<String> =
-                f.evidence.iter().map(|id| format!("ex:{}", &id[..id.len().min(8)])).collect();
-            out.push_str(&format!("     evidence: {}\n", short.join(" ")));
+            let ids: Vec<&str> = f.evidence.iter().map(String::as_str).collect();
+            let cited: Vec<String> = short(&ids).into_iter().map(|p| format!("ex:{p}")).collect();
+            out.push_str(&format!("     evidence: {}\n", cited.join(" ")));
         }
+    }
+    if findings.len() > SHOWN_FINDINGS {
+        let rest = &findings[SHOWN_FINDINGS..];
+        let mut by: Vec<(&str, usize)> = Vec::new();
+        for f in rest {
+            match by.iter_mut().find(|(s, _)| *s == f.severity.as_str()) {
+                Some(e) => e.1 += 1,
+                None => by.push((f.severity.as_str(), 1)),
+            }
+        }
+        let by: Vec<String> = by.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        out.push_str(&format!(
+            "  … and {} more ({}); all are in --json\n",
+            rest.len(),
+            by.join(", ")
+        ));
     }
     out
 }

@@ -37,26 +37,33 @@ impl std::str::FromStr for CallerSpec {
 }
 
 impl CallerSpec {
-    /// The caller of `ex`, or `None` when the request carries nothing that identifies one.
-    pub fn caller_of(&self, ex: &Exchange) -> Option<String> {
+    /// The raw value that identifies the caller of `ex` (a credential: never print it), or `None`
+    /// when the caller is recorded explicitly or nothing identifies one. Equal values mean the
+    /// same caller, so callers can cache [`CallerSpec::caller_of`] by it.
+    pub fn credential<'a>(&self, ex: &'a Exchange) -> Option<&'a str> {
         match self {
-            Self::Auto => {
-                if let Some(c) = &ex.caller {
-                    return Some(c.clone());
-                }
-                KEY_HEADERS
-                    .iter()
-                    .find_map(|h| header(&ex.request.headers, h))
-                    .map(|v| hashed("key", v))
-            }
-            Self::Header(name) => header(&ex.request.headers, name).map(|v| hashed(name, v)),
+            Self::Auto if ex.caller.is_some() => None,
+            Self::Auto => KEY_HEADERS.iter().find_map(|h| header(&ex.request.headers, h)),
+            Self::Header(name) => header(&ex.request.headers, name),
             Self::Query(name) => UrlParts::split(&ex.request.url).query.and_then(|q| {
                 q.split('&')
-                    .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+                    .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
                     .find(|(k, _)| k == name)
-                    .map(|(_, v)| hashed(name, v))
+                    .map(|(_, v)| v)
             }),
         }
+    }
+
+    /// The caller of `ex`, or `None` when the request carries nothing that identifies one.
+    pub fn caller_of(&self, ex: &Exchange) -> Option<String> {
+        if let (Self::Auto, Some(c)) = (self, &ex.caller) {
+            return Some(c.clone());
+        }
+        let label = match self {
+            Self::Auto => "key",
+            Self::Header(n) | Self::Query(n) => n,
+        };
+        self.credential(ex).map(|v| hashed(label, v))
     }
 }
 

@@ -60,6 +60,7 @@ impl Detector for ErrorBursts {
     fn detect(&self, cap: &Capture) -> Vec<Finding> {
         let Some((first, last)) = cap.span() else { return Vec::new() };
         let span = (last - first).max(1_000_000_000);
+        let by_endpoint = cap.by_endpoint();
         let mut out = Vec::new();
         for (ep, status, idx) in error_groups(cap) {
             let n = idx.len();
@@ -67,7 +68,8 @@ impl Detector for ErrorBursts {
                 continue;
             }
             let endpoint = &cap.endpoints[ep as usize];
-            let calls_to_ep = cap.calls.iter().filter(|c| c.endpoint == ep).count();
+            let ep_calls = &by_endpoint[ep as usize];
+            let calls_to_ep = ep_calls.len();
             let times: Vec<i64> = idx.iter().map(|&i| cap.calls[i].start).collect();
             let gap = (span / n as i64).max(span / 20).max(1_000_000_000);
             // Largest cluster by count (first of equals).
@@ -88,10 +90,11 @@ impl Detector for ErrorBursts {
             let p =
                 (poisson_tail(k as u64, lambda) * (span as f64 / width as f64).max(1.0)).min(1.0);
             // Error rate inside the cluster's window vs outside it, over calls to the endpoint.
-            let (mut calls_in, mut calls_out) = (0usize, 0usize);
-            for c in cap.calls.iter().filter(|c| c.endpoint == ep) {
-                if c.start >= t0 && c.start <= t1 { calls_in += 1 } else { calls_out += 1 }
-            }
+            // The endpoint's calls are in start order: two binary searches.
+            let lo = ep_calls.partition_point(|&i| cap.calls[i].start < t0);
+            let hi = ep_calls.partition_point(|&i| cap.calls[i].start <= t1);
+            let calls_in = hi - lo;
+            let calls_out = calls_to_ep - calls_in;
             let errors_out = n - k;
             let rate_in = k as f64 / calls_in.max(1) as f64;
             let rate_out = errors_out as f64 / calls_out.max(1) as f64;
@@ -114,14 +117,20 @@ impl Detector for ErrorBursts {
                     rate_out * 100.0,
                 )
             } else {
+                let contrast = if calls_out == 0 {
+                    "and spans the whole capture".to_owned()
+                } else {
+                    format!(
+                        "with error rate {:.1}% inside vs {:.1}% outside",
+                        rate_in * 100.0,
+                        rate_out * 100.0
+                    )
+                };
                 format!(
                     "{n} of {calls_to_ep} calls to {key} returned {what} ({:.1}%), spread over the capture: \
-                     the densest cluster ({k} in {}) is {ratio:.1}× the average density with error rate {:.1}% inside vs \
-                     {:.1}% outside — not a burst",
+                     the densest cluster ({k} in {}) is {ratio:.1}× the average density {contrast} — not a burst",
                     rate * 100.0,
                     span_text(t1 - t0),
-                    rate_in * 100.0,
-                    rate_out * 100.0,
                 )
             };
             let severity = match (clustered, k) {

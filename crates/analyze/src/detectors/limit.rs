@@ -121,18 +121,17 @@ impl Detector for LimitModel {
         let retry = super::retry::retries(cap);
         let load = load(cap, &retry);
         let per_caller = !(cap.callers.len() == 1 && cap.callers[0] == "(none)");
+        let by_endpoint = cap.by_endpoint();
         let mut out = Vec::new();
         for (ep, status, idx) in groups {
             let is_err = |i: usize| {
                 let c = &cap.calls[i];
                 c.endpoint == ep && c.status == status && c.is_error()
             };
-            let pop: Vec<usize> = (0..cap.calls.len())
-                .filter(|&i| {
-                    !retry[i]
-                        && cap.calls[i].endpoint == ep
-                        && (is_err(i) || cap.calls[i].outcome == Outcome::Ok)
-                })
+            let pop: Vec<usize> = by_endpoint[ep as usize]
+                .iter()
+                .copied()
+                .filter(|&i| !retry[i] && (is_err(i) || cap.calls[i].outcome == Outcome::Ok))
                 .collect();
             let errors_first = pop.iter().filter(|&&i| is_err(i)).count();
             if errors_first < MIN_ERRORS {

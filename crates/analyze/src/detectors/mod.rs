@@ -30,7 +30,11 @@ pub fn default_detectors() -> Vec<Box<dyn Detector>> {
 /// Runs `detectors` over `cap`; findings sorted by severity (highest first, stable otherwise)
 /// and numbered `F1`, `F2`, ...
 pub fn analyze(cap: &Capture, detectors: &[Box<dyn Detector>]) -> Vec<Finding> {
-    let mut all: Vec<Finding> = detectors.iter().flat_map(|d| d.detect(cap)).collect();
+    rank(detectors.iter().flat_map(|d| d.detect(cap)).collect())
+}
+
+/// Sorts findings by severity (highest first, stable otherwise) and numbers them `F1`, `F2`, ...
+pub fn rank(mut all: Vec<Finding>) -> Vec<Finding> {
     all.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for (i, f) in all.iter_mut().enumerate() {
         f.id = format!("F{}", i + 1);

@@ -1,6 +1,10 @@
 //! Retry storms: the same request (method, path, query, body, caller) sent again within a short
 //! gap after it failed. Reports `retry_amplification` (requests ÷ distinct requests) and whether
 //! the client waited as long as `Retry-After` asked.
+//!
+//! Some clients repeat identical requests anyway (polling, idempotent writes with the same body),
+//! so a repeat after a failure is only evidence of retrying when failures are followed by a
+//! repeat clearly more often (≥ 2×) than successes are.
 
 use std::collections::HashMap;
 
@@ -20,6 +24,9 @@ const MIN_RETRIES: usize = 3;
 #[derive(Default)]
 struct PerEndpoint {
     calls: usize,
+    errors: usize,
+    oks: usize,
+    oks_repeated: usize,
     distinct: std::collections::HashSet<u64>,
     retries: Vec<(usize, usize)>, // (failed call, retry)
     with_retry_after: usize,
@@ -57,9 +64,17 @@ impl Detector for RetryStorms {
             let e = per.entry(c.endpoint).or_default();
             e.calls += 1;
             e.distinct.insert(c.sig);
+            if c.is_error() {
+                e.errors += 1;
+            } else {
+                e.oks += 1;
+            }
             if let Some(&prev) = last.get(&c.sig) {
                 let p = &cap.calls[prev];
                 let delay = c.start - p.end;
+                if !p.is_error() && (0..=MAX_GAP_NS).contains(&delay) {
+                    e.oks_repeated += 1;
+                }
                 if p.is_error() && (0..=MAX_GAP_NS).contains(&delay) {
                     e.retries.push((prev, i));
                     e.delays_ms.push(delay as f64 / 1e6);
@@ -77,7 +92,9 @@ impl Detector for RetryStorms {
         let mut eps: Vec<_> = per.into_iter().collect();
         eps.sort_by_key(|(ep, _)| *ep);
         for (ep, e) in eps {
-            if e.retries.len() < MIN_RETRIES {
+            let after_error = e.retries.len() as f64 / e.errors.max(1) as f64;
+            let after_ok = e.oks_repeated as f64 / e.oks.max(1) as f64;
+            if e.retries.len() < MIN_RETRIES || after_error < 2.0 * after_ok {
                 continue;
             }
             let amp = e.calls as f64 / e.distinct.len().max(1) as f64;
@@ -96,9 +113,11 @@ impl Detector for RetryStorms {
                 )
             };
             let summary = format!(
-                "{} retries of failed calls to {key} (median {median:.0} ms after the failure); {honour}; \
-                 retry_amplification {amp:.2} ({} requests for {} distinct)",
+                "{} retries of failed calls to {key} (median {median:.0} ms after the failure; {:.0}% of failures were \
+                 repeated, {:.0}% of successes); {honour}; retry_amplification {amp:.2} ({} requests for {} distinct)",
                 e.retries.len(),
+                after_error * 100.0,
+                after_ok * 100.0,
                 e.calls,
                 e.distinct.len()
             );
@@ -139,6 +158,8 @@ impl Detector for RetryStorms {
                     "min_delay_ms": d[0],
                     "after_retry_after": e.with_retry_after,
                     "retry_after_honoured": e.honoured,
+                "repeat_rate_after_failure": after_error,
+                "repeat_rate_after_success": after_ok,
                 }),
             });
         }

@@ -53,6 +53,13 @@ fn filter(a: &InspectArgs) -> Result<Filter, UsageError> {
     })
 }
 
+/// With `AF_TIMINGS=1`, how long a phase took, on stderr (for benchmarks and profiling).
+fn timing(phase: &str, since: std::time::Instant) {
+    if std::env::var_os("AF_TIMINGS").is_some() {
+        eprintln!("timing: {phase} {:.3} s", since.elapsed().as_secs_f64());
+    }
+}
+
 /// What each reader thread accumulates.
 #[derive(Default)]
 struct Acc {
@@ -82,10 +89,11 @@ pub(super) fn load(
     let opts = ReadOptions { lenient: a.read.lenient, bodies: Bodies::Elide };
     let (parts, summary) =
         fold_paths(paths, opts, threads, &Acc::default, &|acc: &mut Acc, ex| {
-            acc.stats.add(cfg, &ex);
+            let template = cfg.templater.template(ex.url_parts().path);
+            acc.stats.add_templated(cfg, &ex, &template);
             // Findings look at the same selection the table shows.
-            if capture && cfg.filter.keeps(&ex, &cfg.templater.template(ex.url_parts().path)) {
-                acc.capture.add(&ex, &cfg.templater, &cfg.caller);
+            if capture && cfg.filter.keeps(&ex, &template) {
+                acc.capture.add_templated(&ex, &template, &cfg.caller);
             }
         })?;
     let mut stats = Stats::default();
@@ -100,8 +108,18 @@ pub(super) fn load(
 pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
     let cfg = config(&a.analysis, a.by, filter(a)?)?;
     let findings_on = !a.no_findings;
+    let t0 = std::time::Instant::now();
     let Loaded { table, capture, summary } = load(&a.snapshots, &cfg, &a.analysis, findings_on)?;
-    let findings = if findings_on { analyze(&capture, &default_detectors()) } else { Vec::new() };
+    timing("read", t0);
+    let mut findings = Vec::new();
+    if findings_on {
+        for d in default_detectors() {
+            let t = std::time::Instant::now();
+            findings.extend(analyze(&capture, std::slice::from_ref(&d)));
+            timing(d.name(), t);
+        }
+        findings = af_analyze::rank(findings);
+    }
     let mut out = std::io::stdout().lock();
     if a.json {
         let doc = InspectOutput {
@@ -137,7 +155,9 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
             a.by == By::Caller,
             std::io::stdout().is_terminal(),
         );
-        text.push_str(&crate::render::findings(&findings, findings_on));
+        text.push_str(&crate::render::findings(&findings, findings_on, &|ids| {
+            capture.short_ids(ids)
+        }));
         out.write_all(text.as_bytes())?;
     }
     out.flush()?;
