@@ -156,3 +156,57 @@ mod tests {
         }
     }
 }
+
+/// Concurrency of one endpoint (or of everything, for the total).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct ConcurrencyRow {
+    /// `METHOD template`, or `total`.
+    pub endpoint: String,
+    /// Host (empty for the total).
+    pub host: String,
+    /// Peak in flight, all callers together.
+    pub peak_inflight: u64,
+    /// Peak in flight for one caller (maximum over callers).
+    pub peak_inflight_per_caller: u64,
+    /// Most request starts in any 50 ms window.
+    pub max_arrivals_50ms: u64,
+    /// Most request starts in any 1 s window.
+    pub max_rate_1s: u64,
+}
+
+fn row(endpoint: String, host: String, calls: &[&crate::capture::Call]) -> ConcurrencyRow {
+    let mut by_caller: std::collections::BTreeMap<u32, Vec<Interval>> = Default::default();
+    for c in calls {
+        by_caller.entry(c.caller).or_default().push((c.start, c.end));
+    }
+    let starts: Vec<i64> = calls.iter().map(|c| c.start).collect(); // calls are in start order
+    ConcurrencyRow {
+        endpoint,
+        host,
+        peak_inflight: peak_inflight(calls.iter().map(|c| (c.start, c.end))),
+        peak_inflight_per_caller: by_caller.into_values().map(peak_inflight).max().unwrap_or(0),
+        max_arrivals_50ms: max_arrivals_sorted(&starts, 50_000_000),
+        max_rate_1s: max_arrivals_sorted(&starts, 1_000_000_000),
+    }
+}
+
+/// Per endpoint (most concurrent first) and in total.
+pub fn concurrency_table(cap: &crate::capture::Capture) -> (Vec<ConcurrencyRow>, ConcurrencyRow) {
+    let mut rows: Vec<ConcurrencyRow> = cap
+        .by_endpoint()
+        .iter()
+        .enumerate()
+        .map(|(ep, idx)| {
+            let e = &cap.endpoints[ep];
+            let calls: Vec<&crate::capture::Call> = idx.iter().map(|&i| &cap.calls[i]).collect();
+            row(e.key(), e.host.clone(), &calls)
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.peak_inflight
+            .cmp(&a.peak_inflight)
+            .then_with(|| (&a.endpoint, &a.host).cmp(&(&b.endpoint, &b.host)))
+    });
+    let all: Vec<&crate::capture::Call> = cap.calls.iter().collect();
+    (rows, row("total".into(), String::new(), &all))
+}

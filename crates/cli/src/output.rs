@@ -23,8 +23,19 @@ pub struct InspectOutput {
     /// The per-endpoint table, totals and span.
     #[serde(flatten)]
     pub table: StatsTable,
+    /// Concurrency per endpoint and in total (absent with `--no-findings`).
+    pub concurrency: Option<Concurrency>,
     /// What the detectors found, most severe first (empty with `--no-findings`).
     pub findings: Vec<Finding>,
+}
+
+/// Reconstructed concurrency.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Concurrency {
+    /// Per endpoint, most concurrent first.
+    pub endpoints: Vec<af_analyze::concurrency::ConcurrencyRow>,
+    /// All exchanges.
+    pub total: af_analyze::concurrency::ConcurrencyRow,
 }
 
 /// One file read.

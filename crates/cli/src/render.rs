@@ -179,6 +179,42 @@ fn distinct_endpoints(t: &StatsTable) -> usize {
     v.len()
 }
 
+/// Reconstructed concurrency: the most concurrent endpoints and the total.
+pub fn concurrency(c: &crate::output::Concurrency, tty: bool) -> String {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(if tty {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    });
+    t.set_header([
+        "endpoint",
+        "host",
+        "peak in flight",
+        "per caller",
+        "max starts/50 ms",
+        "max starts/1 s",
+    ]);
+    let right = |v: u64| Cell::new(v).set_alignment(CellAlignment::Right);
+    for r in c.endpoints.iter().take(SHOWN_FINDINGS).chain(std::iter::once(&c.total)) {
+        t.add_row(vec![
+            Cell::new(&r.endpoint),
+            Cell::new(&r.host),
+            right(r.peak_inflight),
+            right(r.peak_inflight_per_caller),
+            right(r.max_arrivals_50ms),
+            right(r.max_rate_1s),
+        ]);
+    }
+    let more = c.endpoints.len().saturating_sub(SHOWN_FINDINGS);
+    let mut out = format!("\nconcurrency:\n{t}\n");
+    if more > 0 {
+        out.push_str(&format!("  … and {more} more endpoints; all are in --json\n"));
+    }
+    out
+}
+
 /// How many findings the human output lists; the rest are counted (all are in `--json`).
 const SHOWN_FINDINGS: usize = 10;
 

@@ -169,7 +169,15 @@ fn inspect_json_numbers_for_the_gmail_capture() {
         .expect("limit model");
     assert_eq!(limit["details"]["verdict"], "concurrency");
     assert!(limit["suggested_metric"].as_str().is_some_and(|m| m.starts_with("peak_inflight{")));
+    let conc = &doc["concurrency"]["endpoints"][0];
+    assert_eq!(conc["endpoint"], "GET /gmail/v1/users/{userId}/messages/{id}");
+    assert!(
+        conc["peak_inflight_per_caller"].as_u64().is_some_and(|p| (38..=40).contains(&p)),
+        "{conc}"
+    );
+    assert!(conc["max_arrivals_50ms"].as_u64().is_some_and(|p| p >= 38), "{conc}");
     let none = json(&["inspect", "--json", "--no-findings", "fixtures/gmail/capture.har"]);
+    assert_eq!(none["concurrency"], serde_json::Value::Null);
     assert_eq!(none["findings"], serde_json::json!([]));
     assert_eq!(doc["totals"]["calls"], 183);
     assert_eq!(doc["totals"]["status"]["429"], 28);

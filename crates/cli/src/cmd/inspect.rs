@@ -120,6 +120,10 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
         }
         findings = af_analyze::rank(findings);
     }
+    let concurrency = findings_on.then(|| {
+        let (endpoints, total) = af_analyze::concurrency::concurrency_table(&capture);
+        crate::output::Concurrency { endpoints, total }
+    });
     let mut out = std::io::stdout().lock();
     if a.json {
         let doc = InspectOutput {
@@ -142,6 +146,7 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
                 until: a.until.clone(),
             },
             table,
+            concurrency,
             findings,
         };
         // Serialize first: a write error (closed pipe) then stays an io::Error.
@@ -155,6 +160,9 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
             a.by == By::Caller,
             std::io::stdout().is_terminal(),
         );
+        if let Some(c) = &concurrency {
+            text.push_str(&crate::render::concurrency(c, std::io::stdout().is_terminal()));
+        }
         text.push_str(&crate::render::findings(&findings, findings_on, &|ids| {
             capture.short_ids(ids)
         }));
