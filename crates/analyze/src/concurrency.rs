@@ -7,17 +7,21 @@
 /// `(start, end)` in ns; `end < start` is treated as `end = start`.
 pub type Interval = (i64, i64);
 
-/// The maximum number of intervals in flight at any instant (0 for none).
-pub fn peak_inflight(intervals: impl IntoIterator<Item = Interval>) -> u64 {
+/// Start (+1) and end (-1) events in time order; ends sort before starts at the same instant
+/// (-1 < 1), and a zero-length interval still counts at its start.
+fn events(intervals: impl IntoIterator<Item = Interval>) -> Vec<(i64, i8)> {
     let mut events: Vec<(i64, i8)> = Vec::new();
     for (s, e) in intervals {
-        // Zero-length intervals still count at their start.
-        let e = if e > s { e } else { s.saturating_add(1) };
         events.push((s, 1));
-        events.push((e, -1));
+        events.push((if e > s { e } else { s.saturating_add(1) }, -1));
     }
-    // Ends sort before starts at the same instant (-1 < 1).
     events.sort_unstable();
+    events
+}
+
+/// The maximum number of intervals in flight at any instant (0 for none).
+pub fn peak_inflight(intervals: impl IntoIterator<Item = Interval>) -> u64 {
+    let events = events(intervals);
     let (mut cur, mut peak) = (0i64, 0i64);
     for (_, d) in events {
         cur += i64::from(d);
@@ -81,13 +85,7 @@ pub fn max_arrivals_sorted(sorted: &[i64], window: i64) -> u64 {
 /// In-flight count over time as `(t, count)` steps, for charts: the count holds from `t` until
 /// the next step.
 pub fn inflight_steps(intervals: impl IntoIterator<Item = Interval>) -> Vec<(i64, u64)> {
-    let mut events: Vec<(i64, i8)> = Vec::new();
-    for (s, e) in intervals {
-        let e = if e > s { e } else { s.saturating_add(1) };
-        events.push((s, 1));
-        events.push((e, -1));
-    }
-    events.sort_unstable();
+    let events = events(intervals);
     let mut out: Vec<(i64, u64)> = Vec::new();
     let mut cur = 0i64;
     for (t, d) in events {

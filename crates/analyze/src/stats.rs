@@ -334,35 +334,18 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use af_snapshot::{ErrorKind, ExchangeId, Request, Response, Timing, TransportError};
+    use af_snapshot::ErrorKind;
 
     fn ex(i: i64, path: &str, status: Option<u16>, ms: u64) -> Exchange {
-        Exchange {
-            id: ExchangeId::new(format!("{i:04}")),
-            service: None,
-            direction: Default::default(),
-            conn_id: None,
-            caller: None,
-            request: Request {
-                method: "GET".into(),
-                url: format!("https://api.test{path}"),
-                http_version: None,
-                headers: vec![],
-                body: None,
-            },
-            response: status.map(|s| Response {
-                status: s,
-                status_text: None,
-                http_version: None,
-                headers: vec![],
-                body: None,
-            }),
-            error: status
-                .is_none()
-                .then(|| TransportError { kind: ErrorKind::Reset, message: "reset".into() }),
-            timing: Timing::new(Timestamp::from_nanos(i * 1_000_000_000), Some(ms * 1_000_000)),
-            tags: Default::default(),
+        let b = af_testkit::ex("GET", &format!("https://api.test{path}"))
+            .id(format!("{i:04}"))
+            .at_ms(i * 1000)
+            .lasting_ms(ms);
+        match status {
+            Some(s) => b.status(s),
+            None => b.transport_error(ErrorKind::Reset),
         }
+        .build()
     }
 
     #[test]

@@ -4,6 +4,19 @@ use af_analyze::{Counts, Diff, DiffRow, Finding, StatsTable};
 use af_snapshot::{ReadSummary, Timestamp};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 
+/// A table in our style: wraps to the terminal's width on a TTY, never in a pipe (stable output
+/// for scripts and snapshots).
+fn new_table(tty: bool) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_content_arrangement(if tty {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    });
+    t
+}
+
 /// `1.2 ms`, `340 µs`, `2.50 s`.
 pub fn ms(v: Option<f64>) -> String {
     match v {
@@ -70,13 +83,7 @@ pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: boo
         (Some(s), Some(e)) => s.to_rfc3339().get(..10) == e.to_rfc3339().get(..10),
         _ => true,
     };
-    let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(if tty {
-        ContentArrangement::Dynamic
-    } else {
-        ContentArrangement::Disabled
-    });
+    let mut t = new_table(tty);
     let mut header = vec!["endpoint", "host"];
     if by_caller {
         header.push("caller");
@@ -181,13 +188,7 @@ fn distinct_endpoints(t: &StatsTable) -> usize {
 
 /// Reconstructed concurrency: the most concurrent endpoints and the total.
 pub fn concurrency(c: &crate::output::Concurrency, tty: bool) -> String {
-    let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(if tty {
-        ContentArrangement::Dynamic
-    } else {
-        ContentArrangement::Disabled
-    });
+    let mut t = new_table(tty);
     t.set_header([
         "endpoint",
         "host",
@@ -271,13 +272,7 @@ fn change(b: u64, a: u64) -> String {
 
 /// The `af diff` table and gate results.
 pub fn diff(d: &Diff, gates: &[crate::output::Gate], tty: bool) -> String {
-    let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_content_arrangement(if tty {
-        ContentArrangement::Dynamic
-    } else {
-        ContentArrangement::Disabled
-    });
+    let mut t = new_table(tty);
     t.set_header([
         "endpoint",
         "host",
