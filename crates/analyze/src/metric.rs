@@ -277,7 +277,7 @@ impl fmt::Display for Metric {
         if let Some(s) = &self.status {
             labels.push(format!("status=\"{s}\""));
         }
-        if self.name == MetricName::MaxArrivals && self.window_ns != DEFAULT_WINDOW_NS {
+        if self.name == MetricName::MaxArrivals {
             labels.push(format!("window=\"{}\"", fmt_duration(self.window_ns)));
         }
         if self.per == Per::Caller {

@@ -24,6 +24,10 @@ pub enum Command {
     Import(ImportArgs),
     /// Compare a capture from before a change with one from after it; gate CI with `--fail-if`.
     Diff(DiffArgs),
+    /// Serve a capture as a mock upstream that journals every arrival.
+    Mock(MockArgs),
+    /// Run a program against the mock and measure what it does to the upstream.
+    Measure(MeasureArgs),
     /// Print the JSON Schema of a machine-readable output.
     #[command(hide = true)]
     Schema(SchemaArgs),
@@ -143,6 +147,95 @@ pub struct ImportArgs {
     pub read: ReadArgs,
 }
 
+/// How the mock answers; shared by `mock` and `measure`.
+#[derive(Debug, clap::Args)]
+pub struct MockOptions {
+    /// Requests no recording matches: `404` (body names the nearest recorded endpoints),
+    /// `nearest` (serve the nearest endpoint's response), `fail` (502; `af measure` fails the run).
+    #[arg(long, value_name = "MODE", value_parser = ["404", "nearest", "fail"], default_value = "404")]
+    pub unmatched: String,
+    /// Recorded error responses: `replay` them, or `skip` to serve a success of the same request
+    /// or endpoint (default for `af measure`, so client retries do not distort the workload).
+    #[arg(long, value_name = "MODE", value_parser = ["replay", "skip"])]
+    pub failures: Option<String>,
+    /// Response latency: `recorded`, `none`, `fixed:20ms`, `scale:0.5`.
+    #[arg(long, default_value = "recorded", value_name = "MODE")]
+    pub latency: String,
+    /// Emulated limit (repeatable): `'GET /a/{id}: inflight<=20 per caller'`, `'*: rate<=25/s'`.
+    #[arg(long = "limit", value_name = "RULE")]
+    pub limits: Vec<String>,
+    /// Largest request body read, in bytes (larger get 413 and are journaled).
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    pub max_body: usize,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+/// `af mock`.
+#[derive(Debug, clap::Args)]
+pub struct MockArgs {
+    /// Snapshot(s) to serve.
+    #[arg(required = true, value_name = "SNAPSHOT")]
+    pub snapshots: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0: any free port; the chosen one is printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Write the arrival journal (a native snapshot) here.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    #[command(flatten)]
+    pub mock: MockOptions,
+}
+
+/// `af measure`.
+#[derive(Debug, clap::Args)]
+pub struct MeasureArgs {
+    /// The capture whose upstream the mock plays.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub snapshot: PathBuf,
+    /// Environment variable that receives the mock's base URL (`http://127.0.0.1:PORT`).
+    #[arg(long, value_name = "NAME")]
+    pub url_env: Vec<String>,
+    /// Metric to measure (repeatable), DESIGN.md §4 syntax:
+    /// `peak_inflight{endpoint="GET /a/{id}",per="caller"}`.
+    #[arg(long = "metric", value_name = "METRIC", required = true)]
+    pub metrics: Vec<String>,
+    /// Expectation per metric, in order (`<= 10`); checked on the worst run.
+    #[arg(long = "expect", value_name = "OP NUMBER")]
+    pub expect: Vec<String>,
+    /// How many times to run the program.
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    /// Kill the program's whole process group after this long.
+    #[arg(long, default_value = "120s", value_name = "DURATION")]
+    pub timeout: String,
+    /// Keep credentials (`*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*API_KEY*`, ...) in the program's
+    /// environment; by default they are removed.
+    #[arg(long)]
+    pub keep_env: bool,
+    /// Save each run's journal and the program's output here (default: a temporary directory,
+    /// removed afterwards unless `--keep`).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Write the result (schema: `af schema measure`) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub result: Option<PathBuf>,
+    /// Print the result JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not echo the program's output (it is still saved in the output directory).
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub mock: MockOptions,
+    /// The program and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
 /// `af schema`.
 #[derive(Debug, clap::Args)]
 pub struct SchemaArgs {
@@ -158,6 +251,8 @@ pub enum SchemaName {
     Inspect,
     /// `af diff --json`.
     Diff,
+    /// `af measure --json` and `result.json`.
+    Measure,
 }
 
 /// Parses `std::env::args`, exiting 2 with clap's message on usage errors.
@@ -256,5 +351,88 @@ mod tests {
         assert_eq!(d.fail_if.len(), 2);
         assert!(d.json && d.analysis.read.lenient);
         assert!(parse(&["diff", "only-one.har"]).is_err());
+    }
+
+    #[test]
+    fn mock_and_measure_flags() {
+        let Command::Mock(m) = parse(&[
+            "mock",
+            "cap.har",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8080",
+            "--journal",
+            "j.jsonl",
+            "--unmatched",
+            "nearest",
+            "--failures",
+            "skip",
+            "--latency",
+            "fixed:20ms",
+            "--limit",
+            "*: rate<=5/s",
+            "--max-body",
+            "1024",
+            "--caller-key",
+            "header:X-User",
+            "--template",
+            "/a/{b}",
+        ])
+        .expect("parses")
+        .command
+        else {
+            panic!("not mock")
+        };
+        assert_eq!((m.host.as_str(), m.port), ("0.0.0.0", 8080));
+        assert_eq!(m.mock.unmatched, "nearest");
+        assert_eq!(m.mock.failures.as_deref(), Some("skip"));
+        assert_eq!(m.mock.limits, ["*: rate<=5/s"]);
+        assert_eq!(m.mock.max_body, 1024);
+        assert!(parse(&["mock", "cap.har", "--unmatched", "ignore"]).is_err());
+
+        let Command::Measure(x) = parse(&[
+            "measure",
+            "--snapshot",
+            "cap.har",
+            "--url-env",
+            "API_URL",
+            "--metric",
+            "calls",
+            "--expect",
+            "<= 3",
+            "--runs",
+            "5",
+            "--timeout",
+            "30s",
+            "--keep-env",
+            "--out-dir",
+            "out",
+            "--result",
+            "r.json",
+            "--json",
+            "--quiet",
+            "--",
+            "node",
+            "sync.js",
+            "--flag",
+        ])
+        .expect("parses")
+        .command
+        else {
+            panic!("not measure")
+        };
+        assert_eq!(
+            x.command,
+            ["node", "sync.js", "--flag"],
+            "flags after -- belong to the program"
+        );
+        assert_eq!((x.runs, x.timeout.as_str()), (5, "30s"));
+        assert!(x.keep_env && x.json && x.quiet);
+        assert!(
+            parse(&["measure", "--snapshot", "c.har", "--metric", "calls"]).is_err(),
+            "a program is required"
+        );
+        assert!(parse(&["schema", "measure"]).is_ok());
     }
 }

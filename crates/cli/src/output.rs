@@ -133,3 +133,8 @@ pub fn inspect_schema() -> String {
 pub fn diff_schema() -> String {
     pretty(&schemars::schema_for!(DiffOutput))
 }
+
+/// The JSON Schema of `af measure --json` and its `--result` file.
+pub fn measure_schema() -> String {
+    pretty(&schemars::schema_for!(af_measure::MeasureResult))
+}

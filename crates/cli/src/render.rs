@@ -320,6 +320,57 @@ fn num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.4}") }
 }
 
+fn num3(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.3}") }
+}
+
+/// The `af measure` table: each metric's value in every run, min/median/max and the check.
+pub fn measure(r: &af_measure::MeasureResult, tty: bool) -> String {
+    let mut t = new_table(tty);
+    let mut header = vec!["metric".to_owned()];
+    header.extend(r.runs.iter().map(|x| format!("run {}", x.run)));
+    header.extend(["min".into(), "median".into(), "max".into(), "expect".into(), "result".into()]);
+    t.set_header(header);
+    for m in &r.metrics {
+        let mut row: Vec<Cell> = vec![Cell::new(&m.metric)];
+        row.extend(
+            m.values.iter().map(|v| Cell::new(num3(*v)).set_alignment(CellAlignment::Right)),
+        );
+        row.extend(
+            [num3(m.min), num3(m.median), num3(m.max)]
+                .map(|v| Cell::new(v).set_alignment(CellAlignment::Right)),
+        );
+        row.push(Cell::new(m.expect.as_deref().unwrap_or("-")));
+        row.push(Cell::new(match m.passed {
+            Some(true) => format!("pass (worst {})", num3(m.checked.unwrap_or(0.0))),
+            Some(false) => format!("FAIL (worst {})", num3(m.checked.unwrap_or(0.0))),
+            None => "-".into(),
+        }));
+        t.add_row(row);
+    }
+    let mut out = format!("{t}\n");
+    for run in &r.runs {
+        out.push_str(&format!(
+            "run {}: exit {}, {} requests ({} unmatched, {} limited), {:.0} ms\n",
+            run.run,
+            run.exit_code.map_or_else(|| "killed".to_owned(), |c| c.to_string()),
+            run.requests,
+            run.misses,
+            run.limited,
+            run.wall_ms
+        ));
+    }
+    for p in &r.problems {
+        out.push_str(&format!("warning: {p}\n"));
+    }
+    out.push_str(&format!(
+        "harness {} · {}\n",
+        &r.harness_hash[..16],
+        if r.passed { "PASSED" } else { "FAILED" }
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,7 @@ mod time;
 
 pub use caller::CallerSpec;
 pub use error::{Location, RecordError, SnapshotError};
+pub use formats::native::NativeWriter;
 pub use formats::{Format, FormatKind, OutputFormat, Writer};
 pub use id::{ExchangeId, PrefixError, resolve_prefix};
 pub use model::{

@@ -3,6 +3,8 @@
 mod convert;
 mod diff;
 mod inspect;
+mod measure;
+mod mock;
 
 use std::io::Write;
 
@@ -16,10 +18,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Convert(a) => convert::convert(a),
         Command::Import(a) => convert::import(&a),
         Command::Diff(a) => diff::run(&a),
+        Command::Mock(a) => mock::run(&a),
+        Command::Measure(a) => measure::run(&a),
         Command::Schema(a) => {
             let text = match a.which {
                 SchemaName::Inspect => crate::output::inspect_schema(),
                 SchemaName::Diff => crate::output::diff_schema(),
+                SchemaName::Measure => crate::output::measure_schema(),
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(exit::OK)

@@ -455,6 +455,11 @@ impl NativeWriter {
         self.emit()
     }
 
+    /// Pushes everything written so far to the file (a zstd block boundary when compressed).
+    pub fn flush(&mut self) -> Result<(), SnapshotError> {
+        self.out.writer().flush().map_err(|e| SnapshotError::io(&self.path, e))
+    }
+
     /// Ends the zstd frame and flushes.
     pub fn finish(self) -> Result<(), SnapshotError> {
         let path = self.path;

@@ -1,0 +1,386 @@
+//! `af measure` and `af mock` with real programs (Node 20, Python 3) over real loopback sockets.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+fn af() -> Command {
+    let mut c = Command::cargo_bin("af").expect("af binary");
+    c.current_dir(root());
+    c
+}
+
+const GETS: &str = "GET /gmail/v1/users/{userId}/messages/{id}";
+
+/// Runs `af measure --json` with `args` before `--` and `program` after; returns (exit, result).
+fn measure(args: &[&str], program: &[&str]) -> (i32, serde_json::Value) {
+    let out = af()
+        .args([
+            "measure",
+            "--json",
+            "--quiet",
+            "--snapshot",
+            "fixtures/gmail/capture.har",
+            "--url-env",
+            "API_URL",
+        ])
+        .args(args)
+        .arg("--")
+        .args(program)
+        .output()
+        .expect("runs");
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {:?} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+fn values(doc: &serde_json::Value, metric: usize) -> Vec<f64> {
+    doc["metrics"][metric]["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| v.as_f64().expect("number"))
+        .collect()
+}
+
+#[test]
+fn node_unbounded_fan_out_measures_exactly_100_and_a_pool_exactly_10() {
+    let peak = format!("peak_inflight{{endpoint=\"{GETS}\",per=\"caller\"}}");
+    let (code, doc) = measure(
+        &["--latency", "fixed:50ms", "--metric", &peak, "--expect", "<= 10", "--runs", "2"],
+        &["node", "fixtures/programs/fanout.js"],
+    );
+    assert_eq!(code, 1, "100 in flight violates <= 10");
+    assert_eq!(values(&doc, 0), [100.0, 100.0]);
+    assert_eq!(doc["passed"], false);
+    assert_eq!(doc["runs"][0]["requests"], 100);
+
+    let (code, doc) = measure(
+        &["--latency", "fixed:50ms", "--metric", &peak, "--expect", "<= 10", "--runs", "2"],
+        &["env", "POOL=10", "node", "fixtures/programs/fanout.js"],
+    );
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(values(&doc, 0), [10.0, 10.0]);
+    assert_eq!(doc["metrics"][0]["passed"], true);
+}
+
+#[test]
+fn python_threads_measure_exactly_their_worker_count() {
+    for (workers, want) in [("100", 100.0), ("10", 10.0)] {
+        let (code, doc) = measure(
+            &[
+                "--latency",
+                "fixed:50ms",
+                "--metric",
+                "peak_inflight{per=\"caller\"}",
+                "--runs",
+                "1",
+            ],
+            &["env", &format!("WORKERS={workers}"), "python3", "fixtures/programs/fanout.py"],
+        );
+        assert_eq!(code, 0, "{doc}");
+        assert_eq!(values(&doc, 0), [want], "WORKERS={workers}");
+    }
+}
+
+#[test]
+fn max_arrivals_matches_a_brute_force_count_over_the_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, doc) = measure(
+        &[
+            "--latency",
+            "fixed:20ms",
+            "--metric",
+            "max_arrivals{50ms}",
+            "--runs",
+            "1",
+            "--out-dir",
+            dir.path().to_str().expect("utf-8"),
+        ],
+        &["env", "N=200", "node", "fixtures/programs/fanout.js"],
+    );
+    assert_eq!(code, 0, "{doc}");
+    let journal = std::fs::read_to_string(dir.path().join("run-1.journal.jsonl")).expect("journal");
+    let starts: Vec<i64> = journal
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("line")["tags"]["af.arrival_mono_ns"].as_i64().expect("arrival"))
+        .collect();
+    assert_eq!(starts.len(), 200);
+    let brute = starts
+        .iter()
+        .map(|&t| starts.iter().filter(|&&s| s >= t && s < t + 50_000_000).count())
+        .max()
+        .expect("some");
+    assert_eq!(values(&doc, 0), [brute as f64]);
+    // The journal is a snapshot: af inspect reads it.
+    af().args(["inspect", "--no-findings"])
+        .arg(dir.path().join("run-1.journal.jsonl"))
+        .assert()
+        .success();
+}
+
+#[test]
+fn emulated_inflight_limit_rejects_exactly_the_excess_per_caller() {
+    let limit = format!("{GETS}: inflight<=20 per caller");
+    let (code, doc) = measure(
+        &[
+            "--latency",
+            "fixed:300ms",
+            "--limit",
+            &limit,
+            "--metric",
+            "errors{status=\"429\"}",
+            "--runs",
+            "1",
+        ],
+        &["node", "fixtures/programs/fanout.js"],
+    );
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(values(&doc, 0), [80.0], "100 at once, 20 admitted");
+    assert_eq!(doc["runs"][0]["limited"], 80);
+    // Two callers, 50 each: limited independently.
+    let (_, doc) = measure(
+        &[
+            "--latency",
+            "fixed:300ms",
+            "--limit",
+            &limit,
+            "--metric",
+            "errors{status=\"429\"}",
+            "--runs",
+            "1",
+        ],
+        &["env", "USER_TOKENS=a,b", "node", "fixtures/programs/fanout.js"],
+    );
+    assert_eq!(values(&doc, 0), [60.0], "30 rejected per caller");
+}
+
+#[test]
+fn a_hanging_program_is_killed_with_its_whole_process_group() {
+    let started = Instant::now();
+    // A distinctive duration marks the background child in `ps`.
+    let secs = 3000 + std::process::id() % 997;
+    let marker = format!("sleep {secs}");
+    let (code, doc) = measure(
+        &["--metric", "calls", "--runs", "1", "--timeout", "1s"],
+        &["sh", "-c", &format!("{marker} & sleep 31; echo done")],
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "timeout not enforced");
+    assert_eq!(code, 0, "no expectation: the run is reported, not failed");
+    assert_eq!(doc["runs"][0]["timed_out"], true);
+    assert!(doc["problems"].to_string().contains("timed out"), "{doc}");
+    assert!(doc["problems"].to_string().contains("no request"), "{doc}");
+    // The background `sleep 30` was in the same group: nothing of the run survives.
+    std::thread::sleep(Duration::from_millis(200));
+    let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().expect("ps");
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains(&marker),
+        "a child of the program outlived the run"
+    );
+}
+
+#[test]
+fn a_failing_program_is_reported_and_still_measured() {
+    let (code, doc) =
+        measure(&["--metric", "calls", "--runs", "1"], &["node", "-e", "process.exit(3)"]);
+    assert_eq!(code, 0);
+    assert_eq!(doc["runs"][0]["exit_code"], 3);
+    assert!(doc["problems"].to_string().contains("exited with Some(3)"), "{doc}");
+    assert_eq!(values(&doc, 0), [0.0]);
+}
+
+#[test]
+fn unmatched_requests_are_loud_and_can_fail_the_run() {
+    let program = [
+        "node",
+        "-e",
+        "fetch(process.env.API_URL + '/nowhere').then(r => r.text()).then(t => console.log(t))",
+    ];
+    let (code, doc) = measure(&["--metric", "calls", "--runs", "1"], &program);
+    assert_eq!(code, 0);
+    assert_eq!(doc["runs"][0]["misses"], 1);
+    assert!(doc["problems"].to_string().contains("matched no recording"), "{doc}");
+    let (code, doc) =
+        measure(&["--metric", "calls", "--runs", "1", "--unmatched", "fail"], &program);
+    assert_eq!(code, 1, "{doc}");
+}
+
+#[test]
+fn harness_hash_is_stable_and_tracks_the_spec() {
+    let args = ["--metric", "calls", "--runs", "1"];
+    let (_, a) = measure(&args, &["node", "-e", "0"]);
+    let (_, b) = measure(&args, &["node", "-e", "0"]);
+    assert_eq!(a["harness_hash"], b["harness_hash"]);
+    let (_, c) = measure(&["--metric", "calls", "--runs", "2"], &["node", "-e", "0"]);
+    assert_ne!(a["harness_hash"], c["harness_hash"]);
+    // Equivalent metric spellings are one harness.
+    let (_, d) = measure(&["--metric", "max_arrivals{50ms}", "--runs", "1"], &["node", "-e", "0"]);
+    let (_, e) = measure(
+        &["--metric", "max_arrivals{window=\"50ms\"}", "--runs", "1"],
+        &["node", "-e", "0"],
+    );
+    assert_eq!(d["harness_hash"], e["harness_hash"]);
+}
+
+#[test]
+fn credentials_are_stripped_from_the_program_environment() {
+    let out = af()
+        .env("SERVICE_API_KEY", "SECRET-should-not-pass")
+        .args([
+            "measure",
+            "--json",
+            "--snapshot",
+            "fixtures/gmail/capture.har",
+            "--metric",
+            "calls",
+            "--runs",
+            "1",
+            "--",
+        ])
+        .args(["node", "-e", "console.log('key=' + (process.env.SERVICE_API_KEY || 'absent'))"])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key=absent"), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(doc["stripped_env"].as_array().expect("list").iter().any(|v| v == "SERVICE_API_KEY"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("SECRET-should-not-pass"));
+}
+
+#[test]
+fn measure_result_validates_against_the_committed_schema() {
+    let schema: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("schemas/measure.schema.json")).expect("schema"),
+    )
+    .expect("JSON");
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let (_, doc) =
+        measure(&["--metric", "calls", "--expect", ">= 0", "--runs", "1"], &["node", "-e", "0"]);
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn bad_measure_arguments_are_usage_errors() {
+    af().args([
+        "measure",
+        "--snapshot",
+        "fixtures/gmail/capture.har",
+        "--metric",
+        "bogus",
+        "--",
+        "true",
+    ])
+    .assert()
+    .code(2);
+    af().args([
+        "measure",
+        "--snapshot",
+        "fixtures/gmail/capture.har",
+        "--metric",
+        "calls",
+        "--expect",
+        "<= 1",
+        "--expect",
+        "<= 2",
+        "--",
+        "true",
+    ])
+    .assert()
+    .code(2);
+    af().args([
+        "measure",
+        "--snapshot",
+        "fixtures/gmail/capture.har",
+        "--metric",
+        "calls",
+        "--limit",
+        "nonsense",
+        "--",
+        "true",
+    ])
+    .assert()
+    .code(2);
+    af().args([
+        "measure",
+        "--snapshot",
+        "fixtures/gmail/capture.har",
+        "--metric",
+        "calls",
+        "--",
+        "/no/such/program",
+    ])
+    .assert()
+    .code(2);
+}
+
+/// `af mock` as a server: metrics endpoint, journal, clean stop on SIGTERM.
+#[test]
+fn af_mock_serves_reports_metrics_and_journals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("journal.jsonl");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("af"))
+        .current_dir(root())
+        .args(["mock", "fixtures/gmail/capture.har", "--latency", "none", "--journal"])
+        .arg(&journal)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("banner");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("address")
+        .to_owned();
+    let http = |req: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.write_all(req.as_bytes()).expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    };
+    let r = http(
+        "GET /gmail/v1/users/me/messages/abc123def4567890?format=metadata HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let r = http("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 404") && r.contains("nearest_recorded"), "{r}");
+    let r = http("GET /__af/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(r.contains("\"requests\": 2") && r.contains("\"misses\": 1"), "{r}");
+    let r = http(
+        "GET /__af/metrics?format=prometheus HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.contains("af_mock_requests_total 2"), "{r}");
+    let r = http("garbage\r\n\r\n");
+    assert!(r.is_empty() || r.starts_with("HTTP/1.1 400"), "{r}");
+    nix_term(child.id());
+    let status = child.wait().expect("wait");
+    assert!(status.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).expect("rest");
+    assert!(rest.contains("2 requests") && rest.contains("2 journaled"), "{rest}");
+    let out =
+        af().args(["inspect", "--json", "--no-findings"]).arg(&journal).output().expect("inspect");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["totals"]["calls"], 2);
+    assert_eq!(doc["totals"]["status"]["404"], 1);
+}
+
+fn nix_term(pid: u32) {
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+}

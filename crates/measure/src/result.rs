@@ -1,0 +1,174 @@
+//! What a measurement found: every run's values and, per metric, min/median/max and the check on
+//! the worst run. Serialized as `result.json` (schema: `af schema measure`).
+
+use af_analyze::{Check, Op};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::spec::HarnessSpec;
+
+/// One run of the program.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct RunResult {
+    /// 1-based.
+    pub run: u32,
+    /// The program's exit code (none when killed by a signal).
+    pub exit_code: Option<i32>,
+    /// True when the timeout killed it.
+    pub timed_out: bool,
+    /// Wall time of the program, ms.
+    pub wall_ms: f64,
+    /// Requests the mock answered.
+    pub requests: u64,
+    /// Requests no recording matched.
+    pub misses: u64,
+    /// Requests answered 429 by an emulated limit.
+    pub limited: u64,
+    /// Metric values, in spec order.
+    pub values: Vec<f64>,
+    /// The run's arrival journal (a native snapshot).
+    pub journal: String,
+}
+
+/// One metric over all runs.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct MetricSummary {
+    /// The metric, canonical form.
+    pub metric: String,
+    /// Every run's value.
+    pub values: Vec<f64>,
+    /// Minimum over runs.
+    pub min: f64,
+    /// Median over runs.
+    pub median: f64,
+    /// Maximum over runs.
+    pub max: f64,
+    /// The expectation (`<= 10`), if any.
+    pub expect: Option<String>,
+    /// The value the expectation was checked on: the worst run for it.
+    pub checked: Option<f64>,
+    /// Whether the expectation held.
+    pub passed: Option<bool>,
+}
+
+/// The measurement.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct MeasureResult {
+    /// Always `af.measure/1`.
+    pub schema: String,
+    /// What ran.
+    pub harness: HarnessSpec,
+    /// SHA-256 of the harness spec's canonical JSON.
+    pub harness_hash: String,
+    /// Each run.
+    pub runs: Vec<RunResult>,
+    /// Each metric.
+    pub metrics: Vec<MetricSummary>,
+    /// Every expectation held on every run.
+    pub passed: bool,
+    /// Things a reader must know (non-zero exits, timeouts, unmatched requests, no requests).
+    pub problems: Vec<String>,
+    /// Environment variables removed from the program's environment.
+    pub stripped_env: Vec<String>,
+}
+
+impl MeasureResult {
+    /// Summarises runs against the metrics and their checks.
+    pub fn new(
+        spec: &HarnessSpec,
+        runs: Vec<RunResult>,
+        checks: &[(String, Option<Check>)],
+        stripped_env: Vec<String>,
+    ) -> Self {
+        let metrics: Vec<MetricSummary> = checks
+            .iter()
+            .enumerate()
+            .map(|(i, (name, check))| {
+                let values: Vec<f64> =
+                    runs.iter().map(|r| r.values.get(i).copied().unwrap_or(f64::NAN)).collect();
+                let mut sorted = values.clone();
+                sorted.sort_by(f64::total_cmp);
+                let (min, max) =
+                    (sorted.first().copied().unwrap_or(0.0), sorted.last().copied().unwrap_or(0.0));
+                let median = if sorted.is_empty() {
+                    0.0
+                } else if sorted.len() % 2 == 1 {
+                    sorted[sorted.len() / 2]
+                } else {
+                    (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+                };
+                let (checked, passed) = match check {
+                    Some(c) => {
+                        // The worst run for this comparison; == and != must hold on every run.
+                        let worst = match c.op {
+                            Op::Le | Op::Lt => max,
+                            Op::Ge | Op::Gt => min,
+                            Op::Eq | Op::Ne => values
+                                .iter()
+                                .copied()
+                                .find(|v| !c.op.holds(*v, c.threshold))
+                                .unwrap_or(max),
+                        };
+                        (
+                            Some(worst),
+                            Some(
+                                !values.is_empty()
+                                    && values.iter().all(|v| c.op.holds(*v, c.threshold)),
+                            ),
+                        )
+                    }
+                    None => (None, None),
+                };
+                MetricSummary {
+                    metric: name.clone(),
+                    values,
+                    min,
+                    median,
+                    max,
+                    expect: check
+                        .as_ref()
+                        .map(|c| c.to_string().split_at(name.len()).1.trim().to_owned()),
+                    checked,
+                    passed,
+                }
+            })
+            .collect();
+        let mut problems = Vec::new();
+        for r in &runs {
+            if r.timed_out {
+                problems.push(format!(
+                    "run {}: timed out after {} ms; its process group was killed",
+                    r.run, spec.timeout_ms
+                ));
+            } else if r.exit_code != Some(0) {
+                problems.push(format!("run {}: the program exited with {:?}", r.run, r.exit_code));
+            }
+            if r.requests == 0 {
+                problems.push(format!(
+                    "run {}: the program made no request to the mock (is the URL variable right?)",
+                    r.run
+                ));
+            }
+            if r.misses > 0 {
+                problems.push(format!(
+                    "run {}: {} request(s) matched no recording (see {})",
+                    r.run, r.misses, r.journal
+                ));
+            }
+        }
+        let fail_on_miss =
+            spec.mock.unmatched == af_mock::Unmatched::Fail && runs.iter().any(|r| r.misses > 0);
+        let passed =
+            metrics.iter().all(|m| m.passed != Some(false)) && !fail_on_miss && !runs.is_empty();
+        MeasureResult {
+            schema: "af.measure/1".into(),
+            harness_hash: spec.hash(),
+            harness: spec.clone(),
+            runs,
+            metrics,
+            passed,
+            problems,
+            stripped_env,
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! One measurement: for each run, a fresh mock on 127.0.0.1:0 with its own journal, the program
+//! started in its own process group with the mock's URL in its environment, killed with its
+//! whole group on timeout; then the metrics, computed from the journal with the same code that
+//! analyses snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use af_analyze::{CaptureBuilder, Check, Metric};
+use af_mock::{Journal, Mock, MockConfig};
+use af_snapshot::{CallerSpec, Exchange, PathPattern, ReadOptions, Templater, read_all};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::result::{MeasureResult, RunResult};
+use crate::spec::HarnessSpec;
+
+/// Why a measurement could not run at all (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// A metric or expectation did not parse.
+    #[error("{0}")]
+    Spec(String),
+    /// The mock could not start.
+    #[error("mock: {0}")]
+    Mock(String),
+    /// The program could not be started.
+    #[error("cannot start {program:?}: {source}")]
+    Spawn {
+        /// argv[0].
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Files in the output directory.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The journal could not be written or read back.
+    #[error(transparent)]
+    Journal(#[from] af_snapshot::SnapshotError),
+}
+
+/// Where the program's output goes besides the run's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// Copy each line to stderr, prefixed `[run N] `.
+    Prefixed,
+    /// Only save it.
+    Quiet,
+}
+
+/// Environment variable names that carry credentials: removed from the program's environment
+/// unless the spec keeps them.
+pub fn is_credential(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "API_KEY",
+        "APIKEY",
+        "ACCESS_KEY",
+        "PRIVATE_KEY",
+        "CREDENTIAL",
+        "AUTH_",
+    ]
+    .iter()
+    .any(|k| n.contains(k))
+        || n.ends_with("_AUTH")
+}
+
+/// `120s`, `500ms`, `2m` → ms.
+pub fn parse_timeout_ms(s: &str) -> Result<u64, String> {
+    af_analyze::parse_duration_ns(s).map(|ns| (ns / 1_000_000).max(1) as u64)
+}
+
+struct Parsed {
+    checks: Vec<(Metric, Option<Check>)>,
+}
+
+fn parse(spec: &HarnessSpec) -> Result<Parsed, MeasureError> {
+    if !spec.expect.is_empty() && spec.expect.len() != spec.metrics.len() {
+        return Err(MeasureError::Spec(format!(
+            "{} --expect for {} --metric: give one expectation per metric, in order",
+            spec.expect.len(),
+            spec.metrics.len()
+        )));
+    }
+    let mut checks = Vec::new();
+    for (i, m) in spec.metrics.iter().enumerate() {
+        let metric: Metric =
+            m.parse().map_err(|e| MeasureError::Spec(format!("--metric {m:?}: {e}")))?;
+        let check = match spec.expect.get(i) {
+            Some(e) => Some(
+                format!("{metric} {e}")
+                    .parse::<Check>()
+                    .map_err(|err| MeasureError::Spec(format!("--expect {e:?}: {err}")))?,
+            ),
+            None => None,
+        };
+        checks.push((metric, check));
+    }
+    Ok(Parsed { checks })
+}
+
+/// Runs the harness: `spec.runs` runs against a mock of `exchanges`, files under `out_dir`.
+pub async fn measure(
+    spec: &HarnessSpec,
+    exchanges: &[Exchange],
+    out_dir: &Path,
+    echo: Echo,
+) -> Result<MeasureResult, MeasureError> {
+    let parsed = parse(spec)?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| MeasureError::Io { path, source }
+    };
+    tokio::fs::create_dir_all(out_dir).await.map_err(io(out_dir))?;
+    let stripped: Vec<String> = if spec.keep_env {
+        Vec::new()
+    } else {
+        let mut v: Vec<String> = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| is_credential(k))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut runs = Vec::new();
+    for n in 1..=spec.runs {
+        runs.push(one_run(spec, &parsed, exchanges, out_dir, n, echo, &stripped).await?);
+    }
+    Ok(MeasureResult::new(
+        spec,
+        runs,
+        &parsed.checks.iter().map(|(m, c)| (m.to_string(), c.clone())).collect::<Vec<_>>(),
+        stripped,
+    ))
+}
+
+async fn one_run(
+    spec: &HarnessSpec,
+    parsed: &Parsed,
+    exchanges: &[Exchange],
+    out_dir: &Path,
+    n: u32,
+    echo: Echo,
+    stripped: &[String],
+) -> Result<RunResult, MeasureError> {
+    let journal_path = out_dir.join(format!("run-{n}.journal.jsonl"));
+    let journal = Journal::create(&journal_path)?;
+    let mock = Mock::new(exchanges, spec.mock.clone(), Some(journal))
+        .map_err(|e| MeasureError::Mock(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| MeasureError::Mock(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| MeasureError::Mock(e.to_string()))?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(af_mock::serve(listener, Arc::clone(&mock), async move {
+        let _ = stop_rx.await;
+    }));
+
+    let base = format!("http://{addr}");
+    let mut cmd = tokio::process::Command::new(&spec.command[0]);
+    cmd.args(&spec.command[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for k in stripped {
+        cmd.env_remove(k);
+    }
+    for name in &spec.url_env {
+        cmd.env(name, &base);
+    }
+    cmd.env("AF_MOCK_URL", &base);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|source| MeasureError::Spawn { program: spec.command[0].clone(), source })?;
+    let pid = child.id();
+    let pump = |stream: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
+                file: PathBuf,
+                label: &'static str| {
+        tokio::spawn(async move {
+            let Some(stream) = stream else { return };
+            let Ok(mut f) = tokio::fs::File::create(&file).await else { return };
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = f.write_all(line.as_bytes()).await;
+                let _ = f.write_all(b"\n").await;
+                if echo == Echo::Prefixed {
+                    eprintln!("[run {n} {label}] {line}");
+                }
+            }
+            let _ = f.flush().await;
+        })
+    };
+    let out = pump(
+        child.stdout.take().map(|s| Box::new(s) as _),
+        out_dir.join(format!("run-{n}.stdout")),
+        "out",
+    );
+    let err = pump(
+        child.stderr.take().map(|s| Box::new(s) as _),
+        out_dir.join(format!("run-{n}.stderr")),
+        "err",
+    );
+    let timeout = Duration::from_millis(spec.timeout_ms);
+    let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(s) => (s.ok(), false),
+        Err(_) => {
+            // The whole group: a shell script's children must not outlive the run.
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            (child.wait().await.ok(), true)
+        }
+    };
+    let wall = started.elapsed();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = out.await;
+        let _ = err.await;
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    mock.finish_journal()?;
+
+    let (journal, _) = read_all(&journal_path, ReadOptions::default())?;
+    let values = metric_values(
+        &journal,
+        &spec.mock,
+        &parsed.checks.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+    );
+    let tag = |e: &Exchange, v: &str| e.tags.get("af.match").and_then(|t| t.as_str()) == Some(v);
+    Ok(RunResult {
+        run: n,
+        exit_code: status.and_then(|s| s.code()),
+        timed_out,
+        wall_ms: wall.as_secs_f64() * 1000.0,
+        requests: journal.len() as u64,
+        misses: journal.iter().filter(|e| tag(e, "miss")).count() as u64,
+        limited: journal.iter().filter(|e| tag(e, "limited")).count() as u64,
+        values,
+        journal: journal_path.display().to_string(),
+    })
+}
+
+/// The metrics over a journal (or any exchanges), with the mock's templates and caller key.
+pub fn metric_values(journal: &[Exchange], cfg: &MockConfig, metrics: &[Metric]) -> Vec<f64> {
+    let patterns = cfg.templates.iter().filter_map(|t| PathPattern::parse(t).ok()).collect();
+    let templater = Templater::new(patterns);
+    // The journal records each request's caller as the mock saw it.
+    let callers = CallerSpec::Auto;
+    let mut b = CaptureBuilder::default();
+    for e in journal {
+        b.add(e, &templater, &callers);
+    }
+    let cap = b.finish();
+    metrics.iter().map(|m| m.evaluate(&cap)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_recognised() {
+        for k in [
+            "GITHUB_TOKEN",
+            "OPENAI_API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "DB_PASSWORD",
+            "aws_session_token",
+            "BASIC_AUTH",
+        ] {
+            assert!(is_credential(k), "{k}");
+        }
+        for k in ["PATH", "HOME", "NODE_OPTIONS", "AUTHOR", "API_URL"] {
+            assert!(!is_credential(k), "{k}");
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The harness spec (DESIGN.md §5) and its hash: what a measurement ran, so a confirm run can
+//! prove it ran the identical harness.
+
+use std::path::Path;
+
+use af_mock::MockConfig;
+use schemars::JsonSchema;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Everything that determines a measurement. Its canonical-JSON SHA-256 is the harness hash.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct HarnessSpec {
+    /// Always `af.harness/1`.
+    pub format: String,
+    /// SHA-256 of the snapshot file(s) the mock serves.
+    pub snapshot_digest: String,
+    /// How the mock answers.
+    #[schemars(with = "serde_json::Value")]
+    pub mock: MockConfig,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// Environment variables set to the mock's base URL.
+    pub url_env: Vec<String>,
+    /// Kill the program after this many ms.
+    pub timeout_ms: u64,
+    /// Runs.
+    pub runs: u32,
+    /// Metrics, canonical form.
+    pub metrics: Vec<String>,
+    /// Expectations, one per metric (`<= 10`), or empty.
+    pub expect: Vec<String>,
+    /// Whether credentials were kept in the program's environment.
+    pub keep_env: bool,
+}
+
+impl HarnessSpec {
+    /// The harness hash: SHA-256 of the canonical JSON (keys sorted, no whitespace), hex.
+    pub fn hash(&self) -> String {
+        // serde_json's Value keeps object keys sorted (no `preserve_order`): canonical.
+        let v = serde_json::to_value(self).unwrap_or_default();
+        let canonical = serde_json::to_string(&v).unwrap_or_default();
+        hex(&Sha256::digest(canonical.as_bytes()))
+    }
+}
+
+/// SHA-256 of the files, in order (a directory: its files, sorted).
+pub fn digest_files(paths: &[&Path]) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    let mut files = Vec::new();
+    for p in paths {
+        collect(p, &mut files)?;
+    }
+    for f in files {
+        h.update(f.to_string_lossy().rsplit('/').next().unwrap_or("").as_bytes());
+        h.update(std::fs::read(&f)?);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn collect(p: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    if p.is_dir() {
+        let mut entries: Vec<_> =
+            std::fs::read_dir(p)?.filter_map(Result::ok).map(|e| e.path()).collect();
+        entries.sort();
+        for e in entries {
+            collect(&e, out)?;
+        }
+    } else {
+        out.push(p.to_owned());
+    }
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> HarnessSpec {
+        HarnessSpec {
+            format: "af.harness/1".into(),
+            snapshot_digest: "abc".into(),
+            mock: MockConfig::measuring(),
+            command: vec!["node".into(), "sync.js".into()],
+            url_env: vec!["API_URL".into()],
+            timeout_ms: 60_000,
+            runs: 3,
+            metrics: vec!["peak_inflight".into()],
+            expect: vec!["<= 10".into()],
+            keep_env: false,
+        }
+    }
+
+    #[test]
+    fn hash_is_stable_and_changes_with_every_field() {
+        let a = spec();
+        assert_eq!(a.hash(), spec().hash());
+        assert_eq!(a.hash().len(), 64);
+        type Change = Box<dyn Fn(&mut HarnessSpec)>;
+        let variants: Vec<Change> = vec![
+            Box::new(|s| s.snapshot_digest.push('x')),
+            Box::new(|s| s.mock.latency = af_mock::Latency::None),
+            Box::new(|s| s.mock.failures = af_mock::Failures::Replay),
+            Box::new(|s| s.command.push("--fast".into())),
+            Box::new(|s| s.url_env.push("OTHER".into())),
+            Box::new(|s| s.timeout_ms += 1),
+            Box::new(|s| s.runs += 1),
+            Box::new(|s| s.metrics.push("calls".into())),
+            Box::new(|s| s.expect[0] = "<= 11".into()),
+            Box::new(|s| s.keep_env = true),
+        ];
+        for (i, change) in variants.iter().enumerate() {
+            let mut b = spec();
+            change(&mut b);
+            assert_ne!(a.hash(), b.hash(), "field change {i} must change the hash");
+        }
+    }
+}

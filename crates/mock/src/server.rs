@@ -1,0 +1,444 @@
+//! The replay server: a hyper service built in a function ([`Mock::handle`]) and bound at the
+//! edge ([`serve`]). Every request is answered from the catalog (or by an emulated limit), after
+//! a non-blocking delay, and journaled when its response has been written.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use af_snapshot::{
+    Body as SnapBody, BodyData, CallerSpec, Exchange, ExchangeId, PathPattern,
+    Request as SnapRequest, Response as SnapResponse, Templater, Timestamp, Timing,
+};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, SizeHint};
+use serde_json::json;
+
+use crate::catalog::{Catalog, Match};
+use crate::config::{MockConfig, Unmatched};
+use crate::journal::Journal;
+use crate::limits::{Held, Limiter};
+use crate::live::Live;
+
+/// Request bodies kept in the journal, at most (the size is always recorded).
+const JOURNAL_BODY_CAP: usize = 64 * 1024;
+
+/// The mock: catalog, configuration, limit state, counters and journal.
+#[derive(Debug)]
+pub struct Mock {
+    catalog: Catalog,
+    cfg: MockConfig,
+    caller: CallerSpec,
+    limiter: Limiter,
+    live: Live,
+    journal: std::sync::Mutex<Option<Journal>>,
+    t0: Instant,
+    t0_utc_ns: i64,
+    seq: AtomicU64,
+}
+
+/// Why a mock could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    /// A configuration value was invalid.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Mock {
+    /// A mock serving `exchanges` (bodies kept) with `cfg`, journaling to `journal` if given.
+    pub fn new(
+        exchanges: &[Exchange],
+        cfg: MockConfig,
+        journal: Option<Journal>,
+    ) -> Result<Arc<Self>, MockError> {
+        let patterns = cfg
+            .templates
+            .iter()
+            .map(|t| PathPattern::parse(t).map_err(MockError::Config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let caller = cfg.caller_key.parse::<CallerSpec>().map_err(MockError::Config)?;
+        Ok(Arc::new(Self {
+            catalog: Catalog::new(exchanges, Templater::new(patterns)),
+            limiter: Limiter::new(cfg.limits.clone()),
+            cfg,
+            caller,
+            live: Live::default(),
+            journal: std::sync::Mutex::new(journal),
+            t0: Instant::now(),
+            t0_utc_ns: Timestamp::now().as_nanos(),
+            seq: AtomicU64::new(0),
+        }))
+    }
+
+    /// The catalog (for summaries).
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Live counters.
+    pub fn live(&self) -> &Live {
+        &self.live
+    }
+
+    /// Stops journaling and waits for every record queued so far to be written; returns how
+    /// many were. Call after the server stopped: requests finishing later are not journaled.
+    pub fn finish_journal(&self) -> Result<Option<u64>, af_snapshot::SnapshotError> {
+        let journal = self.journal.lock().ok().and_then(|mut j| j.take());
+        journal.map(Journal::finish).transpose()
+    }
+
+    fn utc(&self, t: Instant) -> Timestamp {
+        Timestamp::from_nanos(self.t0_utc_ns + t.duration_since(self.t0).as_nanos() as i64)
+    }
+
+    fn mono(&self, t: Instant) -> u64 {
+        t.duration_since(self.t0).as_nanos() as u64
+    }
+
+    /// Answers one request. Generic over the body so tests can call it without a socket.
+    pub async fn handle<B>(
+        self: Arc<Self>,
+        req: Request<B>,
+    ) -> Result<Response<Tracked>, Infallible>
+    where
+        B: Body<Data = Bytes> + Send + Unpin,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let arrival = Instant::now();
+        if req.uri().path() == "/__af/metrics" {
+            return Ok(self.metrics_response(&req));
+        }
+        let inflight_at_arrival = self.live.arrive();
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        let query = parts.uri.query().map(str::to_owned);
+        let method = parts.method.as_str().to_owned();
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| "mock".into());
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())
+            })
+            .collect();
+        let (body, body_error) = match Limited::new(body, self.cfg.max_body.max(1)).collect().await
+        {
+            Ok(c) => (c.to_bytes(), None),
+            Err(e) => (Bytes::new(), Some(e.to_string())),
+        };
+        let url =
+            format!("http://{host}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+        let mut journal_body =
+            SnapBody::from_bytes(body[..body.len().min(JOURNAL_BODY_CAP)].to_vec());
+        journal_body.size = body.len() as u64;
+        journal_body.truncated = body.len() > JOURNAL_BODY_CAP;
+        let mut ex = Exchange {
+            id: ExchangeId::new(format!("{:016x}", self.seq.fetch_add(1, Ordering::Relaxed))),
+            service: None,
+            direction: af_snapshot::Direction::Inbound,
+            conn_id: None,
+            caller: None,
+            request: SnapRequest {
+                method: method.clone(),
+                url,
+                http_version: Some(format!("{:?}", parts.version)),
+                headers,
+                body: (!body.is_empty()).then_some(journal_body),
+            },
+            response: None,
+            error: None,
+            timing: Timing::new(self.utc(arrival), None),
+            tags: Default::default(),
+        };
+        let caller = self.caller.caller_of(&ex).unwrap_or_else(|| "(none)".into());
+        ex.caller = Some(caller.clone());
+        let template = self.catalog.template(&path);
+        let endpoint = format!("{method} {template}");
+
+        let mut held = Held::default();
+        let (status, resp_headers, resp_body, delay, how, matched) = if let Some(err) = body_error {
+            let b = json!({"error": "request body too large or unreadable", "detail": err, "cap_bytes": self.cfg.max_body});
+            (
+                413,
+                vec![("content-type".to_owned(), "application/json".to_owned())],
+                Bytes::from(b.to_string()),
+                std::time::Duration::ZERO,
+                "too-large",
+                None,
+            )
+        } else {
+            match self.limiter.admit(&method, &template, &caller, arrival) {
+                Err(rule) => {
+                    let (headers, body) = match self.catalog.throttle(&endpoint) {
+                        Some(r) => (r.headers.clone(), r.body.clone()),
+                        None => (
+                            vec![("content-type".to_owned(), "application/json".to_owned())],
+                            Bytes::from(json!({"error": {"code": 429, "message": "rate limited (emulated by af mock)"}}).to_string()),
+                        ),
+                    };
+                    let mut headers: Vec<(String, String)> = headers
+                        .into_iter()
+                        .filter(|(k, _)| !k.eq_ignore_ascii_case("retry-after"))
+                        .collect();
+                    headers.push(("retry-after".into(), "1".into()));
+                    ex.tags.insert(
+                        "af.limit".into(),
+                        json!(format!(
+                            "{}: {:?}{}",
+                            rule.endpoint,
+                            rule.limit,
+                            if rule.per_caller { " per caller" } else { "" }
+                        )),
+                    );
+                    (429, headers, body, std::time::Duration::ZERO, "limited", None)
+                }
+                Ok(h) => {
+                    held = h;
+                    let nearest = self.cfg.unmatched == Unmatched::Nearest;
+                    match self.catalog.lookup(
+                        &method,
+                        &path,
+                        query.as_deref(),
+                        &body,
+                        self.cfg.failures,
+                        nearest,
+                    ) {
+                        Match::Exact(r) => (
+                            r.status,
+                            r.headers.clone(),
+                            r.body.clone(),
+                            self.cfg.latency.delay(r.duration_ns),
+                            "exact",
+                            Some(r.id.clone()),
+                        ),
+                        Match::Template(r) => (
+                            r.status,
+                            r.headers.clone(),
+                            r.body.clone(),
+                            self.cfg.latency.delay(r.duration_ns),
+                            "template",
+                            Some(r.id.clone()),
+                        ),
+                        Match::Nearest(r, which) => {
+                            ex.tags.insert("af.nearest".into(), json!(which));
+                            (
+                                r.status,
+                                r.headers.clone(),
+                                r.body.clone(),
+                                self.cfg.latency.delay(r.duration_ns),
+                                "nearest",
+                                Some(r.id.clone()),
+                            )
+                        }
+                        Match::Miss(near) => {
+                            let fail = self.cfg.unmatched == Unmatched::Fail;
+                            let b = json!({
+                                "error": "no recorded exchange matches this request",
+                                "request": format!("{method} {path}{}", query.as_deref().map(|q| format!("?{q}")).unwrap_or_default()),
+                                "nearest_recorded": near,
+                            });
+                            let mut h =
+                                vec![("content-type".to_owned(), "application/json".to_owned())];
+                            if fail {
+                                h.push(("x-af-unmatched".into(), "fail".into()));
+                            }
+                            (
+                                if fail { 502 } else { 404 },
+                                h,
+                                Bytes::from(b.to_string()),
+                                std::time::Duration::ZERO,
+                                "miss",
+                                None,
+                            )
+                        }
+                    }
+                }
+            }
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let response_start = Instant::now();
+        self.live.answered(&endpoint, status, how == "miss", how == "limited", how == "too-large");
+        ex.tags.insert("af.match".into(), json!(how));
+        if let Some(id) = &matched {
+            ex.tags.insert("af.matched_id".into(), json!(id.as_str()));
+        }
+        ex.tags.insert("af.endpoint".into(), json!(endpoint));
+        ex.tags.insert("af.inflight_at_arrival".into(), json!(inflight_at_arrival));
+        ex.tags.insert("af.arrival_mono_ns".into(), json!(self.mono(arrival)));
+        ex.tags.insert("af.response_mono_ns".into(), json!(self.mono(response_start)));
+        ex.response = Some(SnapResponse {
+            status,
+            status_text: None,
+            http_version: None,
+            headers: resp_headers.clone(),
+            body: (!resp_body.is_empty()).then(|| SnapBody {
+                data: BodyData::Text(String::new()),
+                size: resp_body.len() as u64,
+                truncated: true,
+            }),
+        });
+
+        let mut builder = Response::builder()
+            .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
+        for (k, v) in &resp_headers {
+            if let (Ok(name), Ok(value)) =
+                (http::header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v))
+            {
+                builder = builder.header(name, value);
+            }
+        }
+        let guard =
+            Guard { mock: self.clone(), ex: Some(ex), arrival, response_start, held: Some(held) };
+        let body = Tracked { inner: Full::new(resp_body), guard: Some(guard) };
+        Ok(builder.body(body).unwrap_or_else(|_| {
+            Response::new(Tracked::plain(Bytes::from_static(b"bad recorded headers")))
+        }))
+    }
+
+    fn metrics_response<B>(&self, req: &Request<B>) -> Response<Tracked> {
+        let snap = self.live.snapshot();
+        let prometheus = req.uri().query().is_some_and(|q| q.contains("format=prometheus"))
+            || req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/plain"));
+        let (ct, body) = if prometheus {
+            ("text/plain; version=0.0.4", snap.prometheus())
+        } else {
+            ("application/json", serde_json::to_string_pretty(&snap).unwrap_or_default())
+        };
+        let mut r = Response::new(Tracked::plain(Bytes::from(body)));
+        r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        r
+    }
+}
+
+/// Finishes a request's bookkeeping when its response body is done (or dropped: a client that
+/// disconnects mid-response still ends its request and is journaled with `af.aborted`).
+struct Guard {
+    mock: Arc<Mock>,
+    ex: Option<Exchange>,
+    arrival: Instant,
+    response_start: Instant,
+    held: Option<Held>,
+}
+
+impl Guard {
+    fn done(&mut self, complete: bool) {
+        let Some(mut ex) = self.ex.take() else { return };
+        let end = Instant::now();
+        if let Some(h) = self.held.take() {
+            self.mock.limiter.release(h);
+        }
+        self.mock.live.leave();
+        ex.timing.duration_ns = Some(end.duration_since(self.arrival).as_nanos() as u64);
+        ex.timing.ttfb_ns =
+            Some(self.response_start.duration_since(self.arrival).as_nanos() as u64);
+        ex.tags.insert("af.end_mono_ns".into(), json!(self.mock.mono(end)));
+        if !complete {
+            ex.tags.insert("af.aborted".into(), json!(true));
+        }
+        if let Ok(j) = self.mock.journal.lock()
+            && let Some(j) = j.as_ref()
+        {
+            j.record(ex);
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.done(false);
+    }
+}
+
+/// A response body that reports when it has been written.
+pub struct Tracked {
+    inner: Full<Bytes>,
+    guard: Option<Guard>,
+}
+
+impl Tracked {
+    fn plain(b: Bytes) -> Self {
+        Self { inner: Full::new(b), guard: None }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = r
+            && let Some(mut g) = self.guard.take()
+        {
+            g.done(true);
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves `mock` on `listener` until `shutdown` resolves, then lets open requests finish
+/// (at most 5 s).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    mock: Arc<Mock>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors and the like: keep serving the connections we have.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let m = mock.clone();
+                let svc = hyper::service::service_fn(move |req| m.clone().handle(req));
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move { let _ = conn.await; });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+    }
+    Ok(())
+}
