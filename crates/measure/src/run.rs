@@ -160,9 +160,8 @@ async fn one_run(
     let journal = Journal::create(&journal_path)?;
     let mock = Mock::new(exchanges, spec.mock.clone(), Some(journal))
         .map_err(|e| MeasureError::Mock(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| MeasureError::Mock(e.to_string()))?;
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = af_mock::bind(loopback).await.map_err(|e| MeasureError::Mock(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| MeasureError::Mock(e.to_string()))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(af_mock::serve(listener, Arc::clone(&mock), async move {

@@ -103,6 +103,10 @@ impl Mock {
     }
 
     /// Answers one request. Generic over the body so tests can call it without a socket.
+    ///
+    /// The request is accounted for from its arrival by a guard: if the client goes away while
+    /// the body is read or the response is delayed, the future is dropped, and the guard still
+    /// ends the request (in-flight count, limit slots) and journals it as aborted.
     pub async fn handle<B>(
         self: Arc<Self>,
         req: Request<B>,
@@ -116,6 +120,8 @@ impl Mock {
             return Ok(self.metrics_response(&req));
         }
         let inflight_at_arrival = self.live.arrive();
+        let mut guard =
+            Guard { mock: self.clone(), ex: None, arrival, response_start: None, held: None };
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
         let query = parts.uri.query().map(str::to_owned);
@@ -134,17 +140,6 @@ impl Mock {
                 (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())
             })
             .collect();
-        let (body, body_error) = match Limited::new(body, self.cfg.max_body.max(1)).collect().await
-        {
-            Ok(c) => (c.to_bytes(), None),
-            Err(e) => (Bytes::new(), Some(e.to_string())),
-        };
-        let url =
-            format!("http://{host}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-        let mut journal_body =
-            SnapBody::from_bytes(body[..body.len().min(JOURNAL_BODY_CAP)].to_vec());
-        journal_body.size = body.len() as u64;
-        journal_body.truncated = body.len() > JOURNAL_BODY_CAP;
         let mut ex = Exchange {
             id: ExchangeId::new(format!("{:016x}", self.seq.fetch_add(1, Ordering::Relaxed))),
             service: None,
@@ -153,10 +148,13 @@ impl Mock {
             caller: None,
             request: SnapRequest {
                 method: method.clone(),
-                url,
+                url: format!(
+                    "http://{host}{}",
+                    parts.uri.path_and_query().map_or("/", |p| p.as_str())
+                ),
                 http_version: Some(format!("{:?}", parts.version)),
                 headers,
-                body: (!body.is_empty()).then_some(journal_body),
+                body: None,
             },
             response: None,
             error: None,
@@ -167,46 +165,54 @@ impl Mock {
         ex.caller = Some(caller.clone());
         let template = self.catalog.template(&path);
         let endpoint = format!("{method} {template}");
+        ex.tags.insert("af.endpoint".into(), json!(endpoint));
+        ex.tags.insert("af.inflight_at_arrival".into(), json!(inflight_at_arrival));
+        ex.tags.insert("af.arrival_mono_ns".into(), json!(self.mono(arrival)));
+        guard.ex = Some(ex);
 
-        let mut held = Held::default();
-        let (status, resp_headers, resp_body, delay, how, matched) = if let Some(err) = body_error {
+        let (body, body_error) = match Limited::new(body, self.cfg.max_body.max(1)).collect().await
+        {
+            Ok(c) => (c.to_bytes(), None),
+            Err(e) => (Bytes::new(), Some(e.to_string())),
+        };
+        if let Some(ex) = guard.ex.as_mut()
+            && !body.is_empty()
+        {
+            let mut b = SnapBody::from_bytes(body[..body.len().min(JOURNAL_BODY_CAP)].to_vec());
+            b.size = body.len() as u64;
+            b.truncated = body.len() > JOURNAL_BODY_CAP;
+            ex.request.body = Some(b);
+        }
+        let mut tags: Vec<(&str, serde_json::Value)> = Vec::new();
+        let json_ct = || vec![("content-type".to_owned(), "application/json".to_owned())];
+        let (status, resp_headers, resp_body, delay, how) = if let Some(err) = body_error {
             let b = json!({"error": "request body too large or unreadable", "detail": err, "cap_bytes": self.cfg.max_body});
-            (
-                413,
-                vec![("content-type".to_owned(), "application/json".to_owned())],
-                Bytes::from(b.to_string()),
-                std::time::Duration::ZERO,
-                "too-large",
-                None,
-            )
+            (413, json_ct(), Bytes::from(b.to_string()), std::time::Duration::ZERO, "too-large")
         } else {
             match self.limiter.admit(&method, &template, &caller, arrival) {
                 Err(rule) => {
                     let (headers, body) = match self.catalog.throttle(&endpoint) {
                         Some(r) => (r.headers.clone(), r.body.clone()),
-                        None => (
-                            vec![("content-type".to_owned(), "application/json".to_owned())],
-                            Bytes::from(json!({"error": {"code": 429, "message": "rate limited (emulated by af mock)"}}).to_string()),
-                        ),
+                        None => (json_ct(), Bytes::from(json!({"error": {"code": 429, "message": "rate limited (emulated by af mock)"}}).to_string())),
                     };
                     let mut headers: Vec<(String, String)> = headers
                         .into_iter()
                         .filter(|(k, _)| !k.eq_ignore_ascii_case("retry-after"))
                         .collect();
                     headers.push(("retry-after".into(), "1".into()));
-                    ex.tags.insert(
-                        "af.limit".into(),
+                    tags.push((
+                        "af.limit",
                         json!(format!(
                             "{}: {:?}{}",
                             rule.endpoint,
                             rule.limit,
                             if rule.per_caller { " per caller" } else { "" }
                         )),
-                    );
-                    (429, headers, body, std::time::Duration::ZERO, "limited", None)
+                    ));
+                    (429, headers, body, std::time::Duration::ZERO, "limited")
                 }
                 Ok(h) => {
-                    held = h;
+                    guard.held = Some(h);
                     let nearest = self.cfg.unmatched == Unmatched::Nearest;
                     match self.catalog.lookup(
                         &method,
@@ -216,31 +222,35 @@ impl Mock {
                         self.cfg.failures,
                         nearest,
                     ) {
-                        Match::Exact(r) => (
-                            r.status,
-                            r.headers.clone(),
-                            r.body.clone(),
-                            self.cfg.latency.delay(r.duration_ns),
-                            "exact",
-                            Some(r.id.clone()),
-                        ),
-                        Match::Template(r) => (
-                            r.status,
-                            r.headers.clone(),
-                            r.body.clone(),
-                            self.cfg.latency.delay(r.duration_ns),
-                            "template",
-                            Some(r.id.clone()),
-                        ),
+                        Match::Exact(r) => {
+                            tags.push(("af.matched_id", json!(r.id.as_str())));
+                            (
+                                r.status,
+                                r.headers.clone(),
+                                r.body.clone(),
+                                self.cfg.latency.delay(r.duration_ns),
+                                "exact",
+                            )
+                        }
+                        Match::Template(r) => {
+                            tags.push(("af.matched_id", json!(r.id.as_str())));
+                            (
+                                r.status,
+                                r.headers.clone(),
+                                r.body.clone(),
+                                self.cfg.latency.delay(r.duration_ns),
+                                "template",
+                            )
+                        }
                         Match::Nearest(r, which) => {
-                            ex.tags.insert("af.nearest".into(), json!(which));
+                            tags.push(("af.matched_id", json!(r.id.as_str())));
+                            tags.push(("af.nearest", json!(which)));
                             (
                                 r.status,
                                 r.headers.clone(),
                                 r.body.clone(),
                                 self.cfg.latency.delay(r.duration_ns),
                                 "nearest",
-                                Some(r.id.clone()),
                             )
                         }
                         Match::Miss(near) => {
@@ -250,8 +260,7 @@ impl Mock {
                                 "request": format!("{method} {path}{}", query.as_deref().map(|q| format!("?{q}")).unwrap_or_default()),
                                 "nearest_recorded": near,
                             });
-                            let mut h =
-                                vec![("content-type".to_owned(), "application/json".to_owned())];
+                            let mut h = json_ct();
                             if fail {
                                 h.push(("x-af-unmatched".into(), "fail".into()));
                             }
@@ -261,7 +270,6 @@ impl Mock {
                                 Bytes::from(b.to_string()),
                                 std::time::Duration::ZERO,
                                 "miss",
-                                None,
                             )
                         }
                     }
@@ -272,27 +280,27 @@ impl Mock {
             tokio::time::sleep(delay).await;
         }
         let response_start = Instant::now();
+        guard.response_start = Some(response_start);
         self.live.answered(&endpoint, status, how == "miss", how == "limited", how == "too-large");
-        ex.tags.insert("af.match".into(), json!(how));
-        if let Some(id) = &matched {
-            ex.tags.insert("af.matched_id".into(), json!(id.as_str()));
+        if let Some(ex) = guard.ex.as_mut() {
+            ex.tags.insert("af.match".into(), json!(how));
+            for (k, v) in tags {
+                ex.tags.insert(k.into(), v);
+            }
+            ex.tags.insert("af.response_mono_ns".into(), json!(self.mono(response_start)));
+            ex.response = Some(SnapResponse {
+                status,
+                status_text: None,
+                http_version: None,
+                headers: resp_headers.clone(),
+                // Sizes only: the bytes are the recording's, already in the snapshot.
+                body: (!resp_body.is_empty()).then(|| SnapBody {
+                    data: BodyData::Text(String::new()),
+                    size: resp_body.len() as u64,
+                    truncated: true,
+                }),
+            });
         }
-        ex.tags.insert("af.endpoint".into(), json!(endpoint));
-        ex.tags.insert("af.inflight_at_arrival".into(), json!(inflight_at_arrival));
-        ex.tags.insert("af.arrival_mono_ns".into(), json!(self.mono(arrival)));
-        ex.tags.insert("af.response_mono_ns".into(), json!(self.mono(response_start)));
-        ex.response = Some(SnapResponse {
-            status,
-            status_text: None,
-            http_version: None,
-            headers: resp_headers.clone(),
-            body: (!resp_body.is_empty()).then(|| SnapBody {
-                data: BodyData::Text(String::new()),
-                size: resp_body.len() as u64,
-                truncated: true,
-            }),
-        });
-
         let mut builder = Response::builder()
             .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
         for (k, v) in &resp_headers {
@@ -302,8 +310,6 @@ impl Mock {
                 builder = builder.header(name, value);
             }
         }
-        let guard =
-            Guard { mock: self.clone(), ex: Some(ex), arrival, response_start, held: Some(held) };
         let body = Tracked { inner: Full::new(resp_body), guard: Some(guard) };
         Ok(builder.body(body).unwrap_or_else(|_| {
             Response::new(Tracked::plain(Bytes::from_static(b"bad recorded headers")))
@@ -335,24 +341,33 @@ struct Guard {
     mock: Arc<Mock>,
     ex: Option<Exchange>,
     arrival: Instant,
-    response_start: Instant,
+    response_start: Option<Instant>,
     held: Option<Held>,
 }
 
 impl Guard {
     fn done(&mut self, complete: bool) {
-        let Some(mut ex) = self.ex.take() else { return };
-        let end = Instant::now();
         if let Some(h) = self.held.take() {
             self.mock.limiter.release(h);
         }
+        let Some(mut ex) = self.ex.take() else { return };
         self.mock.live.leave();
+        let end = Instant::now();
         ex.timing.duration_ns = Some(end.duration_since(self.arrival).as_nanos() as u64);
         ex.timing.ttfb_ns =
-            Some(self.response_start.duration_since(self.arrival).as_nanos() as u64);
+            self.response_start.map(|t| t.duration_since(self.arrival).as_nanos() as u64);
         ex.tags.insert("af.end_mono_ns".into(), json!(self.mock.mono(end)));
         if !complete {
             ex.tags.insert("af.aborted".into(), json!(true));
+            if self.response_start.is_none() {
+                // The client went away before we answered: there is no response to record.
+                ex.response = None;
+                ex.error = Some(af_snapshot::TransportError {
+                    kind: af_snapshot::ErrorKind::Reset,
+                    message: "client disconnected before the response".into(),
+                });
+                ex.tags.insert("af.match".into(), json!("aborted"));
+            }
         }
         if let Ok(j) = self.mock.journal.lock()
             && let Some(j) = j.as_ref()
@@ -404,6 +419,19 @@ impl Body for Tracked {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Binds `addr` with a deep accept queue (4096), so a burst of thousands of connections does
+/// not overflow the kernel's SYN backlog while the accept loop catches up.
+pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Serves `mock` on `listener` until `shutdown` resolves, then lets open requests finish
