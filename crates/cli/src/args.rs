@@ -161,7 +161,8 @@ pub struct MockOptions {
     /// Response latency: `recorded`, `none`, `fixed:20ms`, `scale:0.5`.
     #[arg(long, default_value = "recorded", value_name = "MODE")]
     pub latency: String,
-    /// Emulated limit (repeatable): `'GET /a/{id}: inflight<=20 per caller'`, `'*: rate<=25/s'`.
+    /// Emulated limit (repeatable): `'GET /a/{id}: inflight<=20 per caller'`, `'*: rate<=25/s'`,
+    /// or `auto` for the limits the capture's limit model infers.
     #[arg(long = "limit", value_name = "RULE")]
     pub limits: Vec<String>,
     /// Largest request body read, in bytes (larger get 413 and are journaled).

@@ -389,3 +389,29 @@ fn af_mock_serves_reports_metrics_and_journals() {
 fn nix_term(pid: u32) {
     std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
 }
+
+#[test]
+fn limit_auto_emulates_what_the_capture_shows() {
+    // The Gmail capture's limit model: ≈ 30 accepted in flight per caller.
+    let (code, doc) = measure(
+        &[
+            "--latency",
+            "fixed:1s",
+            "--limit",
+            "auto",
+            "--metric",
+            "errors{status=\"429\"}",
+            "--runs",
+            "1",
+        ],
+        &["node", "fixtures/programs/fanout.js"],
+    );
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(values(&doc, 0), [70.0]);
+    assert!(
+        doc["harness"]["mock"]["limits"][0]["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.ends_with("/messages/{id}")),
+        "{doc}"
+    );
+}

@@ -9,13 +9,13 @@ use crate::args::MeasureArgs;
 use crate::exit::{self, UsageError};
 
 pub fn run(a: &MeasureArgs) -> anyhow::Result<i32> {
-    let cfg = mock_config(&a.mock, true)?;
     if a.runs == 0 {
         return Err(UsageError("--runs must be at least 1".into()).into());
     }
     let timeout_ms =
         parse_timeout_ms(&a.timeout).map_err(|e| UsageError(format!("--timeout: {e}")))?;
     let recorded = load_recorded(std::slice::from_ref(&a.snapshot), a.mock.analysis.read.lenient)?;
+    let cfg = mock_config(&a.mock, true, &recorded)?;
     // Canonical metric text, so equivalent spellings give the same harness hash.
     let metrics = a
         .metrics

@@ -9,12 +9,19 @@ use crate::args::{MockArgs, MockOptions};
 use crate::exit::{self, UsageError};
 
 /// The mock configuration the options describe; `measuring` picks the measuring defaults.
-pub(super) fn mock_config(o: &MockOptions, measuring: bool) -> Result<MockConfig, UsageError> {
-    let limits = o
-        .limits
-        .iter()
-        .map(|l| l.parse::<LimitRule>().map_err(|e| UsageError(format!("--limit: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+pub(super) fn mock_config(
+    o: &MockOptions,
+    measuring: bool,
+    recorded: &[Exchange],
+) -> Result<MockConfig, UsageError> {
+    let mut limits = Vec::new();
+    for l in &o.limits {
+        if l == "auto" {
+            limits.extend(auto_limits(recorded, o)?);
+        } else {
+            limits.push(l.parse::<LimitRule>().map_err(|e| UsageError(format!("--limit: {e}")))?);
+        }
+    }
     o.analysis
         .caller_key
         .parse::<af_snapshot::CallerSpec>()
@@ -40,6 +47,47 @@ pub(super) fn mock_config(o: &MockOptions, measuring: bool) -> Result<MockConfig
     })
 }
 
+/// `--limit auto`: the limits the analysis' limit model infers from the capture — a concurrency
+/// or rate bound per endpoint (and per caller when callers are known), at the inferred bound.
+fn auto_limits(recorded: &[Exchange], o: &MockOptions) -> Result<Vec<LimitRule>, UsageError> {
+    use af_analyze::{Capture, Detector, detectors::LimitModel};
+    let patterns = o
+        .analysis
+        .templates
+        .iter()
+        .filter_map(|t| af_snapshot::PathPattern::parse(t).ok())
+        .collect();
+    let caller: af_snapshot::CallerSpec = o.analysis.caller_key.parse().map_err(UsageError)?;
+    let cap = Capture::from_exchanges(recorded, &af_snapshot::Templater::new(patterns), &caller);
+    let mut rules = Vec::new();
+    for f in LimitModel.detect(&cap) {
+        let (Some(endpoint), Some(bound)) =
+            (f.endpoint.as_deref(), f.details.get("bound").filter(|b| !b.is_null()))
+        else {
+            continue;
+        };
+        let per = if f.details["per"] == "caller" { " per caller" } else { "" };
+        let low = bound["low"].as_u64().unwrap_or(1).max(1);
+        let text = match bound["kind"].as_str() {
+            Some("concurrency") => format!("{endpoint}: inflight<={low}{per}"),
+            Some("rate") => format!("{endpoint}: rate<={low}/s{per}"),
+            _ => continue,
+        };
+        eprintln!(
+            "af: --limit auto → '{text}' ({})",
+            f.details["confidence_label"].as_str().unwrap_or("?")
+        );
+        rules.push(text.parse::<LimitRule>().map_err(UsageError)?);
+    }
+    if rules.is_empty() {
+        return Err(UsageError(
+            "--limit auto: the capture shows no load-related limit to emulate (see `af inspect`)"
+                .into(),
+        ));
+    }
+    Ok(rules)
+}
+
 /// Reads the snapshots with bodies (the mock serves them).
 pub(super) fn load_recorded(paths: &[PathBuf], lenient: bool) -> anyhow::Result<Vec<Exchange>> {
     let mut v = Vec::new();
@@ -52,8 +100,8 @@ pub(super) fn load_recorded(paths: &[PathBuf], lenient: bool) -> anyhow::Result<
 }
 
 pub fn run(a: &MockArgs) -> anyhow::Result<i32> {
-    let cfg = mock_config(&a.mock, false)?;
     let recorded = load_recorded(&a.snapshots, a.mock.analysis.read.lenient)?;
+    let cfg = mock_config(&a.mock, false, &recorded)?;
     let journal = a.journal.as_deref().map(Journal::create).transpose()?;
     let mock = Mock::new(&recorded, cfg, journal).map_err(|e| UsageError(e.to_string()))?;
     if mock.catalog().is_empty() {
