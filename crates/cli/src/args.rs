@@ -187,6 +187,10 @@ pub struct MockArgs {
     /// Write the arrival journal (a native snapshot) here.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Also write every journaled request as a proxymock-style markdown file in this directory
+    /// (when the mock stops; needs `--journal`).
+    #[arg(long, value_name = "DIR", requires = "journal")]
+    pub report_dir: Option<PathBuf>,
     #[command(flatten)]
     pub mock: MockOptions,
 }

@@ -276,8 +276,10 @@ impl Mock {
                 }
             }
         };
+        // The delay counts from arrival, as the recorded duration did: reading the body and
+        // matching are part of it, not added to it.
         if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep_until((arrival + delay).into()).await;
         }
         let response_start = Instant::now();
         guard.response_start = Some(response_start);

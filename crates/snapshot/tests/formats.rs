@@ -750,3 +750,28 @@ fn body_digests_agree_between_kept_and_elided_reads() {
     assert_ne!(Body::text("a").digest(), Body::text("b").digest());
     assert_ne!(Body::text("a").digest(), Body::from_bytes(vec![0xff]).digest());
 }
+
+#[test]
+fn proxymock_markdown_written_by_af_reads_back() {
+    use af_snapshot::formats::proxymock::{markdown_file_name, write_markdown};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let original = read("har/browser.har");
+    for ex in &original {
+        std::fs::write(dir.path().join(markdown_file_name(ex)), write_markdown(ex)).expect("write");
+    }
+    // The transport-error exchange has no status: the reader must refuse it, by name.
+    let (back, summary) =
+        read_all(dir.path(), ReadOptions { lenient: true, ..ReadOptions::default() })
+            .expect("reads");
+    assert_eq!(summary.skipped, 1, "the exchange without a response has no status to write");
+    assert_eq!(back.len(), 2);
+    for b in &back {
+        let o = original.iter().find(|o| o.id == b.id).expect("same ids");
+        assert_eq!(
+            (&b.request.method, &b.request.url, b.status()),
+            (&o.request.method, &o.request.url, o.status())
+        );
+        assert_eq!(b.timing.start, o.timing.start);
+        assert_eq!(b.timing.duration_ns, o.timing.duration_ns);
+    }
+}

@@ -142,5 +142,29 @@ pub fn run(a: &MockArgs) -> anyhow::Result<i32> {
         );
         Ok::<_, anyhow::Error>(())
     })?;
+    if let (Some(dir), Some(journal)) = (&a.report_dir, &a.journal) {
+        let n = write_report_dir(journal, dir)?;
+        eprintln!("af mock: wrote {n} proxymock-style files to {}", dir.display());
+    }
     Ok(exit::OK)
+}
+
+/// One proxymock markdown file per journaled request.
+fn write_report_dir(journal: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<usize> {
+    use af_snapshot::formats::proxymock::{markdown_file_name, write_markdown};
+    std::fs::create_dir_all(dir)?;
+    let mut n = 0;
+    let mut failed = None;
+    read_path(journal, ReadOptions::default(), &mut |ex| {
+        if failed.is_none()
+            && let Err(e) = std::fs::write(dir.join(markdown_file_name(&ex)), write_markdown(&ex))
+        {
+            failed = Some(e);
+        }
+        n += 1;
+    })?;
+    match failed {
+        Some(e) => Err(anyhow::Error::new(e).context(format!("cannot write to {}", dir.display()))),
+        None => Ok(n),
+    }
 }

@@ -22,6 +22,7 @@ use super::native::json_message;
 use crate::error::{Location, RecordError, SnapshotError};
 use crate::id::ExchangeId;
 use crate::model::{Body, Direction, Exchange, Headers, Request, Response, Tags, Timing};
+
 use crate::read::Sink;
 use crate::time::Timestamp;
 
@@ -148,7 +149,8 @@ fn b64(s: &str, field: &'static str) -> Result<Vec<u8>, (String, String)> {
 /// The exchange id from a proxymock uuid, base64 or dashed hex.
 fn id_from_uuid(uuid: &str) -> Option<ExchangeId> {
     let hex: String = uuid.chars().filter(|c| *c != '-').collect();
-    if hex.len() == 32 && hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+    // A dashed uuid, or an id `af` wrote (hex of any even length).
+    if hex.len() >= 8 && hex.len().is_multiple_of(2) && hex.bytes().all(|c| c.is_ascii_hexdigit()) {
         return Some(ExchangeId::new(hex.to_ascii_lowercase()));
     }
     let bytes = base64::engine::general_purpose::STANDARD.decode(uuid.as_bytes()).ok()?;
@@ -607,6 +609,68 @@ fn markdown_exchange(path: &Path, text: &str) -> Result<Exchange, RecordError> {
         timing: Timing::new(start, duration_ns),
         tags,
     })
+}
+
+/// Writes one exchange as a proxymock markdown RRPair (the newer, fenced form, with a status
+/// line), named like proxymock's own files. Binary bodies are written as a placeholder
+/// `(N bytes, binary)`; the file is for people and for proxymock, the native snapshot keeps bytes.
+pub fn write_markdown(ex: &Exchange) -> String {
+    use std::fmt::Write;
+    let esc = |v: &str| v.replace(',', "\\,");
+    let body = |b: Option<&Body>| match b {
+        None => String::new(),
+        Some(b) => match b.as_text() {
+            Some(t) if !b.truncated => t.to_owned(),
+            Some(t) => format!("{t}\n(truncated: {} bytes in all)", b.size),
+            None => format!("({} bytes, binary or not stored)", b.size),
+        },
+    };
+    let mut s = String::new();
+    let version = ex.request.http_version.as_deref().unwrap_or("HTTP/1.1");
+    let _ = writeln!(s, "### REQUEST ###\n```\n{} {} {version}", ex.request.method, ex.request.url);
+    for (k, v) in &ex.request.headers {
+        let _ = writeln!(s, "{k}: {}", esc(v));
+    }
+    let _ = writeln!(s, "```\n\n```\n{}\n```\n", body(ex.request.body.as_ref()));
+    let _ = writeln!(s, "### RESPONSE ###\n```");
+    if let Some(r) = &ex.response {
+        let _ = writeln!(s, "HTTP/1.1 {} {}", r.status, r.status_text.as_deref().unwrap_or(""));
+        for (k, v) in &r.headers {
+            let _ = writeln!(s, "{k}: {}", esc(v));
+        }
+        let _ = writeln!(s, "```\n\n```\n{}\n```\n", body(r.body.as_ref()));
+    } else {
+        let _ = writeln!(s, "```\n");
+    }
+    let _ = writeln!(s, "### METADATA ###\n```");
+    let _ =
+        writeln!(s, "direction: {}", if ex.direction == Direction::Inbound { "IN" } else { "OUT" });
+    let _ = writeln!(s, "uuid: {}", ex.id);
+    let _ = writeln!(s, "ts: {}", ex.timing.start);
+    if let Some(d) = ex.timing.duration_ns {
+        let _ = writeln!(s, "duration: {}ms", d as f64 / 1e6);
+    }
+    if let Some(e) = &ex.error {
+        let _ = writeln!(s, "error: {}: {}", e.kind.as_str(), e.message);
+    }
+    let tags: Vec<String> = ex
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .collect();
+    if !tags.is_empty() {
+        let _ = writeln!(s, "tags: {}", tags.join(", "));
+    }
+    let _ = writeln!(s, "```");
+    s
+}
+
+/// A proxymock-style file name for an exchange: `2025-08-12_01-37-18.830172Z.md`, made unique
+/// by the exchange id.
+pub fn markdown_file_name(ex: &Exchange) -> String {
+    let t = ex.timing.start.to_rfc3339();
+    let (date, time) = t.split_once('T').unwrap_or((&t, ""));
+    format!("{date}_{}_{}.md", time.replacen(':', "-", 2).trim_end_matches('Z'), ex.id)
 }
 
 #[cfg(test)]
