@@ -28,6 +28,8 @@ pub enum Command {
     Mock(MockArgs),
     /// Run a program against the mock and measure what it does to the upstream.
     Measure(MeasureArgs),
+    /// Create (once) and show the local CA, and the variables that make clients trust it.
+    Ca(CaArgs),
     /// Print the JSON Schema of a machine-readable output.
     #[command(hide = true)]
     Schema(SchemaArgs),
@@ -168,6 +170,13 @@ pub struct MockOptions {
     /// Largest request body read, in bytes (larger get 413 and are journaled).
     #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
     pub max_body: usize,
+    /// Also act as a forward proxy: `CONNECT` tunnels are intercepted with certificates from the
+    /// local CA, so programs with hard-coded `https://` hosts reach the mock via `HTTPS_PROXY`.
+    #[arg(long)]
+    pub proxy: bool,
+    /// The local CA's directory (default: `$AF_CA_DIR`, else `~/.config/af/ca`).
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
     #[command(flatten)]
     pub analysis: AnalysisArgs,
 }
@@ -187,6 +196,9 @@ pub struct MockArgs {
     /// Write the arrival journal (a native snapshot) here.
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Serve HTTPS (certificate for `localhost`/the requested name from the local CA).
+    #[arg(long)]
+    pub tls: bool,
     /// Also write every journaled request as a proxymock-style markdown file in this directory
     /// (when the mock stops; needs `--journal`).
     #[arg(long, value_name = "DIR", requires = "journal")]
@@ -239,6 +251,14 @@ pub struct MeasureArgs {
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `af ca`.
+#[derive(Debug, clap::Args)]
+pub struct CaArgs {
+    /// The CA's directory (default: `$AF_CA_DIR`, else `~/.config/af/ca`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `af schema`.

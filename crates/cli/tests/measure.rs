@@ -415,3 +415,118 @@ fn limit_auto_emulates_what_the_capture_shows() {
         "{doc}"
     );
 }
+
+#[test]
+fn proxy_mode_reaches_the_mock_from_a_hard_coded_https_host() {
+    // No --url-env: the program calls https://gmail.googleapis.com itself; HTTPS_PROXY and the
+    // local CA bring it to the mock.
+    let ca = tempfile::tempdir().expect("tempdir");
+    let _one = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out = af()
+        .env("AF_CA_DIR", ca.path())
+        .args([
+            "measure",
+            "--json",
+            "--quiet",
+            "--proxy",
+            "--snapshot",
+            "fixtures/gmail/capture.har",
+            "--latency",
+            "fixed:500ms",
+        ])
+        .args([
+            "--metric",
+            "peak_inflight{per=\"caller\"}",
+            "--metric",
+            "calls",
+            "--runs",
+            "1",
+            "--",
+        ])
+        .args(["env", "WORKERS=20", "N=40", "python3", "fixtures/programs/fanout.py"])
+        .output()
+        .expect("runs");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{doc}");
+    assert_eq!(doc["runs"][0]["exit_code"], 0, "{doc}");
+    assert_eq!(values(&doc, 0), [20.0]);
+    assert_eq!(values(&doc, 1), [40.0]);
+    assert_eq!(doc["harness"]["proxy"], true);
+    let journal = std::fs::read_to_string(doc["runs"][0]["journal"].as_str().expect("path"))
+        .expect("journal");
+    assert!(
+        journal.contains("https://gmail.googleapis.com/gmail/v1/users/me/messages/"),
+        "requests kept their host"
+    );
+}
+
+#[test]
+fn af_mock_tls_and_connect_interception_with_curl_and_python() {
+    let ca = tempfile::tempdir().expect("tempdir");
+    for (flag, url_for) in [("--tls", "tls"), ("--proxy", "proxy")] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("af"))
+            .current_dir(root())
+            .env("AF_CA_DIR", ca.path())
+            .args(["mock", "fixtures/gmail/capture.har", "--latency", "none", flag])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        while !line.contains("serving") {
+            line.clear();
+            stderr.read_line(&mut line).expect("banner");
+        }
+        let addr = line
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("address")
+            .to_owned();
+        let port = addr.rsplit(':').next().expect("port").to_owned();
+        let cacert = ca.path().join("ca.pem");
+        let curl = |args: &[&str]| {
+            let out = std::process::Command::new("curl")
+                .args(["-sS", "--max-time", "10", "--cacert"])
+                .arg(&cacert)
+                .args(args)
+                .output()
+                .expect("curl");
+            assert!(
+                out.status.success(),
+                "curl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let body = if url_for == "tls" {
+            curl(&[&format!(
+                "https://localhost:{port}/gmail/v1/users/me/messages/abc?format=metadata"
+            )])
+        } else {
+            curl(&[
+                "--proxy",
+                &format!("http://127.0.0.1:{port}"),
+                "https://gmail.googleapis.com/gmail/v1/users/me/messages/abc?format=metadata",
+            ])
+        };
+        assert!(body.contains("\"snippet\""), "{flag}: {body}");
+        if url_for == "proxy" {
+            let py = std::process::Command::new("python3")
+                .env("HTTPS_PROXY", format!("http://127.0.0.1:{port}"))
+                .env("SSL_CERT_FILE", &cacert)
+                .args(["-c", "import urllib.request as u; print(u.urlopen('https://gmail.googleapis.com/gmail/v1/users/me/messages?maxResults=3').status)"])
+                .output()
+                .expect("python3");
+            assert_eq!(
+                String::from_utf8_lossy(&py.stdout).trim(),
+                "200",
+                "{}",
+                String::from_utf8_lossy(&py.stderr)
+            );
+        }
+        nix_term(child.id());
+        assert!(child.wait().expect("wait").success());
+    }
+}

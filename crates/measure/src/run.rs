@@ -112,12 +112,24 @@ fn parse(spec: &HarnessSpec) -> Result<Parsed, MeasureError> {
     Ok(Parsed { checks })
 }
 
+/// How the program reaches the mock as a forward proxy.
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    /// TLS configuration for intercepted CONNECT tunnels (leaves from the local CA).
+    pub intercept: Arc<rustls::ServerConfig>,
+    /// Variables that make the program trust the local CA (`SSL_CERT_FILE`, ...).
+    pub ca_env: Vec<(String, String)>,
+}
+
 /// Runs the harness: `spec.runs` runs against a mock of `exchanges`, files under `out_dir`.
+/// With `proxy` (required when `spec.proxy`), the program gets `HTTP(S)_PROXY` pointing at the
+/// mock and the CA variables.
 pub async fn measure(
     spec: &HarnessSpec,
     exchanges: &[Exchange],
     out_dir: &Path,
     echo: Echo,
+    proxy: Option<&Proxy>,
 ) -> Result<MeasureResult, MeasureError> {
     let parsed = parse(spec)?;
     let io = |path: &Path| {
@@ -135,9 +147,10 @@ pub async fn measure(
         v.sort();
         v
     };
+    let ctx = Ctx { spec, parsed: &parsed, exchanges, out_dir, echo, stripped: &stripped, proxy };
     let mut runs = Vec::new();
     for n in 1..=spec.runs {
-        runs.push(one_run(spec, &parsed, exchanges, out_dir, n, echo, &stripped).await?);
+        runs.push(one_run(&ctx, n).await?);
     }
     Ok(MeasureResult::new(
         spec,
@@ -147,15 +160,19 @@ pub async fn measure(
     ))
 }
 
-async fn one_run(
-    spec: &HarnessSpec,
-    parsed: &Parsed,
-    exchanges: &[Exchange],
-    out_dir: &Path,
-    n: u32,
+/// What every run of one measurement shares.
+struct Ctx<'a> {
+    spec: &'a HarnessSpec,
+    parsed: &'a Parsed,
+    exchanges: &'a [Exchange],
+    out_dir: &'a Path,
     echo: Echo,
-    stripped: &[String],
-) -> Result<RunResult, MeasureError> {
+    stripped: &'a [String],
+    proxy: Option<&'a Proxy>,
+}
+
+async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
+    let Ctx { spec, parsed, exchanges, out_dir, echo, stripped, proxy } = *ctx;
     let journal_path = out_dir.join(format!("run-{n}.journal.jsonl"));
     let journal = Journal::create(&journal_path)?;
     let mock = Mock::new(exchanges, spec.mock.clone(), Some(journal))
@@ -164,7 +181,8 @@ async fn one_run(
     let listener = af_mock::bind(loopback).await.map_err(|e| MeasureError::Mock(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| MeasureError::Mock(e.to_string()))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(af_mock::serve(listener, Arc::clone(&mock), async move {
+    let opts = af_mock::ServeOptions { tls: None, intercept: proxy.map(|p| p.intercept.clone()) };
+    let server = tokio::spawn(af_mock::serve_with(listener, Arc::clone(&mock), opts, async move {
         let _ = stop_rx.await;
     }));
 
@@ -183,6 +201,16 @@ async fn one_run(
         cmd.env(name, &base);
     }
     cmd.env("AF_MOCK_URL", &base);
+    if let Some(p) = proxy {
+        for k in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
+            cmd.env(k, &base);
+        }
+        // Everything goes to the mock, loopback included.
+        cmd.env("NO_PROXY", "").env("no_proxy", "");
+        for (k, v) in &p.ca_env {
+            cmd.env(k, v);
+        }
+    }
     let started = Instant::now();
     let mut child = cmd
         .spawn()

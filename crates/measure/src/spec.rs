@@ -32,6 +32,10 @@ pub struct HarnessSpec {
     pub expect: Vec<String>,
     /// Whether credentials were kept in the program's environment.
     pub keep_env: bool,
+    /// Whether the program reached the mock as a forward proxy (`HTTPS_PROXY`, CONNECT
+    /// interception with the local CA).
+    #[serde(default)]
+    pub proxy: bool,
 }
 
 impl HarnessSpec {
@@ -92,6 +96,7 @@ mod tests {
             metrics: vec!["peak_inflight".into()],
             expect: vec!["<= 10".into()],
             keep_env: false,
+            proxy: false,
         }
     }
 
@@ -112,6 +117,7 @@ mod tests {
             Box::new(|s| s.metrics.push("calls".into())),
             Box::new(|s| s.expect[0] = "<= 11".into()),
             Box::new(|s| s.keep_env = true),
+            Box::new(|s| s.proxy = true),
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut b = spec();

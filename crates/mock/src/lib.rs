@@ -29,4 +29,4 @@ pub use catalog::{Catalog, Match, Recorded, signature};
 pub use config::{Failures, Latency, LimitKind, LimitRule, MockConfig, Unmatched};
 pub use journal::Journal;
 pub use live::{Live, LiveSnapshot};
-pub use server::{Mock, MockError, Tracked, bind, serve};
+pub use server::{Mock, MockError, ServeOptions, Tracked, bind, serve, serve_with};

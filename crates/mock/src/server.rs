@@ -149,7 +149,8 @@ impl Mock {
             request: SnapRequest {
                 method: method.clone(),
                 url: format!(
-                    "http://{host}{}",
+                    "{}://{host}{}",
+                    if parts.extensions.get::<Https>().is_some() { "https" } else { "http" },
                     parts.uri.path_and_query().map_or("/", |p| p.as_str())
                 ),
                 http_version: Some(format!("{:?}", parts.version)),
@@ -436,6 +437,18 @@ pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::Tcp
     socket.listen(4096)
 }
 
+/// How the listener talks.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// Serve HTTPS with this configuration (ALPN h2 and http/1.1).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Act as a forward proxy: answer `CONNECT host:port` and serve the tunnel as HTTPS with this
+    /// configuration (a leaf for the requested host), so a program whose SDK has a hard-coded
+    /// `https://` host reaches the mock through `HTTPS_PROXY`. Plain `http://` proxy requests
+    /// (absolute URIs) are served whether or not this is set.
+    pub intercept: Option<Arc<rustls::ServerConfig>>,
+}
+
 /// Serves `mock` on `listener` until `shutdown` resolves, then lets open requests finish
 /// (at most 5 s).
 pub async fn serve(
@@ -443,10 +456,72 @@ pub async fn serve(
     mock: Arc<Mock>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(listener, mock, ServeOptions::default(), shutdown).await
+}
+
+/// Marks requests that arrived over TLS (the journal records `https://` URLs for them).
+#[derive(Clone, Copy, Debug)]
+struct Https;
+
+/// The response future of [`service`].
+type Answer = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
+
+fn service(
+    mock: Arc<Mock>,
+    intercept: Option<Arc<rustls::ServerConfig>>,
+    https: bool,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<Tracked>,
+    Error = Infallible,
+    Future = Answer,
+> + Clone {
+    hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        if https {
+            req.extensions_mut().insert(Https);
+        }
+        let mock = mock.clone();
+        let intercept = intercept.clone();
+        Box::pin(async move {
+            match intercept {
+                Some(cfg) if req.method() == http::Method::CONNECT => Ok(tunnel(req, mock, cfg)),
+                _ => mock.handle(req).await,
+            }
+        }) as Answer
+    })
+}
+
+/// Accepts a CONNECT: 200, then TLS with a leaf for the requested host, then HTTP inside.
+fn tunnel(
+    req: Request<hyper::body::Incoming>,
+    mock: Arc<Mock>,
+    cfg: Arc<rustls::ServerConfig>,
+) -> Response<Tracked> {
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
+        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+        let Ok(tls) = acceptor.accept(hyper_util::rt::TokioIo::new(upgraded)).await else { return };
+        let builder =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let _ = builder
+            .serve_connection(hyper_util::rt::TokioIo::new(tls), service(mock, None, true))
+            .await;
+    });
+    Response::new(Tracked::plain(Bytes::new()))
+}
+
+/// [`serve`] with TLS and/or forward-proxy interception.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    mock: Arc<Mock>,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto::Builder;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = Builder::new(TokioExecutor::new());
+    let acceptor = opts.tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -457,11 +532,23 @@ pub async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let m = mock.clone();
-                let svc = hyper::service::service_fn(move |req| m.clone().handle(req));
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move { let _ = conn.await; });
+                let svc = service(mock.clone(), opts.intercept.clone(), acceptor.is_some());
+                match &acceptor {
+                    None => {
+                        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
+                        tokio::spawn(async move { let _ = conn.await; });
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        let builder = builder.clone();
+                        tokio::spawn(async move {
+                            // A failed handshake (plain HTTP to the TLS port, an untrusted CA) ends
+                            // that connection only.
+                            let Ok(tls) = acceptor.accept(stream).await else { return };
+                            let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await;
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }

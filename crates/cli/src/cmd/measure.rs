@@ -38,6 +38,16 @@ pub fn run(a: &MeasureArgs) -> anyhow::Result<i32> {
         metrics,
         expect: a.expect.iter().map(|e| e.trim().to_owned()).collect(),
         keep_env: a.keep_env,
+        proxy: a.mock.proxy,
+    };
+    let proxy = if a.mock.proxy {
+        let ca = super::ca::load(a.mock.ca_dir.as_deref())?;
+        Some(af_measure::Proxy {
+            intercept: std::sync::Arc::new(ca.server_config(&[b"h2", b"http/1.1"])?),
+            ca_env: ca.client_env(),
+        })
+    } else {
+        None
     };
     let temp;
     let out_dir = match &a.out_dir {
@@ -49,10 +59,12 @@ pub fn run(a: &MeasureArgs) -> anyhow::Result<i32> {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let echo = if a.quiet { Echo::Quiet } else { Echo::Prefixed };
-    let result = rt.block_on(measure(&spec, &recorded, &out_dir, echo)).map_err(|e| match e {
-        af_measure::MeasureError::Spec(m) => anyhow::Error::new(UsageError(m)),
-        other => anyhow::Error::new(other),
-    })?;
+    let result = rt.block_on(measure(&spec, &recorded, &out_dir, echo, proxy.as_ref())).map_err(
+        |e| match e {
+            af_measure::MeasureError::Spec(m) => anyhow::Error::new(UsageError(m)),
+            other => anyhow::Error::new(other),
+        },
+    )?;
     let json = serde_json::to_vec_pretty(&result)?;
     if let Some(p) = &a.result {
         std::fs::write(p, [json.as_slice(), b"\n"].concat())?;

@@ -88,6 +88,16 @@ fn auto_limits(recorded: &[Exchange], o: &MockOptions) -> Result<Vec<LimitRule>,
     Ok(rules)
 }
 
+/// TLS for `--tls` and CONNECT interception for `--proxy`, from the local CA.
+pub(super) fn serve_options(o: &MockOptions, tls: bool) -> anyhow::Result<af_mock::ServeOptions> {
+    if !tls && !o.proxy {
+        return Ok(af_mock::ServeOptions::default());
+    }
+    let ca = super::ca::load(o.ca_dir.as_deref())?;
+    let cfg = std::sync::Arc::new(ca.server_config(&[b"h2", b"http/1.1"])?);
+    Ok(af_mock::ServeOptions { tls: tls.then(|| cfg.clone()), intercept: o.proxy.then_some(cfg) })
+}
+
 /// Reads the snapshots with bodies (the mock serves them).
 pub(super) fn load_recorded(paths: &[PathBuf], lenient: bool) -> anyhow::Result<Vec<Exchange>> {
     let mut v = Vec::new();
@@ -109,14 +119,17 @@ pub fn run(a: &MockArgs) -> anyhow::Result<i32> {
             UsageError("the snapshot has no exchange with a response to serve".into()).into()
         );
     }
+    let tls = serve_options(&a.mock, a.tls)?;
+    let scheme = if a.tls { "https" } else { "http" };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let ip: std::net::IpAddr = a.host.parse().map_err(|_| UsageError(format!("--host {:?}: not an IP address", a.host)))?;
         let listener = af_mock::bind((ip, a.port).into()).await?;
         let addr = listener.local_addr()?;
         eprintln!(
-            "af mock: serving {} recorded responses on http://{addr} (metrics: http://{addr}/__af/metrics{}); Ctrl-C stops",
+            "af mock: serving {} recorded responses on {scheme}://{addr} (metrics: {scheme}://{addr}/__af/metrics{}{}); Ctrl-C stops",
             mock.catalog().len(),
+            if a.mock.proxy { "; forward proxy with CONNECT interception" } else { "" },
             a.journal.as_ref().map(|j| format!(", journal: {}", j.display())).unwrap_or_default()
         );
         if mock.catalog().unservable > 0 {
@@ -129,7 +142,7 @@ pub fn run(a: &MockArgs) -> anyhow::Result<i32> {
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
             }
         };
-        af_mock::serve(listener, mock.clone(), shutdown).await?;
+        af_mock::serve_with(listener, mock.clone(), tls, shutdown).await?;
         let s = mock.live().snapshot();
         let written = mock.finish_journal()?;
         eprintln!(

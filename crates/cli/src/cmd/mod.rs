@@ -1,5 +1,6 @@
 //! One module per verb; `dispatch` is the only place that lists them.
 
+mod ca;
 mod convert;
 mod diff;
 mod inspect;
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Diff(a) => diff::run(&a),
         Command::Mock(a) => mock::run(&a),
         Command::Measure(a) => measure::run(&a),
+        Command::Ca(a) => ca::run(&a),
         Command::Schema(a) => {
             let text = match a.which {
                 SchemaName::Inspect => crate::output::inspect_schema(),
