@@ -160,7 +160,8 @@ pub struct MockOptions {
     /// or endpoint (default for `af measure`, so client retries do not distort the workload).
     #[arg(long, value_name = "MODE", value_parser = ["replay", "skip"])]
     pub failures: Option<String>,
-    /// Response latency: `recorded`, `none`, `fixed:20ms`, `scale:0.5`.
+    /// Response latency, counted from the request's arrival: `recorded`, `none`, `fixed:20ms`,
+    /// `scale:0.5` (accurate to ±0.5 ms: the timer ticks every millisecond).
     #[arg(long, default_value = "recorded", value_name = "MODE")]
     pub latency: String,
     /// Emulated limit (repeatable): `'GET /a/{id}: inflight<=20 per caller'`, `'*: rate<=25/s'`,
