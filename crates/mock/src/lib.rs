@@ -20,13 +20,13 @@
 
 mod catalog;
 mod config;
-mod journal;
 mod limits;
 mod live;
 mod server;
 
+/// The arrival journal: a native snapshot written in the background.
+pub use af_snapshot::BackgroundWriter as Journal;
 pub use catalog::{Catalog, Match, Recorded, signature};
 pub use config::{Failures, Latency, LimitKind, LimitRule, MockConfig, Unmatched};
-pub use journal::Journal;
 pub use live::{Live, LiveSnapshot};
 pub use server::{Mock, MockError, ServeOptions, Tracked, bind, serve, serve_with};

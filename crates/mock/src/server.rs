@@ -22,9 +22,9 @@ use serde_json::json;
 
 use crate::catalog::{Catalog, Match};
 use crate::config::{MockConfig, Unmatched};
-use crate::journal::Journal;
 use crate::limits::{Held, Limiter};
 use crate::live::Live;
+use af_snapshot::BackgroundWriter as Journal;
 
 /// Request bodies kept in the journal, at most (the size is always recorded).
 const JOURNAL_BODY_CAP: usize = 64 * 1024;

@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+mod background;
 mod caller;
 mod error;
 pub mod formats;
@@ -35,6 +36,7 @@ mod read;
 mod template;
 mod time;
 
+pub use background::BackgroundWriter;
 pub use caller::CallerSpec;
 pub use error::{Location, RecordError, SnapshotError};
 pub use formats::native::NativeWriter;

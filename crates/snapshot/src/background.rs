@@ -1,28 +1,31 @@
-//! The arrival journal: one native-snapshot line per request the mock answered, written by a
-//! dedicated thread so the request path never waits for the disk. The journal *is* a snapshot:
-//! `af inspect` reads it and `af measure` computes its metrics from it.
+//! A native snapshot written by a dedicated thread: request paths (the mock's arrival journal,
+//! the recorder) hand finished exchanges over a channel and never wait for the disk. The writer
+//! flushes whenever its queue is empty, so a reader — or a killed process — sees every exchange
+//! handed over before the last idle moment.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use af_snapshot::{Exchange, NativeWriter, SnapshotError};
+use crate::error::SnapshotError;
+use crate::formats::native::NativeWriter;
+use crate::model::Exchange;
 
-/// A journal being written.
+/// A snapshot being written in the background.
 #[derive(Debug)]
-pub struct Journal {
+pub struct BackgroundWriter {
     tx: mpsc::Sender<Exchange>,
     handle: JoinHandle<Result<u64, SnapshotError>>,
     path: PathBuf,
 }
 
-impl Journal {
+impl BackgroundWriter {
     /// Creates `path` (a native snapshot) and starts the writer thread.
     pub fn create(path: &Path) -> Result<Self, SnapshotError> {
         let mut w = NativeWriter::create(path, false, false)?;
         let (tx, rx) = mpsc::channel::<Exchange>();
         let handle = std::thread::Builder::new()
-            .name("af-journal".into())
+            .name("af-snapshot-writer".into())
             .spawn(move || {
                 let mut n = 0u64;
                 // Block for the next record, drain what is queued, flush when idle: a reader
@@ -66,7 +69,7 @@ impl Journal {
     pub fn finish(self) -> Result<u64, SnapshotError> {
         drop(self.tx);
         self.handle.join().map_err(|_| {
-            SnapshotError::io(&self.path, std::io::Error::other("journal writer panicked"))
+            SnapshotError::io(&self.path, std::io::Error::other("snapshot writer panicked"))
         })?
     }
 }
