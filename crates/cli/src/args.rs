@@ -30,6 +30,9 @@ pub enum Command {
     Measure(MeasureArgs),
     /// Create (once) and show the local CA, and the variables that make clients trust it.
     Ca(CaArgs),
+    /// Record traffic as a proxy: reverse (`--reverse`), forward (`HTTP(S)_PROXY`, CONNECT
+    /// intercepted with the local CA), or around a program (`-- CMD…`).
+    Record(RecordArgs),
     /// Print the JSON Schema of a machine-readable output.
     #[command(hide = true)]
     Schema(SchemaArgs),
@@ -251,6 +254,48 @@ pub struct MeasureArgs {
     pub mock: MockOptions,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `af record`.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// The snapshot to write (`.jsonl` or `.jsonl.zst`), one flushed line per exchange.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Reverse proxy route `LISTEN=UPSTREAM` (repeatable): `127.0.0.1:4143=http://127.0.0.1:8080`.
+    #[arg(long = "reverse", value_name = "LISTEN=UPSTREAM")]
+    pub reverse: Vec<String>,
+    /// Forward-proxy address (used when no `--reverse` is given, or with `--forward`).
+    #[arg(long, default_value = "127.0.0.1:4140", value_name = "ADDR")]
+    pub listen: String,
+    /// Also run the forward proxy when `--reverse` routes are given.
+    #[arg(long)]
+    pub forward: bool,
+    /// Bytes of each body kept in the snapshot (bodies always stream through whole).
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_body: usize,
+    /// Also redact this header's values in the snapshot (repeatable).
+    #[arg(long = "redact-header", value_name = "NAME")]
+    pub redact_headers: Vec<String>,
+    /// Keep Authorization, Cookie, Set-Cookie and API-key values in the snapshot.
+    #[arg(long)]
+    pub keep_secrets: bool,
+    /// Do not verify upstream TLS certificates.
+    #[arg(long)]
+    pub insecure_upstream: bool,
+    /// How callers are identified (hashed before redaction): `auto`, `header:NAME`, `query:NAME`.
+    #[arg(long, default_value = "auto", value_name = "SPEC")]
+    pub caller_key: String,
+    /// The local CA's directory (default: `$AF_CA_DIR`, else `~/.config/af/ca`).
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// Overwrite the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Run this program with the proxy and CA variables set, and stop when it exits (af record
+    /// then exits with its exit code).
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 

@@ -6,6 +6,7 @@ mod diff;
 mod inspect;
 mod measure;
 mod mock;
+mod record;
 
 use std::io::Write;
 
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Mock(a) => mock::run(&a),
         Command::Measure(a) => measure::run(&a),
         Command::Ca(a) => ca::run(&a),
+        Command::Record(a) => record::run(&a),
         Command::Schema(a) => {
             let text = match a.which {
                 SchemaName::Inspect => crate::output::inspect_schema(),

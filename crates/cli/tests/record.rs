@@ -1,0 +1,261 @@
+//! `af record` with real clients (curl, Python) and real upstreams (`af mock`, over HTTP and
+//! HTTPS) on loopback.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+fn af_bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("af")
+}
+
+/// A running `af` server and the addresses it announced on stderr.
+struct Server {
+    child: Child,
+    addrs: Vec<String>,
+}
+
+impl Server {
+    /// Starts `af ARGS` and waits for `lines` announcements containing an address.
+    fn start(args: &[&str], env: &[(&str, &Path)], lines: usize) -> Self {
+        let mut cmd = Command::new(af_bin());
+        cmd.current_dir(root()).args(args).stderr(Stdio::piped()).stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn af");
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut addrs = Vec::new();
+        let mut line = String::new();
+        while addrs.len() < lines {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).expect("read") > 0,
+                "af exited before announcing: {args:?}"
+            );
+            if let Some(a) = line.split_whitespace().find_map(|w| {
+                let w = w.trim_end_matches([';', ',', ')']);
+                let w = w.split("://").last().unwrap_or(w);
+                (w.starts_with("127.0.0.1:") && w[10..].chars().all(|c| c.is_ascii_digit()))
+                    .then(|| w.to_owned())
+            }) {
+                addrs.push(a);
+            }
+        }
+        // Keep draining so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in err.lines() {});
+        Self { child, addrs }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        self.child.wait().expect("wait")
+    }
+}
+
+fn curl(args: &[&str]) -> (bool, String) {
+    let out =
+        Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().expect("curl");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("snapshot")
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect()
+}
+
+const MSG: &str = "/gmail/v1/users/me/messages/abc123?format=metadata";
+
+#[test]
+fn reverse_forward_and_intercepted_https_are_recorded_with_secrets_redacted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca");
+    let cacert = ca.join("ca.pem");
+    let out = dir.path().join("rec.jsonl");
+    let plain = Server::start(
+        &["mock", "fixtures/gmail/capture.har", "--latency", "none"],
+        &[("AF_CA_DIR", &ca)],
+        1,
+    );
+    let tls = Server::start(
+        &["mock", "fixtures/gmail/capture.har", "--latency", "none", "--tls"],
+        &[("AF_CA_DIR", &ca)],
+        1,
+    );
+    let upstream = format!("127.0.0.1:0=http://{}", plain.addrs[0]);
+    // The recorder verifies the HTTPS upstream against SSL_CERT_FILE (our CA), as it would the
+    // system roots.
+    let rec = Server::start(
+        &[
+            "record",
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--reverse",
+            &upstream,
+            "--forward",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("AF_CA_DIR", &ca), ("SSL_CERT_FILE", &cacert)],
+        2,
+    );
+    let (reverse, forward) = (&rec.addrs[0], &rec.addrs[1]);
+    let (ok, body) =
+        curl(&["-H", "Authorization: Bearer SECRET-token", &format!("http://{reverse}{MSG}")]);
+    assert!(ok && body.contains("\"snippet\""), "{body}");
+    let (ok, body) = curl(&[
+        "--proxy",
+        &format!("http://{forward}"),
+        &format!("http://{}{MSG}", plain.addrs[0]),
+    ]);
+    assert!(ok && body.contains("\"snippet\""), "{body}");
+    let tls_port = tls.addrs[0].rsplit(':').next().expect("port");
+    let cacert_s = cacert.to_str().expect("utf-8");
+    let (ok, body) = curl(&[
+        "--proxy",
+        &format!("http://{forward}"),
+        "--cacert",
+        cacert_s,
+        &format!("https://localhost:{tls_port}{MSG}"),
+    ]);
+    assert!(ok && body.contains("\"snippet\""), "{body}");
+    // Upstream down: 502 to the client, a transport error in the snapshot.
+    let (_, body) = curl(&["--proxy", &format!("http://{forward}"), "http://127.0.0.1:1/nothing"]);
+    assert!(body.contains("refused"), "{body}");
+    assert!(rec.stop().success());
+    plain.stop();
+    tls.stop();
+
+    let recorded = lines(&out);
+    assert_eq!(recorded.len(), 4);
+    let text = std::fs::read_to_string(&out).expect("read");
+    assert!(!text.contains("SECRET-token"), "credentials are redacted by default");
+    assert!(
+        recorded[0]["caller"].as_str().is_some_and(|c| c.starts_with("key:")),
+        "caller hashed before redaction"
+    );
+    let modes: Vec<&str> =
+        recorded.iter().map(|e| e["tags"]["af.record"].as_str().expect("mode")).collect();
+    assert_eq!(modes, ["reverse", "forward", "tunnel", "forward"]);
+    assert!(recorded[2]["request"]["url"].as_str().expect("url").starts_with("https://localhost:"));
+    assert_eq!(recorded[3]["error"]["kind"], "refused");
+    for e in &recorded[..3] {
+        assert_eq!(e["response"]["status"], 200);
+        assert!(
+            e["timing"]["ttfb_ns"].as_u64().expect("ttfb")
+                <= e["timing"]["duration_ns"].as_u64().expect("duration")
+        );
+    }
+    // The snapshot replays through af mock: the same request gets the same body.
+    let replay =
+        Server::start(&["mock", out.to_str().expect("utf-8"), "--latency", "none"], &[], 1);
+    let (ok, body) = curl(&[&format!("http://{}{MSG}", replay.addrs[0])]);
+    replay.stop();
+    assert!(ok && body.contains("\"snippet\""), "{body}");
+}
+
+#[test]
+fn wrapping_a_program_records_its_calls_and_returns_its_exit_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca");
+    let out = dir.path().join("wrapped.jsonl");
+    let upstream =
+        Server::start(&["mock", "fixtures/gmail/capture.har", "--latency", "fixed:20ms"], &[], 1);
+    let status = Command::new(af_bin())
+        .current_dir(root())
+        .env("AF_CA_DIR", &ca)
+        .env("API_URL", format!("http://{}", upstream.addrs[0]))
+        .env("WORKERS", "5")
+        .env("N", "12")
+        .args([
+            "record",
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--",
+            "python3",
+            "fixtures/programs/fanout.py",
+        ])
+        .status()
+        .expect("record");
+    upstream.stop();
+    assert!(status.success());
+    let recorded = lines(&out);
+    assert_eq!(recorded.len(), 12, "every call of the program went through the proxy");
+    assert!(recorded.iter().all(|e| e["response"]["status"] == 200));
+    let failing = Command::new(af_bin())
+        .current_dir(root())
+        .env("AF_CA_DIR", &ca)
+        .args(["record", "--force", "-o", out.to_str().expect("utf-8"), "--", "sh", "-c", "exit 7"])
+        .status()
+        .expect("record");
+    assert_eq!(failing.code(), Some(7));
+}
+
+#[test]
+fn a_killed_recorder_leaves_a_readable_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("killed.jsonl");
+    let upstream =
+        Server::start(&["mock", "fixtures/gmail/capture.har", "--latency", "none"], &[], 1);
+    let route = format!("127.0.0.1:0=http://{}", upstream.addrs[0]);
+    let mut rec =
+        Server::start(&["record", "-o", out.to_str().expect("utf-8"), "--reverse", &route], &[], 1);
+    for _ in 0..5 {
+        assert!(curl(&[&format!("http://{}{MSG}", rec.addrs[0])]).0);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    rec.child.kill().expect("kill -9");
+    let _ = rec.child.wait();
+    upstream.stop();
+    let out_s = out.to_str().expect("utf-8");
+    let inspect = Command::new(af_bin())
+        .args(["inspect", "--json", "--no-findings", out_s])
+        .output()
+        .expect("inspect");
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("JSON");
+    assert_eq!(doc["totals"]["calls"], 5, "every completed exchange was on disk before the kill");
+}
+
+#[test]
+fn bodies_stream_whole_but_only_max_body_is_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("big.jsonl");
+    let upstream =
+        Server::start(&["mock", "fixtures/gmail/capture.har", "--latency", "none"], &[], 1);
+    let route = format!("127.0.0.1:0=http://{}", upstream.addrs[0]);
+    let rec = Server::start(
+        &["record", "-o", out.to_str().expect("utf-8"), "--reverse", &route, "--max-body", "100"],
+        &[],
+        1,
+    );
+    let big = "x".repeat(3 << 20);
+    let file = dir.path().join("big.txt");
+    std::fs::write(&file, &big).expect("write");
+    let (ok, _) = curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("http://{}/gmail/v1/users/me/messages", rec.addrs[0]),
+    ]);
+    assert!(ok);
+    let (ok, body) = curl(&[&format!("http://{}{MSG}", rec.addrs[0])]);
+    assert!(ok && body.len() > 100, "the client gets the whole body");
+    rec.stop();
+    upstream.stop();
+    let recorded = lines(&out);
+    let req_body = &recorded[0]["request"]["body"];
+    assert_eq!(req_body["size"], 3 << 20, "{req_body}");
+    assert_eq!(req_body["truncated"], true);
+    assert_eq!(req_body["text"].as_str().expect("text").len(), 100);
+    assert_eq!(recorded[1]["response"]["body"]["truncated"], true);
+}
