@@ -384,12 +384,15 @@ impl Recorder {
                 method: parts.method.to_string(),
                 url: url.clone(),
                 http_version: None,
+                // Only what can identify a caller: no need to copy every header twice.
                 headers: parts
                     .headers
                     .iter()
-                    .map(|(k, v)| {
-                        (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .filter(|(k, _)| {
+                        af_snapshot::KEY_HEADERS.contains(&k.as_str())
+                            || matches!(&self.cfg.caller, CallerSpec::Header(h) if h.eq_ignore_ascii_case(k.as_str()))
                     })
+                    .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                     .collect(),
                 body: None,
             },

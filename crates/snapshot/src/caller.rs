@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Exchange, UrlParts, header};
 
-/// Headers that identify a caller when there is no `Authorization`.
-const KEY_HEADERS: &[&str] =
+/// Headers that identify a caller, in order of preference (lower case).
+pub const KEY_HEADERS: &[&str] =
     &["authorization", "x-api-key", "api-key", "x-goog-api-key", "x-auth-token"];
 
 /// How to find the caller of an exchange.

@@ -37,7 +37,7 @@ mod template;
 mod time;
 
 pub use background::BackgroundWriter;
-pub use caller::CallerSpec;
+pub use caller::{CallerSpec, KEY_HEADERS};
 pub use error::{Location, RecordError, SnapshotError};
 pub use formats::native::NativeWriter;
 pub use formats::{Format, FormatKind, OutputFormat, Writer};
