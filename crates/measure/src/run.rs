@@ -178,7 +178,7 @@ async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
     let mock = Mock::new(exchanges, spec.mock.clone(), Some(journal))
         .map_err(|e| MeasureError::Mock(e.to_string()))?;
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = af_mock::bind(loopback).await.map_err(|e| MeasureError::Mock(e.to_string()))?;
+    let listener = af_mock::bind(loopback).map_err(|e| MeasureError::Mock(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| MeasureError::Mock(e.to_string()))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let opts = af_mock::ServeOptions { tls: None, intercept: proxy.map(|p| p.intercept.clone()) };

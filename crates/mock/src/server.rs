@@ -433,8 +433,9 @@ impl Body for Tracked {
 }
 
 /// Binds `addr` with a deep accept queue (4096), so a burst of thousands of connections does
-/// not overflow the kernel's SYN backlog while the accept loop catches up.
-pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+/// not overflow the kernel's SYN backlog while the accept loop catches up. Call it inside a
+/// tokio runtime.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {

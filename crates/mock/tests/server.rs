@@ -22,7 +22,7 @@ async fn start(cfg: MockConfig, journal: Option<&std::path::Path>) -> Running {
     ];
     let journal = journal.map(|p| Journal::create(p).expect("journal"));
     let mock = Mock::new(&recorded, cfg, journal).expect("mock");
-    let listener = af_mock::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+    let listener = af_mock::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(af_mock::serve(listener, mock.clone(), async move {

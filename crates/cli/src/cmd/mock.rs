@@ -124,7 +124,7 @@ pub fn run(a: &MockArgs) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let ip: std::net::IpAddr = a.host.parse().map_err(|_| UsageError(format!("--host {:?}: not an IP address", a.host)))?;
-        let listener = af_mock::bind((ip, a.port).into()).await?;
+        let listener = af_mock::bind((ip, a.port).into())?;
         let addr = listener.local_addr()?;
         eprintln!(
             "af mock: serving {} recorded responses on {scheme}://{addr} (metrics: {scheme}://{addr}/__af/metrics{}{}); Ctrl-C stops",

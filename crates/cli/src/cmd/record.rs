@@ -1,7 +1,6 @@
 //! `af record`: the recording proxy, as a service or around a program.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use af_capture::{Recorder, RecorderConfig, Route};
 use af_snapshot::{BackgroundWriter, CallerSpec, OutputFormat};
@@ -76,10 +75,8 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
         let mut proxy_url = None;
         let mut listen =
             |addr: SocketAddr, route: Route, what: String| -> anyhow::Result<SocketAddr> {
-                let std_listener = std::net::TcpListener::bind(addr)
+                let listener = af_mock::bind(addr)
                     .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")))?;
-                std_listener.set_nonblocking(true)?;
-                let listener = tokio::net::TcpListener::from_std(std_listener)?;
                 let bound = listener.local_addr()?;
                 eprintln!("af record: {what} on {bound}");
                 let mut stop = stop_tx.subscribe();
@@ -154,6 +151,5 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
             eprint!("{}", String::from_utf8_lossy(&out.stdout));
         }
     }
-    drop(Arc::clone(&rec));
     Ok(code)
 }
