@@ -259,3 +259,101 @@ fn bodies_stream_whole_but_only_max_body_is_stored() {
     assert_eq!(req_body["text"].as_str().expect("text").len(), 100);
     assert_eq!(recorded[1]["response"]["body"]["truncated"], true);
 }
+
+#[test]
+fn a_node_client_through_the_forward_proxy_keeps_its_connection_and_chunked_bodies_arrive_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("node.jsonl");
+    let mut upstream = Command::new("node")
+        .current_dir(root())
+        .arg("fixtures/programs/chunked_upstream.js")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node upstream");
+    let mut port = String::new();
+    std::io::BufReader::new(upstream.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("port");
+    let target = format!("http://127.0.0.1:{}", port.trim());
+    let rec = Server::start(
+        &["record", "-o", out.to_str().expect("utf-8"), "--listen", "127.0.0.1:0"],
+        &[("AF_CA_DIR", &dir.path().join("ca"))],
+        1,
+    );
+    let client = Command::new("node")
+        .current_dir(root())
+        .env("PROXY", format!("http://{}", rec.addrs[0]))
+        .env("TARGET", &target)
+        .arg("fixtures/programs/proxy_client.js")
+        .output()
+        .expect("node client");
+    assert!(client.status.success(), "{}", String::from_utf8_lossy(&client.stderr));
+    let said = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        said.starts_with("200 part-0;part-1;part-2;"),
+        "the chunked body reached the client whole: {said}"
+    );
+    rec.stop();
+    let _ = upstream.kill();
+    let recorded = lines(&out);
+    assert_eq!(recorded.len(), 3);
+    assert_eq!(recorded[0]["response"]["body"]["text"], "part-0;part-1;part-2;");
+    let conns: std::collections::BTreeSet<&str> =
+        recorded.iter().map(|e| e["conn_id"].as_str().expect("conn")).collect();
+    assert_eq!(conns.len(), 1, "one keep-alive connection from the client: {conns:?}");
+    assert!(!std::fs::read_to_string(&out).expect("read").contains("SECRET-node"));
+}
+
+#[test]
+fn an_http2_upstream_and_a_client_leaving_mid_response_are_recorded_as_such() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca");
+    let cacert = ca.join("ca.pem");
+    let out = dir.path().join("h2.jsonl");
+    // af mock --tls offers h2 by ALPN; the recorder's client takes it.
+    let tls = Server::start(
+        &["mock", "fixtures/gmail/capture.har", "--latency", "none", "--tls"],
+        &[("AF_CA_DIR", &ca)],
+        1,
+    );
+    let tls_port = tls.addrs[0].rsplit(':').next().expect("port").to_owned();
+    let mut upstream = Command::new("node")
+        .current_dir(root())
+        .arg("fixtures/programs/chunked_upstream.js")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node");
+    let mut port = String::new();
+    std::io::BufReader::new(upstream.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("port");
+    let h2_route = format!("127.0.0.1:0=https://localhost:{tls_port}");
+    let slow_route = format!("127.0.0.1:0=http://127.0.0.1:{}", port.trim());
+    let rec = Server::start(
+        &[
+            "record",
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--reverse",
+            &h2_route,
+            "--reverse",
+            &slow_route,
+        ],
+        &[("AF_CA_DIR", &ca), ("SSL_CERT_FILE", &cacert)],
+        2,
+    );
+    assert!(curl(&[&format!("http://{}{MSG}", rec.addrs[0])]).0);
+    // The client gives up after 300 ms of a 2 s response.
+    let (ok, _) = curl(&["--max-time", "0.3", &format!("http://{}/slow", rec.addrs[1])]);
+    assert!(!ok);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    rec.stop();
+    tls.stop();
+    let _ = upstream.kill();
+    let recorded = lines(&out);
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!(recorded[0]["response"]["http_version"], "HTTP/2.0");
+    assert_eq!(recorded[1]["tags"]["af.aborted"], true, "{}", recorded[1]);
+    assert_eq!(recorded[1]["response"]["body"]["text"], "started;");
+    assert_eq!(recorded[1]["response"]["body"]["truncated"], true);
+}
