@@ -295,6 +295,7 @@ fn a_node_client_through_the_forward_proxy_keeps_its_connection_and_chunked_bodi
     );
     rec.stop();
     let _ = upstream.kill();
+    let _ = upstream.wait();
     let recorded = lines(&out);
     assert_eq!(recorded.len(), 3);
     assert_eq!(recorded[0]["response"]["body"]["text"], "part-0;part-1;part-2;");
@@ -350,6 +351,7 @@ fn an_http2_upstream_and_a_client_leaving_mid_response_are_recorded_as_such() {
     rec.stop();
     tls.stop();
     let _ = upstream.kill();
+    let _ = upstream.wait();
     let recorded = lines(&out);
     assert_eq!(recorded.len(), 2, "{recorded:?}");
     assert_eq!(recorded[0]["response"]["http_version"], "HTTP/2.0");
