@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod prefixed;
 mod proxy;
 mod tee;
 

@@ -300,14 +300,10 @@ impl Recorder {
         })
     }
 
-    /// `CONNECT host:port`: 200, then TLS with a leaf for the host, then HTTP inside, recorded.
+    /// `CONNECT host:port`: 200, then — when the client starts TLS (first byte 0x16) — TLS with a
+    /// leaf for the host and HTTP inside, recorded per exchange; anything else is tunnelled to
+    /// the host untouched and recorded as one tunnel event (bytes each way).
     fn connect(self: &Arc<Self>, req: Request<Incoming>, conn: u64) -> Response<Out> {
-        let Some(cfg) = self.intercept.clone() else {
-            return full(
-                StatusCode::NOT_IMPLEMENTED,
-                r#"{"error":"CONNECT needs the local CA (af record creates it)"}"#.into(),
-            );
-        };
         let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
             return full(
                 StatusCode::BAD_REQUEST,
@@ -316,17 +312,82 @@ impl Recorder {
         };
         let rec = self.clone();
         tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let start = Timestamp::now();
+            let t0 = Instant::now();
             let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
-            let Ok(tls) = tokio_rustls::TlsAcceptor::from(cfg).accept(TokioIo::new(upgraded)).await
-            else {
-                return;
-            };
-            let svc = rec.service(Route::Forward, conn, Some(authority));
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
+            let mut client = TokioIo::new(upgraded);
+            let mut first = [0u8; 1];
+            let Ok(n) = client.read(&mut first).await else { return };
+            let stream = crate::prefixed::Prefixed::new(first[..n].to_vec(), client);
+            match (&rec.intercept, first[0]) {
+                (Some(cfg), 0x16) if n == 1 => {
+                    let Ok(tls) = tokio_rustls::TlsAcceptor::from(cfg.clone()).accept(stream).await
+                    else {
+                        return;
+                    };
+                    let svc = rec.service(Route::Forward, conn, Some(authority));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                }
+                _ => rec.raw_tunnel(stream, authority, conn, start, t0).await,
+            }
         });
         Response::new(http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync())
+    }
+
+    /// Copies bytes both ways between the client and `authority`, then records the tunnel.
+    async fn raw_tunnel<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        &self,
+        mut client: S,
+        authority: String,
+        conn: u64,
+        start: Timestamp,
+        t0: Instant,
+    ) {
+        let mut ex = Exchange {
+            id: ExchangeId::new(format!(
+                "{:016x}",
+                (start.as_nanos() as u64) ^ (self.seq.fetch_add(1, Ordering::Relaxed) << 48)
+            )),
+            service: None,
+            direction: af_snapshot::Direction::Outbound,
+            conn_id: Some(format!("c{conn}")),
+            caller: None,
+            request: SnapRequest {
+                method: "CONNECT".into(),
+                url: format!("tcp://{authority}"),
+                http_version: None,
+                headers: Vec::new(),
+                body: None,
+            },
+            response: None,
+            error: None,
+            timing: Timing::new(start, None),
+            tags: [("af.record".to_owned(), serde_json::json!("tunnel-raw"))].into_iter().collect(),
+        };
+        match tokio::net::TcpStream::connect(&authority).await {
+            Ok(mut upstream) => {
+                let (up, down) = tokio::io::copy_bidirectional(&mut client, &mut upstream)
+                    .await
+                    .unwrap_or((0, 0));
+                ex.response = Some(SnapResponse {
+                    status: 200,
+                    status_text: Some("Connection Established".into()),
+                    http_version: None,
+                    headers: Vec::new(),
+                    body: None,
+                });
+                ex.tags.insert("af.bytes_up".into(), serde_json::json!(up));
+                ex.tags.insert("af.bytes_down".into(), serde_json::json!(down));
+            }
+            Err(e) => {
+                ex.error = Some(TransportError { kind: error_kind(&e), message: e.to_string() });
+            }
+        }
+        ex.timing.duration_ns = Some(t0.elapsed().as_nanos() as u64);
+        self.write(ex);
     }
 
     async fn forward(

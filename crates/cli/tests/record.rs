@@ -359,3 +359,55 @@ fn an_http2_upstream_and_a_client_leaving_mid_response_are_recorded_as_such() {
     assert_eq!(recorded[1]["response"]["body"]["text"], "started;");
     assert_eq!(recorded[1]["response"]["body"]["truncated"], true);
 }
+
+#[test]
+fn a_non_tls_connect_tunnel_is_passed_through_untouched_and_recorded_as_one_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("raw.jsonl");
+    let rec = Server::start(
+        &["record", "-o", out.to_str().expect("utf-8"), "--listen", "127.0.0.1:0"],
+        &[("AF_CA_DIR", &dir.path().join("ca"))],
+        1,
+    );
+    let (host, port) = rec.addrs[0].split_once(':').expect("addr");
+    // An echo server speaking no HTTP at all, and a client that tunnels to it through CONNECT.
+    let script = r#"
+import socket, sys, threading
+echo = socket.socket(); echo.bind(("127.0.0.1", 0)); echo.listen(1)
+def serve():
+    c, _ = echo.accept()
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+threading.Thread(target=serve, daemon=True).start()
+p = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+p.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % echo.getsockname()[1])
+head = b""
+while b"\r\n\r\n" not in head:
+    head += p.recv(1)
+assert head.startswith(b"HTTP/1.1 200"), head
+p.sendall(b"\x00\x01 not http, not tls \xff")
+got = b""
+while len(got) < 22:
+    got += p.recv(64)
+p.close()
+print(got == b"\x00\x01 not http, not tls \xff")
+"#;
+    let py = Command::new("python3").args(["-c", script, host, port]).output().expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout).trim(),
+        "True",
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    rec.stop();
+    let recorded = lines(&out);
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["request"]["method"], "CONNECT");
+    assert!(recorded[0]["request"]["url"].as_str().expect("url").starts_with("tcp://127.0.0.1:"));
+    assert_eq!(recorded[0]["tags"]["af.bytes_up"], 22);
+    assert_eq!(recorded[0]["tags"]["af.bytes_down"], 22);
+}
