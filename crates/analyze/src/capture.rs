@@ -164,6 +164,7 @@ pub struct CaptureBuilder {
     /// Credential header value → caller index: hashing a credential (SHA-256) once per distinct
     /// value instead of once per exchange.
     credential_ix: HashMap<String, u32>,
+    last_endpoint: u32,
 }
 
 fn intern<K: Hash + Eq + Clone>(ix: &mut HashMap<K, u32>, list: &mut Vec<K>, k: K) -> u32 {
@@ -234,23 +235,22 @@ impl CaptureBuilder {
     }
 
     fn endpoint_index(&mut self, method: &str, host: &str, template: &str) -> u32 {
-        // The last endpoint is the likeliest; otherwise look up without allocating on a hit.
-        if let Some(e) = self
-            .cap
-            .endpoints
-            .iter()
-            .rev()
-            .take(1)
-            .find(|e| e.method == method && e.host == host && e.template == template)
+        // Consecutive exchanges mostly hit the same endpoint: compare with the last one before
+        // building a key to hash.
+        if let Some(e) = self.cap.endpoints.get(self.last_endpoint as usize)
+            && e.method == method
+            && e.host == host
+            && e.template == template
         {
-            return self.endpoint_ix[e];
+            return self.last_endpoint;
         }
         let e = Endpoint {
             method: method.to_owned(),
             host: host.to_owned(),
             template: template.to_owned(),
         };
-        intern(&mut self.endpoint_ix, &mut self.cap.endpoints, e)
+        self.last_endpoint = intern(&mut self.endpoint_ix, &mut self.cap.endpoints, e);
+        self.last_endpoint
     }
 
     fn caller_index(&mut self, ex: &Exchange, callers: &CallerSpec) -> u32 {

@@ -31,17 +31,22 @@ pub fn peak_inflight(intervals: impl IntoIterator<Item = Interval>) -> u64 {
 }
 
 /// For intervals sorted by start: how many were in flight at each one's arrival, itself
-/// included (so the first is 1).
-pub fn inflight_at_arrival(sorted: &[Interval]) -> Vec<u32> {
+/// included (so the first is 1). Only intervals for which `occupies(index)` holds stay in flight
+/// for others (the limit model leaves out requests the upstream rejected at once).
+pub fn inflight_at_arrival(sorted: &[Interval], occupies: impl Fn(usize) -> bool) -> Vec<u32> {
     let mut ends = std::collections::BinaryHeap::new();
     sorted
         .iter()
-        .map(|&(s, e)| {
+        .enumerate()
+        .map(|(i, &(s, e))| {
             while ends.peek().is_some_and(|&std::cmp::Reverse(end)| end <= s) {
                 ends.pop();
             }
-            ends.push(std::cmp::Reverse(if e > s { e } else { s.saturating_add(1) }));
-            ends.len() as u32
+            let n = ends.len() as u32 + 1;
+            if occupies(i) {
+                ends.push(std::cmp::Reverse(if e > s { e } else { s.saturating_add(1) }));
+            }
+            n
         })
         .collect()
 }
@@ -137,7 +142,7 @@ mod tests {
             prop_assert_eq!(peak_inflight(iv.iter().copied()), brute_peak(&iv));
             let mut sorted = iv.clone();
             sorted.sort_unstable();
-            let at = inflight_at_arrival(&sorted);
+            let at = inflight_at_arrival(&sorted, |_| true);
             for (i, &(t, _)) in sorted.iter().enumerate() {
                 // Everything started before or with it (in sort order) and still in flight.
                 let n = sorted[..=i].iter().filter(|&&(s, e)| s <= t && t < if e > s { e } else { s + 1 }).count();

@@ -244,12 +244,13 @@ impl Stats {
         self.add_templated(cfg, ex, &template);
     }
 
-    /// [`Stats::add`] for an exchange whose path template the caller already computed.
-    pub fn add_templated(&mut self, cfg: &StatsConfig, ex: &Exchange, template: &str) {
+    /// [`Stats::add`] for an exchange whose path template the caller already computed. Returns
+    /// whether the filter selected it (so callers need not evaluate the filter again).
+    pub fn add_templated(&mut self, cfg: &StatsConfig, ex: &Exchange, template: &str) -> bool {
         let parts = ex.url_parts();
         if !cfg.filter.keeps(ex, template) {
             self.filtered_out += 1;
-            return;
+            return false;
         }
         self.key.clear();
         self.key.push_str(&ex.request.method);
@@ -272,6 +273,7 @@ impl Stats {
             }
         }
         self.total.add(ex);
+        true
     }
 
     /// Adds another accumulator's counts to this one.

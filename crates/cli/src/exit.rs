@@ -14,7 +14,6 @@ use crate::args::Cli;
 /// Success.
 pub const OK: i32 = 0;
 /// A check failed (used by verbs that gate CI).
-#[allow(dead_code)]
 pub const CHECK_FAILED: i32 = 1;
 /// Usage or input error.
 pub const INPUT: i32 = 2;

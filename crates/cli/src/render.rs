@@ -170,10 +170,21 @@ pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: boo
         ));
     }
     out.push('\n');
+    out.push_str(&read_notes(read));
+    out
+}
+
+/// What reading passed over without it being an error: an interrupted writer's last line, and
+/// hidden files in directories. Said, never silent.
+pub fn read_notes(read: &ReadSummary) -> String {
+    let mut out = String::new();
     for loc in &read.truncated_tails {
         out.push_str(&format!(
             "note: {loc}: incomplete last line ignored (was the writer interrupted?)\n"
         ));
+    }
+    for p in &read.hidden_skipped {
+        out.push_str(&format!("note: {}: hidden file not read\n", p.display()));
     }
     out
 }

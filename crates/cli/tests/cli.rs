@@ -483,3 +483,14 @@ fn regex_escape(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn hidden_files_in_a_directory_are_named_not_silently_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(root().join("fixtures/har/mitmproxy.har"), dir.path().join("capture.har"))
+        .expect("copy");
+    std::fs::write(dir.path().join(".DS_Store"), [0u8, 1, 2]).expect("write");
+    let out = af().args(["inspect", "--no-findings"]).arg(dir.path()).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".DS_Store: hidden file not read"));
+}

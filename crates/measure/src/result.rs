@@ -125,9 +125,7 @@ impl MeasureResult {
                     min,
                     median,
                     max,
-                    expect: check
-                        .as_ref()
-                        .map(|c| c.to_string().split_at(name.len()).1.trim().to_owned()),
+                    expect: spec.expect.get(i).cloned(),
                     checked,
                     passed,
                 }

@@ -88,7 +88,7 @@ mod tests {
         HarnessSpec {
             format: "af.harness/1".into(),
             snapshot_digest: "abc".into(),
-            mock: MockConfig::measuring(),
+            mock: MockConfig::default(),
             command: vec!["node".into(), "sync.js".into()],
             url_env: vec!["API_URL".into()],
             timeout_ms: 60_000,

@@ -140,7 +140,7 @@ impl std::str::FromStr for LimitRule {
 }
 
 /// Everything that shapes the mock's answers. Serializable: it is part of the harness spec.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct MockConfig {
     /// Unmatched requests.
     pub unmatched: Unmatched,
@@ -158,10 +158,19 @@ pub struct MockConfig {
     pub max_body: usize,
 }
 
-impl MockConfig {
-    /// Defaults for measuring: skip recorded failures, recorded latency, 16 MiB bodies.
-    pub fn measuring() -> Self {
-        Self { caller_key: "auto".into(), max_body: 16 << 20, ..Self::default() }
+impl Default for MockConfig {
+    /// The measuring defaults: 404 for unmatched requests, skip recorded failures, recorded
+    /// latency, no limits, `auto` caller key, 16 MiB bodies.
+    fn default() -> Self {
+        Self {
+            unmatched: Unmatched::default(),
+            failures: Failures::default(),
+            latency: Latency::default(),
+            limits: Vec::new(),
+            caller_key: "auto".into(),
+            templates: Vec::new(),
+            max_body: 16 << 20,
+        }
     }
 }
 

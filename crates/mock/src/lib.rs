@@ -9,7 +9,7 @@
 //! use af_mock::{Mock, MockConfig};
 //! use http_body_util::{BodyExt, Full};
 //! let recorded = vec![af_testkit::ex("GET", "https://api.test/users/7").status(200).build()];
-//! let mock = Mock::new(&recorded, MockConfig::measuring(), None).unwrap();
+//! let mock = Mock::new(&recorded, MockConfig::default(), None).unwrap();
 //! let req = http::Request::get("/users/8").header("host", "api.test").body(Full::new(bytes::Bytes::new())).unwrap();
 //! let resp = mock.clone().handle(req).await.unwrap();
 //! assert_eq!(resp.status(), 200); // same template, /users/{id}

@@ -56,7 +56,7 @@ async fn http(addr: SocketAddr, req: String) -> String {
 async fn huge_bodies_are_capped_counted_and_journaled() {
     let dir = tempfile::tempdir().expect("tempdir");
     let jp = dir.path().join("j.jsonl");
-    let cfg = MockConfig { max_body: 1 << 20, ..MockConfig::measuring() };
+    let cfg = MockConfig { max_body: 1 << 20, ..MockConfig::default() };
     let m = start(cfg, Some(&jp)).await;
     let body = "x".repeat(2 << 20);
     let r = http(m.addr, format!("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())).await;
@@ -79,7 +79,7 @@ async fn huge_bodies_are_capped_counted_and_journaled() {
 async fn a_client_leaving_mid_request_is_ended_and_journaled_as_aborted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let jp = dir.path().join("j.jsonl");
-    let cfg = MockConfig { latency: Latency::Fixed(400.0), ..MockConfig::measuring() };
+    let cfg = MockConfig { latency: Latency::Fixed(400.0), ..MockConfig::default() };
     let m = start(cfg, Some(&jp)).await;
     let addr = m.addr;
     tokio::task::spawn_blocking(move || {
@@ -102,7 +102,7 @@ async fn a_client_leaving_mid_request_is_ended_and_journaled_as_aborted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_prior_knowledge_is_served() {
-    let m = start(MockConfig::measuring(), None).await;
+    let m = start(MockConfig::default(), None).await;
     let stream = tokio::net::TcpStream::connect(m.addr).await.expect("connect");
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -129,7 +129,7 @@ async fn ten_thousand_idle_connections_do_not_stop_service() {
     if soft < hard.min(16_384) {
         setrlimit(Resource::RLIMIT_NOFILE, hard.min(16_384), hard).expect("raise rlimit");
     }
-    let m = start(MockConfig::measuring(), None).await;
+    let m = start(MockConfig::default(), None).await;
     // The idle clients are another process (Python): 10,000 connections, then wait.
     let script = "import resource,socket,sys\n\
         s,h=resource.getrlimit(resource.RLIMIT_NOFILE); resource.setrlimit(resource.RLIMIT_NOFILE,(min(h,16384),h))\n\

@@ -54,7 +54,8 @@ pub struct ReadSummary {
 }
 
 impl ReadSummary {
-    fn merge(&mut self, other: ReadSummary) {
+    /// Adds another read's summary to this one (the first [`KEPT_ERRORS`] errors are kept).
+    pub fn merge(&mut self, other: ReadSummary) {
         self.files.extend(other.files);
         self.exchanges += other.exchanges;
         self.skipped += other.skipped;

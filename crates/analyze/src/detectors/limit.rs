@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{Detector, error_groups, status_text};
 use crate::capture::{Capture, Outcome};
-use crate::concurrency::arrivals_before;
+use crate::concurrency::{arrivals_before, inflight_at_arrival};
 use crate::finding::{Finding, Severity};
 
 /// The limit-model detector.
@@ -46,17 +46,14 @@ pub(crate) fn load(cap: &Capture, retry: &[bool]) -> Load {
     let mut inflight = vec![0; cap.calls.len()];
     let mut rate = vec![0; cap.calls.len()];
     for idx in groups.values() {
-        let mut ends = std::collections::BinaryHeap::new();
-        for &i in idx {
-            let c = &cap.calls[i];
-            while ends.peek().is_some_and(|&std::cmp::Reverse(e)| e <= c.start) {
-                ends.pop();
-            }
-            inflight[i] = ends.len() as u32 + 1;
-            let rejected = c.status == 429 || c.status == 503 || c.outcome == Outcome::Transport;
-            if !rejected {
-                ends.push(std::cmp::Reverse(c.end.max(c.start + 1)));
-            }
+        let iv: Vec<(i64, i64)> =
+            idx.iter().map(|&i| (cap.calls[i].start, cap.calls[i].end)).collect();
+        let accepted = |k: usize| {
+            let c = &cap.calls[idx[k]];
+            !(c.status == 429 || c.status == 503 || c.outcome == Outcome::Transport)
+        };
+        for (&i, n) in idx.iter().zip(inflight_at_arrival(&iv, accepted)) {
+            inflight[i] = n;
         }
         let first: Vec<usize> = idx.iter().copied().filter(|&i| !retry[i]).collect();
         let starts: Vec<i64> = first.iter().map(|&i| cap.calls[i].start).collect();

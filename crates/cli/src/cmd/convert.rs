@@ -50,11 +50,7 @@ fn copy(
             if let Some(e) = write_err {
                 return Err(e.into());
             }
-            total.exchanges += s.exchanges;
-            total.skipped += s.skipped;
-            total.files.extend(s.files);
-            total.errors.extend(s.errors);
-            total.truncated_tails.extend(s.truncated_tails);
+            total.merge(s);
         }
         Ok(())
     })();
@@ -92,9 +88,7 @@ fn report(total: &ReadSummary, output: &Path, format: OutputFormat) {
         kinds.join(", "),
         output.display()
     );
-    for loc in &total.truncated_tails {
-        eprintln!("note: {loc}: incomplete last line ignored (was the writer interrupted?)");
-    }
+    eprint!("{}", crate::render::read_notes(total));
     super::warn_skipped(total);
 }
 

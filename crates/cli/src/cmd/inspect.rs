@@ -90,9 +90,8 @@ pub(super) fn load(
     let (parts, summary) =
         fold_paths(paths, opts, threads, &Acc::default, &|acc: &mut Acc, ex| {
             let template = cfg.templater.template(ex.url_parts().path);
-            acc.stats.add_templated(cfg, &ex, &template);
             // Findings look at the same selection the table shows.
-            if capture && cfg.filter.keeps(&ex, &template) {
+            if acc.stats.add_templated(cfg, &ex, &template) && capture {
                 acc.capture.add_templated(&ex, &template, &cfg.caller);
             }
         })?;

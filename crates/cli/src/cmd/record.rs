@@ -143,13 +143,20 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
     let written = rec.finish()?.unwrap_or(0);
     eprintln!("af record: {written} exchanges recorded to {}", a.output.display());
     if written > 0 {
-        let summary = std::process::Command::new(std::env::current_exe()?)
-            .args(["inspect", "--no-findings"])
-            .arg(&a.output)
-            .output();
-        if let Ok(out) = summary {
-            eprint!("{}", String::from_utf8_lossy(&out.stdout));
-        }
+        // The same table `af inspect` prints, read in this process.
+        let analysis = crate::args::AnalysisArgs {
+            templates: Vec::new(),
+            caller_key: "auto".into(),
+            threads: None,
+            read: crate::args::ReadArgs { lenient: false },
+        };
+        let cfg = super::inspect::config(
+            &analysis,
+            crate::args::By::Endpoint,
+            af_analyze::Filter::default(),
+        )?;
+        let loaded = super::inspect::load(std::slice::from_ref(&a.output), &cfg, &analysis, false)?;
+        eprint!("{}", crate::render::inspect(&loaded.table, &loaded.summary, false, false));
     }
     Ok(code)
 }
