@@ -113,7 +113,8 @@ impl Op {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// The operator as written: `<=`, `<`, …
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Le => "<=",
             Self::Lt => "<",

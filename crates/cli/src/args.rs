@@ -33,9 +33,100 @@ pub enum Command {
     /// Record traffic as a proxy: reverse (`--reverse`), forward (`HTTP(S)_PROXY`, CONNECT
     /// intercepted with the local CA), or around a program (`-- CMD…`).
     Record(RecordArgs),
+    /// Planner: snapshot → finding → metric and threshold → code sites → measured baseline
+    /// (or an abstention with the evidence). Writes `.af/runs/<id>/plan.json`.
+    Plan(PlanArgs),
+    /// Worker: apply the fix in a git worktree, rerun the identical harness, run the tests,
+    /// evaluate; writes result.json, patch.diff, report.md, report.html.
+    Work(WorkArgs),
+    /// `af plan` then `af work`, with phase timings.
+    Fix(FixArgs),
+    /// The whole loop on the bundled example (examples/radar), offline, no API key.
+    Demo(DemoArgs),
     /// Print the JSON Schema of a machine-readable output.
     #[command(hide = true)]
     Schema(SchemaArgs),
+}
+
+/// `af plan`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanArgs {
+    /// The snapshot showing the bug.
+    #[arg(long)]
+    pub snapshot: PathBuf,
+    /// The code (a directory; a git checkout or not).
+    #[arg(long, default_value = ".")]
+    pub source: PathBuf,
+    /// The program the harness runs against the mock (default: `[run] command` in af.toml).
+    #[arg(long, value_name = "CMD")]
+    pub run: Option<String>,
+    /// Variable set to the mock's base URL (default: `[run] url_env` in af.toml).
+    #[arg(long, value_name = "NAME")]
+    pub url_env: Option<String>,
+    /// A file with the issue text (title and body) naming the problem.
+    #[arg(long, value_name = "FILE")]
+    pub issue: Option<PathBuf>,
+    /// Issue title (instead of --issue).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Issue body (instead of --issue).
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Harness runs for the baseline (and later the confirm).
+    #[arg(long, default_value_t = 3)]
+    pub runs: u32,
+    /// Where run directories go (default: SOURCE/.af/runs).
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
+    /// `builtin` (offline). LLM engines (`openai:MODEL`, `anthropic:MODEL`) are not built yet.
+    #[arg(long, default_value = "builtin")]
+    pub engine: String,
+    /// Do not copy the program's output to stderr (it is saved per run either way).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the plan as JSON (schema: `af schema plan`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `af work`.
+#[derive(Debug, clap::Args)]
+pub struct WorkArgs {
+    /// The plan's run directory (`.af/runs/<id>`).
+    pub run_dir: PathBuf,
+    /// Try at most this many ranked sites.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: usize,
+    /// Do not copy the program's output to stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print result.json (schema: `af schema result`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `af fix`.
+#[derive(Debug, clap::Args)]
+pub struct FixArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Try at most this many ranked sites.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: usize,
+}
+
+/// `af demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// The example to run (default: the bundled examples/radar).
+    #[arg(long, value_name = "DIR")]
+    pub example: Option<PathBuf>,
+    /// Work in this directory (default: a new temporary directory, kept for the reports).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Show the program's output.
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 /// How bad records are handled; shared by every verb that reads captures.
@@ -324,6 +415,10 @@ pub enum SchemaName {
     Diff,
     /// `af measure --json` and `result.json`.
     Measure,
+    /// `af plan --json` and `plan.json`.
+    Plan,
+    /// `af work --json` and a run's `result.json`.
+    Result,
 }
 
 /// Parses `std::env::args`, exiting 2 with clap's message on usage errors.

@@ -138,3 +138,13 @@ pub fn diff_schema() -> String {
 pub fn measure_schema() -> String {
     pretty(&schemars::schema_for!(af_measure::MeasureResult))
 }
+
+/// JSON Schema of `plan.json`.
+pub fn plan_schema() -> String {
+    pretty(&schemars::schema_for!(af_agent::Plan))
+}
+
+/// JSON Schema of a run's `result.json`.
+pub fn result_schema() -> String {
+    pretty(&schemars::schema_for!(af_agent::WorkResult))
+}

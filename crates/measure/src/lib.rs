@@ -12,5 +12,7 @@ mod run;
 mod spec;
 
 pub use result::{MeasureResult, MetricSummary, RunResult};
-pub use run::{Echo, MeasureError, Proxy, is_credential, measure, metric_values, parse_timeout_ms};
+pub use run::{
+    Echo, MeasureError, Proxy, is_credential, measure, measure_in, metric_values, parse_timeout_ms,
+};
 pub use spec::{HarnessSpec, digest_files};

@@ -100,6 +100,8 @@ fn parse(spec: &HarnessSpec) -> Result<Parsed, MeasureError> {
         let metric: Metric =
             m.parse().map_err(|e| MeasureError::Spec(format!("--metric {m:?}: {e}")))?;
         let check = match spec.expect.get(i) {
+            // An empty expectation (or `-`): the metric is reported, not checked.
+            Some(e) if e.trim().is_empty() || e.trim() == "-" => None,
             Some(e) => Some(
                 format!("{metric} {e}")
                     .parse::<Check>()
@@ -131,6 +133,20 @@ pub async fn measure(
     echo: Echo,
     proxy: Option<&Proxy>,
 ) -> Result<MeasureResult, MeasureError> {
+    measure_in(spec, exchanges, out_dir, echo, proxy, None).await
+}
+
+/// [`measure`] with the program started in `cwd` (the code under test: the user's checkout
+/// for a baseline, the worktree for a confirm run). The directory is not part of the harness:
+/// the same harness runs against two versions of the code.
+pub async fn measure_in(
+    spec: &HarnessSpec,
+    exchanges: &[Exchange],
+    out_dir: &Path,
+    echo: Echo,
+    proxy: Option<&Proxy>,
+    cwd: Option<&Path>,
+) -> Result<MeasureResult, MeasureError> {
     let parsed = parse(spec)?;
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -147,7 +163,8 @@ pub async fn measure(
         v.sort();
         v
     };
-    let ctx = Ctx { spec, parsed: &parsed, exchanges, out_dir, echo, stripped: &stripped, proxy };
+    let ctx =
+        Ctx { spec, parsed: &parsed, exchanges, out_dir, echo, stripped: &stripped, proxy, cwd };
     let mut runs = Vec::new();
     for n in 1..=spec.runs {
         runs.push(one_run(&ctx, n).await?);
@@ -169,10 +186,11 @@ struct Ctx<'a> {
     echo: Echo,
     stripped: &'a [String],
     proxy: Option<&'a Proxy>,
+    cwd: Option<&'a Path>,
 }
 
 async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
-    let Ctx { spec, parsed, exchanges, out_dir, echo, stripped, proxy } = *ctx;
+    let Ctx { spec, parsed, exchanges, out_dir, echo, stripped, proxy, cwd } = *ctx;
     let journal_path = out_dir.join(format!("run-{n}.journal.jsonl"));
     let journal = Journal::create(&journal_path)?;
     let mock = Mock::new(exchanges, spec.mock.clone(), Some(journal))
@@ -188,6 +206,9 @@ async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
 
     let base = format!("http://{addr}");
     let mut cmd = tokio::process::Command::new(&spec.command[0]);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     cmd.args(&spec.command[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

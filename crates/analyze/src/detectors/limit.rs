@@ -216,8 +216,25 @@ impl Detector for LimitModel {
                     } else {
                         (&fr, "calls arrived per second", "/s")
                     };
-                    let (min_err, _) = range(f, true);
-                    let (_, max_ok) = range(f, false);
+                    // The rule's threshold, not the extremes: a proxy in the path reorders a
+                    // burst's arrivals a little, and one early-looking error must not drag the
+                    // estimate down (nor one late-looking success push it up). Calls on the
+                    // wrong side of the rule are counted and reported.
+                    let t = if verdict == Verdict::Concurrency { t_c } else { t_r };
+                    let (raw_min_err, _) = range(f, true);
+                    let exceptions = f.iter().filter(|p| p.1 != (p.0 >= t)).count();
+                    // Up to 5 % of calls may sit on the wrong side of the rule.
+                    let robust = exceptions * 20 <= f.len();
+                    let min_err = if robust { t.max(1) } else { raw_min_err };
+                    let max_ok = range(f, false).1;
+                    let exceptions_text = if exceptions == 0 || raw_min_err >= min_err {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({exceptions} of {} calls on the other side of that line, e.g. reordered arrivals)",
+                            f.len()
+                        )
+                    };
                     // Peak as the client saw it: every call in flight, rejected ones too.
                     let peak = if verdict == Verdict::Concurrency {
                         let mut by: std::collections::HashMap<u32, Vec<(i64, i64)>> =
@@ -232,7 +249,11 @@ impl Detector for LimitModel {
                     } else {
                         f.iter().map(|p| p.0).max().unwrap_or(0)
                     };
-                    let lo = max_ok.min(min_err.saturating_sub(1)).max(1);
+                    let lo = if robust {
+                        min_err.saturating_sub(1).max(1)
+                    } else {
+                        max_ok.min(min_err.saturating_sub(1)).max(1)
+                    };
                     let hi = max_ok.max(min_err.saturating_sub(1)).max(lo);
                     let bound = if lo == hi {
                         format!("≈ {lo}{unit}")
@@ -261,10 +282,16 @@ impl Detector for LimitModel {
                     let other =
                         if verdict == Verdict::Concurrency { "arrival rate" } else { "in-flight" };
                     let mut s = format!(
-                        "{what} on {key} happened only while ≥ {min_err} {noun}{who} (peak {peak}{unit}); \
-                         at ≤ {} none failed → {kind} limit {bound}{} (confidence {label}: {feature} separates errors from \
+                        "{what} on {key} happened {} while ≥ {min_err} {noun}{who} (peak {peak}{unit}); \
+                         at ≤ {} {}{exceptions_text} → {kind} limit {bound}{} (confidence {label}: {feature} separates errors from \
                          successes with balanced accuracy {best_ba:.2}, {other} {other_ba:.2})",
+                        if exceptions_text.is_empty() { "only" } else { "mostly" },
                         min_err.saturating_sub(1),
+                        if exceptions_text.is_empty() {
+                            "none failed"
+                        } else {
+                            "almost none failed"
+                        },
                         if per_caller { " per caller" } else { "" },
                     );
                     if let Some(c) = caveat {

@@ -1,7 +1,9 @@
 //! One module per verb; `dispatch` is the only place that lists them.
 
+mod agent;
 mod ca;
 mod convert;
+mod demo;
 mod diff;
 mod inspect;
 mod measure;
@@ -24,11 +26,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Measure(a) => measure::run(&a),
         Command::Ca(a) => ca::run(&a),
         Command::Record(a) => record::run(&a),
+        Command::Plan(a) => agent::plan(&a),
+        Command::Work(a) => agent::work(&a),
+        Command::Fix(a) => agent::fix(&a),
+        Command::Demo(a) => demo::run(&a),
         Command::Schema(a) => {
             let text = match a.which {
                 SchemaName::Inspect => crate::output::inspect_schema(),
                 SchemaName::Diff => crate::output::diff_schema(),
                 SchemaName::Measure => crate::output::measure_schema(),
+                SchemaName::Plan => crate::output::plan_schema(),
+                SchemaName::Result => crate::output::result_schema(),
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(exit::OK)

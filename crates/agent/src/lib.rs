@@ -1,0 +1,24 @@
+//! The agent (DESIGN.md §6): the **Planner** turns a snapshot's finding into a metric, a
+//! threshold, ranked code sites and a measured baseline; the **Worker** applies a fix in a git
+//! worktree and reruns the identical harness; the **Evaluator** checks the evidence. The builtin
+//! engine is offline and deterministic: analysis → code patterns (tree-sitter) → codemods.
+//!
+//! The tool, not the engine, does every measurement: baseline and confirm are
+//! [`af_measure::measure`] runs of one [`af_measure::HarnessSpec`], compared by hash.
+
+pub mod code;
+pub mod config;
+pub mod evaluate;
+pub mod localize;
+pub mod patterns;
+pub mod plan;
+pub mod run_dir;
+pub mod work;
+
+pub use code::{Lang, Repo, SourceFile};
+
+pub use patterns::{Fix, FixKind, Pattern, Site, builtin_patterns};
+
+pub use evaluate::{Check, Evaluation, TestRun};
+pub use plan::{Decision, Measured, Phase, Plan, PlanError, PlanOptions, plan};
+pub use work::{Attempt, WorkError, WorkOptions, WorkResult, work};

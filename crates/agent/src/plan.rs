@@ -1,0 +1,581 @@
+//! The Planner (builtin engine): snapshot → finding → metric + threshold → ranked code sites →
+//! measured baseline → plan, or an abstention with the evidence.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use af_analyze::{Capture, Check, Finding, analyze, default_detectors};
+use af_measure::{Echo, HarnessSpec, MeasureResult, digest_files, measure_in, parse_timeout_ms};
+use af_mock::{Failures, MockConfig};
+use af_snapshot::{Bodies, CallerSpec, Exchange, ReadOptions, Templater, read_all};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::code::Repo;
+use crate::config::{TargetConfig, split_command};
+use crate::localize::{Ranked, rank};
+use crate::patterns::{FixKind, builtin_patterns, find_all};
+use crate::run_dir;
+
+/// Plan schema id.
+pub const PLAN_SCHEMA: &str = "af.plan/1";
+
+/// What the Planner decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// The baseline violates the threshold and a site is localized: the Worker can proceed.
+    Proceed,
+    /// Nothing to fix the builtin way: the finding is not load-related, or the baseline already
+    /// meets the threshold. The reason says which, with the numbers.
+    Abstain,
+    /// The baseline violates the threshold, but no builtin pattern matches the code (an LLM
+    /// engine could take it from here).
+    NoSite,
+}
+
+/// Wall time of one phase.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Phase {
+    /// `analyze`, `localize`, `baseline`, …
+    pub name: String,
+    /// Milliseconds.
+    pub ms: f64,
+}
+
+/// The finding the plan works on, as the report shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ChosenFinding {
+    /// `F2`.
+    pub id: String,
+    /// Detector.
+    pub detector: String,
+    /// Severity.
+    pub severity: String,
+    /// `METHOD template`.
+    pub endpoint: Option<String>,
+    /// Status.
+    pub status: Option<u16>,
+    /// Plain words, with numbers.
+    pub summary: String,
+    /// Exchange ids.
+    pub evidence: Vec<String>,
+    /// Why this finding was chosen.
+    pub why: String,
+}
+
+/// How the harness is built: stored in the plan so the Worker rebuilds the identical harness
+/// (and proves it by hash) instead of trusting a copy.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct HarnessInputs {
+    /// The snapshot the mock serves (absolute).
+    pub snapshot: PathBuf,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Variables set to the mock's base URL.
+    pub url_env: Vec<String>,
+    /// Reproduce the upstream's failures (retry storms) instead of serving successes.
+    pub replay_failures: bool,
+    /// Per-run time-out.
+    pub timeout_ms: u64,
+    /// Runs.
+    pub runs: u32,
+    /// Metrics (the first is the one the fix must meet).
+    pub metrics: Vec<String>,
+    /// Expectations, one per metric (empty string: reported only).
+    pub expect: Vec<String>,
+}
+
+impl HarnessInputs {
+    /// The harness spec these inputs make.
+    pub fn spec(&self) -> std::io::Result<HarnessSpec> {
+        let mock = MockConfig {
+            failures: if self.replay_failures { Failures::Replay } else { Failures::Skip },
+            ..MockConfig::default()
+        };
+        Ok(HarnessSpec {
+            format: "af.harness/1".into(),
+            snapshot_digest: digest_files(&[self.snapshot.as_path()])?,
+            mock,
+            command: self.command.clone(),
+            url_env: self.url_env.clone(),
+            timeout_ms: self.timeout_ms,
+            runs: self.runs,
+            metrics: self.metrics.clone(),
+            expect: self.expect.clone(),
+            keep_env: false,
+            proxy: false,
+        })
+    }
+}
+
+/// A measurement as plans and results keep it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Measured {
+    /// Harness hash the runs used.
+    pub harness_hash: String,
+    /// Every check passed on every run.
+    pub passed: bool,
+    /// What went wrong in runs.
+    pub problems: Vec<String>,
+    /// Per metric: every run's value, min/median/max, check.
+    pub metrics: Vec<MetricValues>,
+    /// Per run: exit, wall time, requests, journal.
+    pub runs: Vec<RunValues>,
+    /// Directory with the journals and `result.json`.
+    pub dir: String,
+}
+
+/// One metric over the runs.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MetricValues {
+    /// Expression.
+    pub metric: String,
+    /// One value per run.
+    pub values: Vec<f64>,
+    /// Minimum.
+    pub min: f64,
+    /// Median.
+    pub median: f64,
+    /// Maximum.
+    pub max: f64,
+    /// `<= 10`, when checked.
+    pub expect: Option<String>,
+    /// Whether every run met it.
+    pub passed: Option<bool>,
+}
+
+/// One run.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RunValues {
+    /// 1-based.
+    pub run: u32,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Killed on time-out.
+    pub timed_out: bool,
+    /// Wall time.
+    pub wall_ms: f64,
+    /// Requests the mock saw.
+    pub requests: u64,
+    /// The run's arrival journal.
+    pub journal: String,
+}
+
+impl Measured {
+    /// From a measurement written to `dir`.
+    pub fn from_result(r: &MeasureResult, dir: &Path) -> Self {
+        Self {
+            harness_hash: r.harness_hash.clone(),
+            passed: r.passed,
+            problems: r.problems.clone(),
+            metrics: r
+                .metrics
+                .iter()
+                .map(|m| MetricValues {
+                    metric: m.metric.clone(),
+                    values: m.values.clone(),
+                    min: m.min,
+                    median: m.median,
+                    max: m.max,
+                    expect: m.expect.clone().filter(|e| !e.is_empty()),
+                    passed: m.passed,
+                })
+                .collect(),
+            runs: r
+                .runs
+                .iter()
+                .map(|x| RunValues {
+                    run: x.run,
+                    exit_code: x.exit_code,
+                    timed_out: x.timed_out,
+                    wall_ms: x.wall_ms,
+                    requests: x.requests,
+                    journal: x.journal.clone(),
+                })
+                .collect(),
+            dir: dir.display().to_string(),
+        }
+    }
+
+    /// The first (checked) metric.
+    pub fn primary(&self) -> Option<&MetricValues> {
+        self.metrics.first()
+    }
+}
+
+/// `plan.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Plan {
+    /// Always `af.plan/1`.
+    pub schema: String,
+    /// Run id.
+    pub id: String,
+    /// The run directory.
+    pub run_dir: String,
+    /// `builtin`.
+    pub engine: String,
+    /// When the plan was made (RFC 3339).
+    pub created: String,
+    /// Source directory (absolute).
+    pub source: String,
+    /// The issue text the user gave, if any.
+    pub issue: Option<String>,
+    /// What the Planner decided.
+    pub decision: Decision,
+    /// Why, in plain words with the numbers.
+    pub reason: String,
+    /// The finding worked on.
+    pub finding: Option<ChosenFinding>,
+    /// All findings, one line each (`F1 [high] error-burst: …`).
+    pub findings: Vec<String>,
+    /// The check a fix must meet: `peak_inflight{…} <= 10`.
+    pub metric: Option<String>,
+    /// What to bound.
+    pub fix_kind: Option<FixKind>,
+    /// The threshold as a number.
+    pub bound: Option<u32>,
+    /// Code sites, best first, with reasons.
+    pub sites: Vec<Ranked>,
+    /// Files that could not be read (path, reason).
+    pub skipped_files: Vec<(String, String)>,
+    /// The harness inputs.
+    pub harness_inputs: Option<HarnessInputs>,
+    /// The harness spec (for readers) and its hash.
+    pub harness: Option<serde_json::Value>,
+    /// SHA-256 of the canonical harness spec.
+    pub harness_hash: Option<String>,
+    /// The baseline measurement.
+    pub baseline: Option<Measured>,
+    /// Phase timings.
+    pub timings: Vec<Phase>,
+    /// Test command from `af.toml`.
+    pub test_command: Option<Vec<String>>,
+    /// Test time-out.
+    pub test_timeout_ms: u64,
+}
+
+/// Planner inputs.
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    /// The snapshot.
+    pub snapshot: PathBuf,
+    /// The code.
+    pub source: PathBuf,
+    /// Program command line (overrides `af.toml`).
+    pub run: Option<String>,
+    /// URL variable (overrides `af.toml`).
+    pub url_env: Option<String>,
+    /// Issue text (title and body) naming what to work on.
+    pub issue: Option<String>,
+    /// Harness runs.
+    pub runs: u32,
+    /// Where run directories go (default `SOURCE/.af/runs`).
+    pub runs_root: Option<PathBuf>,
+    /// Copy the program's output to stderr.
+    pub echo: Echo,
+}
+
+/// Why planning could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Bad input: snapshot, source, config, command.
+    #[error("{0}")]
+    Input(String),
+    /// Anything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Picks the finding to work on: the one the issue text names, else the highest-ranked one a
+/// fix can be measured against (it has a suggested metric).
+fn choose<'f>(findings: &'f [Finding], issue: Option<&str>) -> Option<(&'f Finding, String)> {
+    let fixable = |f: &&Finding| f.suggested_metric.is_some();
+    if let Some(text) = issue {
+        let text = text.to_ascii_lowercase();
+        let score = |f: &Finding| {
+            let mut s = 0;
+            if let Some(ep) = &f.endpoint {
+                let (_, segs) = crate::localize::endpoint_parts(ep);
+                s += segs.iter().filter(|g| text.contains(&g.to_ascii_lowercase())).count();
+            }
+            if f.status.is_some_and(|st| text.contains(&st.to_string())) {
+                s += 2;
+            }
+            if text.contains(&f.detector) || text.contains(&f.detector.replace('-', " ")) {
+                s += 2;
+            }
+            s
+        };
+        if let Some(f) = findings
+            .iter()
+            .filter(fixable)
+            .max_by_key(|f| (score(f), std::cmp::Reverse(f.id.clone())))
+            && score(f) > 0
+        {
+            {
+                return Some((
+                    f,
+                    format!("the issue text names it ({} of its words match)", score(f)),
+                ));
+            }
+        }
+    }
+    findings.iter().find(fixable).map(|f| {
+        (f, "the highest-ranked finding with a metric a fix can be measured against".into())
+    })
+}
+
+/// The fix kind a finding calls for.
+fn kind_of(f: &Finding) -> FixKind {
+    match (f.detector.as_str(), f.details.get("verdict").and_then(|v| v.as_str())) {
+        ("retry-storm", _) => FixKind::Retry,
+        (_, Some("rate")) => FixKind::Rate,
+        _ => FixKind::Concurrency,
+    }
+}
+
+fn read_snapshot(path: &Path) -> Result<Vec<Exchange>, PlanError> {
+    let (ex, _) = read_all(path, ReadOptions { lenient: false, bodies: Bodies::Keep })
+        .map_err(|e| PlanError::Input(e.to_string()))?;
+    if ex.is_empty() {
+        return Err(PlanError::Input(format!("{}: no exchanges", path.display())));
+    }
+    Ok(ex)
+}
+
+/// Runs the Planner. The plan is written to its run directory whatever the decision.
+pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
+    let source = opts
+        .source
+        .canonicalize()
+        .map_err(|e| PlanError::Input(format!("{}: {e}", opts.source.display())))?;
+    let snapshot = opts
+        .snapshot
+        .canonicalize()
+        .map_err(|e| PlanError::Input(format!("{}: {e}", opts.snapshot.display())))?;
+    let cfg = TargetConfig::load(&source).map_err(PlanError::Input)?;
+    let id = run_dir::new_id();
+    let root = opts.runs_root.clone().unwrap_or_else(|| source.join(".af").join("runs"));
+    let dir = run_dir::create(&root, &id)
+        .map_err(|e| PlanError::Internal(format!("{}: {e}", root.display())))?;
+    let mut timings = Vec::new();
+
+    // 1. analyze.
+    let t = Instant::now();
+    let exchanges = read_snapshot(&snapshot)?;
+    let cap = Capture::from_exchanges(&exchanges, &Templater::default(), &CallerSpec::Auto);
+    let findings = analyze(&cap, &default_detectors());
+    timings.push(Phase { name: "analyze".into(), ms: since(t) });
+    let lines: Vec<String> = findings
+        .iter()
+        .map(|f| format!("{} [{}] {}: {}", f.id, f.severity.as_str(), f.detector, f.summary))
+        .collect();
+    let test_command =
+        cfg.test.command.as_deref().map(split_command).transpose().map_err(PlanError::Input)?;
+    let test_timeout_ms = cfg
+        .test
+        .timeout
+        .as_deref()
+        .map(parse_timeout_ms)
+        .transpose()
+        .map_err(PlanError::Input)?
+        .unwrap_or(120_000);
+    let mut plan = Plan {
+        schema: PLAN_SCHEMA.into(),
+        id,
+        run_dir: dir.display().to_string(),
+        engine: "builtin".into(),
+        created: jiff::Timestamp::now().to_string(),
+        source: source.display().to_string(),
+        issue: opts.issue.clone(),
+        decision: Decision::Abstain,
+        reason: String::new(),
+        finding: None,
+        findings: lines,
+        metric: None,
+        fix_kind: None,
+        bound: None,
+        sites: Vec::new(),
+        skipped_files: Vec::new(),
+        harness_inputs: None,
+        harness: None,
+        harness_hash: None,
+        baseline: None,
+        timings,
+        test_command,
+        test_timeout_ms,
+    };
+
+    // 2. the finding and its metric.
+    let Some((finding, why)) = choose(&findings, opts.issue.as_deref()) else {
+        let load_free = findings.iter().find(|f| {
+            f.details.get("verdict").and_then(|v| v.as_str()) == Some("not-load-related")
+        });
+        plan.reason = match load_free {
+            Some(f) => format!(
+                "abstaining: {} — the errors are not load-related, so bounding concurrency or rate would not remove them (evidence {})",
+                f.summary,
+                f.evidence.join(" ")
+            ),
+            None if findings.is_empty() => {
+                "abstaining: the snapshot shows no problem to fix".into()
+            }
+            None => {
+                "abstaining: no finding comes with a metric a code change could be measured against"
+                    .into()
+            }
+        };
+        return finish(plan, &dir);
+    };
+    let metric = finding.suggested_metric.clone().unwrap_or_default();
+    let check: Check = metric.parse().map_err(|e: String| PlanError::Internal(e))?;
+    let kind = kind_of(finding);
+    let bound = check.threshold.max(1.0) as u32;
+    plan.finding = Some(ChosenFinding {
+        id: finding.id.clone(),
+        detector: finding.detector.clone(),
+        severity: finding.severity.as_str().into(),
+        endpoint: finding.endpoint.clone(),
+        status: finding.status,
+        summary: finding.summary.clone(),
+        evidence: finding.evidence.clone(),
+        why,
+    });
+    plan.metric = Some(metric.clone());
+    plan.fix_kind = Some(kind);
+    plan.bound = Some(bound);
+
+    // 3. localize.
+    let t = Instant::now();
+    let repo =
+        Repo::load(&source).map_err(|e| PlanError::Input(format!("{}: {e}", source.display())))?;
+    plan.skipped_files = repo.skipped.clone();
+    let patterns = builtin_patterns();
+    let sites: Vec<_> = find_all(&repo, &patterns)
+        .into_iter()
+        .filter(|s| s.fixes.contains(&kind))
+        // A pool already at or below the bound is not the problem.
+        .filter(|s| s.current_bound.is_none_or(|b| b > u64::from(bound)))
+        .collect();
+    let url_env: Vec<String> =
+        opts.url_env.clone().or(cfg.run.url_env.clone()).into_iter().collect();
+    let endpoint = finding.endpoint.clone().unwrap_or_default();
+    plan.sites = rank(&repo, &sites, &endpoint, &url_env);
+    plan.timings.push(Phase { name: "localize".into(), ms: since(t) });
+
+    // 4. baseline.
+    let command = match opts.run.clone().or(cfg.run.command.clone()) {
+        Some(c) => split_command(&c).map_err(PlanError::Input)?,
+        None => {
+            return Err(PlanError::Input(format!(
+                "no program to run: pass --run 'CMD' or set [run] command in {}",
+                source.join("af.toml").display()
+            )));
+        }
+    };
+    if url_env.is_empty() {
+        return Err(PlanError::Input(format!(
+            "no URL variable: pass --url-env NAME or set [run] url_env in {}",
+            source.join("af.toml").display()
+        )));
+    }
+    let timeout_ms = cfg
+        .run
+        .timeout
+        .as_deref()
+        .map(parse_timeout_ms)
+        .transpose()
+        .map_err(PlanError::Input)?
+        .unwrap_or(60_000);
+    let ep_label = format!("endpoint=\"{endpoint}\"");
+    let inputs = HarnessInputs {
+        snapshot: snapshot.clone(),
+        command,
+        url_env,
+        replay_failures: kind == FixKind::Retry,
+        timeout_ms,
+        runs: opts.runs.max(1),
+        metrics: vec![
+            check.metric.to_string(),
+            format!("max_arrivals{{{ep_label}}}"),
+            format!("calls{{{ep_label}}}"),
+        ],
+        expect: vec![
+            format!("{} {}", check.op.as_str(), fmt_num(check.threshold)),
+            String::new(),
+            String::new(),
+        ],
+    };
+    let spec =
+        inputs.spec().map_err(|e| PlanError::Input(format!("{}: {e}", snapshot.display())))?;
+    plan.harness = serde_json::to_value(&spec).ok();
+    plan.harness_hash = Some(spec.hash());
+    plan.harness_inputs = Some(inputs);
+    let t = Instant::now();
+    let bdir = dir.join("baseline");
+    let result = measure_in(&spec, &exchanges, &bdir, opts.echo, None, Some(&source))
+        .await
+        .map_err(|e| PlanError::Input(format!("baseline: {e}")))?;
+    run_dir::write_json(&bdir.join("result.json"), &result)
+        .map_err(|e| PlanError::Internal(e.to_string()))?;
+    plan.timings.push(Phase { name: "baseline".into(), ms: since(t) });
+    let measured = Measured::from_result(&result, &bdir);
+    let primary = measured.primary().cloned();
+    plan.baseline = Some(measured);
+
+    // 5. decide.
+    let program_failed =
+        result.runs.iter().any(|r| r.timed_out || r.exit_code != Some(0) || r.requests == 0);
+    let values = primary
+        .as_ref()
+        .map(|p| p.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    if program_failed {
+        plan.reason = format!(
+            "abstaining: the baseline runs did not complete cleanly ({}) — a harness that does not run cannot confirm a fix",
+            result.problems.join("; ")
+        );
+    } else if primary.as_ref().and_then(|p| p.passed) == Some(true) {
+        plan.reason = format!(
+            "abstaining: today's code already meets {metric} on every baseline run (values {values}); the finding is not reproduced by this program, so there is nothing to confirm"
+        );
+    } else if plan.sites.is_empty() {
+        plan.decision = Decision::NoSite;
+        plan.reason = format!(
+            "the baseline violates {metric} (values {values}), but no builtin pattern for a {} fix matches the code in {}; an LLM engine could take it from here",
+            kind.as_str(),
+            source.display()
+        );
+    } else {
+        plan.decision = Decision::Proceed;
+        let top = &plan.sites[0];
+        plan.reason = format!(
+            "the baseline violates {metric} (values {values}); the most likely cause is {} at {}:{} ({})",
+            top.site.description,
+            top.site.file,
+            top.site.line,
+            top.reasons.first().map_or("", String::as_str)
+        );
+    }
+    finish(plan, &dir)
+}
+
+fn finish(plan: Plan, dir: &Path) -> Result<Plan, PlanError> {
+    run_dir::write_json(&dir.join("plan.json"), &plan)
+        .map_err(|e| PlanError::Internal(format!("{}: {e}", dir.display())))?;
+    if let Some(h) = &plan.harness {
+        run_dir::write_json(&dir.join("harness.json"), h)
+            .map_err(|e| PlanError::Internal(e.to_string()))?;
+    }
+    Ok(plan)
+}
+
+/// `10`, `2.5`.
+pub fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v:.2}") }
+}

@@ -1,0 +1,445 @@
+//! The Worker (builtin engine): a git worktree on a new branch, the codemod at the best site,
+//! the identical harness again, the repository's tests, the Evaluator — then the next site if
+//! the evidence says no. The user's checkout is never touched and nothing is pushed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use af_measure::{Echo, measure_in};
+use af_snapshot::{Bodies, ReadOptions, read_all};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::code::Repo;
+use crate::evaluate::{Evaluation, Evidence, TestRun, evaluate};
+use crate::localize::SiteRef;
+use crate::patterns::{self, Fix, builtin_patterns};
+use crate::plan::{Decision, Measured, Phase, Plan};
+use crate::run_dir;
+
+/// Result schema id.
+pub const RESULT_SCHEMA: &str = "af.result/1";
+
+/// One site tried.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Attempt {
+    /// The site.
+    pub site: SiteRef,
+    /// Files the codemod changed.
+    pub files: Vec<String>,
+    /// Why it could not be tried or did not confirm.
+    pub error: Option<String>,
+    /// The confirm measurement.
+    pub confirm: Option<Measured>,
+    /// Tests.
+    pub tests: Option<TestRun>,
+    /// The Evaluator's checks.
+    pub evaluation: Option<Evaluation>,
+}
+
+/// `result.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct WorkResult {
+    /// Always `af.result/1`.
+    pub schema: String,
+    /// The plan worked on.
+    pub plan: Plan,
+    /// Whether a fix was confirmed.
+    pub confirmed: bool,
+    /// One paragraph: what happened, with numbers.
+    pub verdict: String,
+    /// The branch with the fix.
+    pub branch: String,
+    /// The worktree (the project directory inside it).
+    pub worktree: String,
+    /// The commit the branch started from.
+    pub base_commit: String,
+    /// The commit with the fix, when confirmed.
+    pub commit: Option<String>,
+    /// Sites tried, in order.
+    pub attempts: Vec<Attempt>,
+    /// Index of the confirmed attempt.
+    pub chosen: Option<usize>,
+    /// The patch (also in `patch.diff`).
+    pub patch: String,
+    /// Plan and work phases.
+    pub timings: Vec<Phase>,
+}
+
+impl WorkResult {
+    /// The confirmed attempt.
+    pub fn chosen_attempt(&self) -> Option<&Attempt> {
+        self.chosen.and_then(|i| self.attempts.get(i))
+    }
+}
+
+/// Worker inputs.
+#[derive(Clone, Debug)]
+pub struct WorkOptions {
+    /// The plan's run directory.
+    pub run_dir: PathBuf,
+    /// Sites to try at most.
+    pub max_attempts: usize,
+    /// Copy the program's output to stderr.
+    pub echo: Echo,
+}
+
+/// Why the Worker could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    /// A bad run directory or plan.
+    #[error("{0}")]
+    Input(String),
+    /// git, files, processes.
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, WorkError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=af", "-c", "user.email=af@localhost", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| WorkError::Internal(format!("git: {e}")))?;
+    if !out.status.success() {
+        return Err(WorkError::Internal(format!(
+            "git {} in {}: {}",
+            args.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
+}
+
+/// Copies `from` into `to`, leaving out `.git` and `.af`.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        if name == ".git" || name == ".af" {
+            continue;
+        }
+        let ty = e.file_type()?;
+        let dst = to.join(&name);
+        if ty.is_dir() {
+            copy_tree(&e.path(), &dst)?;
+        } else if ty.is_symlink() {
+            let target = std::fs::read_link(e.path())?;
+            std::os::unix::fs::symlink(target, dst)?;
+        } else {
+            std::fs::copy(e.path(), dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// A worktree of the source on `branch`: `git worktree add` when the source is a clean git
+/// checkout, else a copy with a fresh repository. Returns (project dir, base commit, note).
+fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<(PathBuf, String, String), WorkError> {
+    let top = git(source, &["rev-parse", "--show-toplevel"]).ok();
+    if let Some(top) = top {
+        let prefix = git(source, &["rev-parse", "--show-prefix"])?;
+        let dirty = git(source, &["status", "--porcelain", "--", "."])?;
+        if dirty.is_empty() {
+            let base = git(source, &["rev-parse", "HEAD"])?;
+            git(
+                Path::new(&top),
+                &["worktree", "add", "-q", "-b", branch, &wt.to_string_lossy(), "HEAD"],
+            )?;
+            return Ok((
+                wt.join(prefix),
+                base,
+                format!("git worktree of {top} on branch {branch}"),
+            ));
+        }
+    }
+    copy_tree(source, wt)
+        .map_err(|e| WorkError::Internal(format!("copying {}: {e}", source.display())))?;
+    git(wt, &["init", "-q", "-b", branch])?;
+    git(wt, &["add", "-A"])?;
+    git(wt, &["commit", "-q", "-m", "af: the code as planned"])?;
+    let base = git(wt, &["rev-parse", "HEAD"])?;
+    Ok((
+        wt.to_owned(),
+        base,
+        "a copy in a new repository (the source is not a clean git checkout, so its uncommitted state is what was measured)".into(),
+    ))
+}
+
+/// Runs the test command with a time-out; the whole process group is killed on time-out.
+fn run_tests(dir: &Path, command: &[String], timeout_ms: u64) -> TestRun {
+    use std::os::unix::process::CommandExt;
+    let t = Instant::now();
+    let mut out = TestRun {
+        command: command.to_vec(),
+        exit_code: None,
+        timed_out: false,
+        ms: 0.0,
+        tail: String::new(),
+    };
+    let log = dir.join(".af-test-output.log");
+    let child = std::fs::File::create(&log).and_then(|f| {
+        let g = f.try_clone()?;
+        Command::new(&command[0])
+            .args(&command[1..])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(f)
+            .stderr(g)
+            .process_group(0)
+            .spawn()
+    });
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            out.tail = format!("could not start {}: {e}", command[0]);
+            return out;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                out.exit_code = status.code();
+                break;
+            }
+            Ok(None) if Instant::now() >= deadline => {
+                let pid = child.id() as i32;
+                let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+                let _ = child.kill();
+                let _ = child.wait();
+                out.timed_out = true;
+                break;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                out.tail = e.to_string();
+                break;
+            }
+        }
+    }
+    out.ms = since(t);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<&str> = text.lines().collect();
+    out.tail = lines[lines.len().saturating_sub(15)..].join("\n");
+    out
+}
+
+/// Runs the Worker on a plan's run directory.
+pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
+    let dir = &opts.run_dir;
+    let plan_path = dir.join("plan.json");
+    let text = std::fs::read_to_string(&plan_path)
+        .map_err(|e| WorkError::Input(format!("{}: {e}", plan_path.display())))?;
+    let plan: Plan = serde_json::from_str(&text)
+        .map_err(|e| WorkError::Input(format!("{}: {e}", plan_path.display())))?;
+    if plan.decision != Decision::Proceed {
+        return Err(WorkError::Input(format!(
+            "the plan in {} did not decide to proceed: {}",
+            dir.display(),
+            plan.reason
+        )));
+    }
+    let (Some(inputs), Some(planned_hash), Some(baseline), Some(metric), Some(kind), Some(bound)) = (
+        plan.harness_inputs.clone(),
+        plan.harness_hash.clone(),
+        plan.baseline.clone(),
+        plan.metric.clone(),
+        plan.fix_kind,
+        plan.bound,
+    ) else {
+        return Err(WorkError::Input(format!(
+            "{}: the plan lacks its harness, baseline or metric",
+            plan_path.display()
+        )));
+    };
+    // The identical harness, rebuilt from the plan and proven by hash.
+    let spec = inputs
+        .spec()
+        .map_err(|e| WorkError::Input(format!("{}: {e}", inputs.snapshot.display())))?;
+    if spec.hash() != planned_hash {
+        return Err(WorkError::Input(format!(
+            "the harness rebuilt from the plan has hash {} but the plan measured {}: the snapshot or the plan changed since planning; plan again",
+            &spec.hash()[..12],
+            &planned_hash[..12.min(planned_hash.len())]
+        )));
+    }
+    let mut timings = plan.timings.clone();
+    let t = Instant::now();
+    let branch = format!("af/fix-{}", plan.id);
+    let wt = dir.join("worktree");
+    let (project, base, _how) = prepare(Path::new(&plan.source), &wt, &branch)?;
+    timings.push(Phase { name: "worktree".into(), ms: since(t) });
+    let (exchanges, _) =
+        read_all(&inputs.snapshot, ReadOptions { lenient: false, bodies: Bodies::Keep })
+            .map_err(|e| WorkError::Input(e.to_string()))?;
+    let all = builtin_patterns();
+    let fix = Fix { kind, bound, metric: metric.clone() };
+    let mut attempts = Vec::new();
+    let mut chosen = None;
+    let mut commit = None;
+    for ranked in plan.sites.iter().take(opts.max_attempts.max(1)) {
+        let n = attempts.len() + 1;
+        let t = Instant::now();
+        let mut attempt = Attempt {
+            site: ranked.site.clone(),
+            files: Vec::new(),
+            error: None,
+            confirm: None,
+            tests: None,
+            evaluation: None,
+        };
+        let repo = Repo::load(&project)
+            .map_err(|e| WorkError::Internal(format!("{}: {e}", project.display())))?;
+        let live = patterns::find_all(&repo, &all).into_iter().find(|s| {
+            s.pattern == ranked.site.pattern
+                && s.file == ranked.site.file
+                && s.start == ranked.site.start
+        });
+        let (Some(site), Some(pattern)) = (live, patterns::by_name(&all, &ranked.site.pattern))
+        else {
+            attempt.error = Some(format!(
+                "{}:{}: the site is not in the worktree",
+                ranked.site.file, ranked.site.line
+            ));
+            attempts.push(attempt);
+            continue;
+        };
+        let edits = match patterns::apply(pattern, &site, &repo, &fix) {
+            Ok(e) => e,
+            Err(e) => {
+                attempt.error = Some(e);
+                attempts.push(attempt);
+                continue;
+            }
+        };
+        let originals: Vec<(PathBuf, String)> = edits
+            .iter()
+            .filter_map(|e| repo.file(&e.file).map(|f| (project.join(&e.file), f.text.clone())))
+            .collect();
+        for e in &edits {
+            std::fs::write(project.join(&e.file), &e.text)
+                .map_err(|err| WorkError::Internal(format!("{}: {err}", e.file)))?;
+            attempt.files.push(e.file.clone());
+        }
+        timings.push(Phase { name: format!("codemod #{n}"), ms: since(t) });
+        let t = Instant::now();
+        let cdir = dir.join(format!("confirm-{n}"));
+        let confirm = measure_in(&spec, &exchanges, &cdir, opts.echo, None, Some(&project))
+            .await
+            .map_err(|e| WorkError::Internal(format!("confirm: {e}")))?;
+        run_dir::write_json(&cdir.join("result.json"), &confirm)
+            .map_err(|e| WorkError::Internal(e.to_string()))?;
+        timings.push(Phase { name: format!("confirm #{n}"), ms: since(t) });
+        let confirm = Measured::from_result(&confirm, &cdir);
+        let tests = plan.test_command.as_ref().map(|c| {
+            let t = Instant::now();
+            let r = run_tests(&project, c, plan.test_timeout_ms);
+            timings.push(Phase { name: format!("tests #{n}"), ms: since(t) });
+            r
+        });
+        let prefix_changed = git(&project, &["diff", "--name-only", "--relative"])?;
+        let changed: Vec<String> = prefix_changed.lines().map(str::to_owned).collect();
+        let mut allowed = vec![site.file.clone()];
+        if let Some(b) = &site.bound_at {
+            allowed.push(b.rsplit_once(':').map_or(b.as_str(), |(f, _)| f).to_owned());
+        }
+        let evaluation = evaluate(&Evidence {
+            planned_hash: &planned_hash,
+            baseline: &baseline,
+            confirm: &confirm,
+            tests: tests.as_ref(),
+            changed: &changed,
+            allowed: &allowed,
+        });
+        let ok = evaluation.passed;
+        attempt.confirm = Some(confirm);
+        attempt.tests = tests;
+        attempt.evaluation = Some(evaluation);
+        if ok {
+            git(&project, &["add", "-A", "--", "."])?;
+            let c = attempt
+                .confirm
+                .as_ref()
+                .and_then(|m| m.primary())
+                .map(|m| crate::plan::fmt_num(m.max))
+                .unwrap_or_default();
+            let b = baseline.primary().map(|m| crate::plan::fmt_num(m.max)).unwrap_or_default();
+            let msg = format!(
+                "Bound the fan-out at {}:{} to {bound}\n\n{metric}: {b} before, {c} after, on the identical harness {}.\nFound and confirmed by af (run {}).",
+                site.file,
+                site.line,
+                &planned_hash[..12.min(planned_hash.len())],
+                plan.id
+            );
+            git(&project, &["commit", "-q", "-m", &msg])?;
+            commit = Some(git(&project, &["rev-parse", "HEAD"])?);
+            chosen = Some(attempts.len());
+            attempts.push(attempt);
+            break;
+        }
+        attempt.error = Some("the Evaluator did not accept the evidence".into());
+        for (p, text) in originals {
+            std::fs::write(&p, text)
+                .map_err(|e| WorkError::Internal(format!("{}: {e}", p.display())))?;
+        }
+        attempts.push(attempt);
+    }
+    let patch = match &commit {
+        Some(c) => git(&project, &["diff", &base, c, "--", "."])? + "\n",
+        None => String::new(),
+    };
+    std::fs::write(dir.join("patch.diff"), &patch)
+        .map_err(|e| WorkError::Internal(e.to_string()))?;
+    let verdict = match chosen.and_then(|i| attempts.get(i)) {
+        Some(a) => {
+            let b = baseline.primary().map(|m| crate::plan::fmt_num(m.max)).unwrap_or_default();
+            let c = a
+                .confirm
+                .as_ref()
+                .and_then(|m| m.primary())
+                .map(|m| crate::plan::fmt_num(m.max))
+                .unwrap_or_default();
+            format!(
+                "Confirmed: {metric} went from {b} (baseline, worst of {} runs) to {c} (confirm, worst of {} runs) on the identical harness, after {} at {}:{}. Branch {branch}.",
+                baseline.runs.len(),
+                a.confirm.as_ref().map_or(0, |m| m.runs.len()),
+                a.site.pattern,
+                a.site.file,
+                a.site.line
+            )
+        }
+        None => format!(
+            "Not confirmed: {} site(s) tried, none met {metric} with every check passing; see the attempts. Nothing was committed.",
+            attempts.len()
+        ),
+    };
+    let result = WorkResult {
+        schema: RESULT_SCHEMA.into(),
+        confirmed: chosen.is_some(),
+        verdict,
+        branch,
+        worktree: project.display().to_string(),
+        base_commit: base,
+        commit,
+        attempts,
+        chosen,
+        patch,
+        timings,
+        plan,
+    };
+    run_dir::write_json(&dir.join("result.json"), &result)
+        .map_err(|e| WorkError::Internal(e.to_string()))?;
+    Ok(result)
+}

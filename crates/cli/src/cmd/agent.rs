@@ -1,0 +1,236 @@
+//! `af plan`, `af work`, `af fix`: the builtin engine's loop, and the reports it writes.
+
+use std::path::Path;
+use std::time::Instant;
+
+use af_agent::{Decision, Plan, PlanOptions, WorkOptions, WorkResult};
+use af_measure::Echo;
+use anyhow::Context;
+
+use crate::args::{FixArgs, PlanArgs, WorkArgs};
+use crate::exit::{self, UsageError};
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn options(a: &PlanArgs) -> anyhow::Result<PlanOptions> {
+    if a.engine != "builtin" {
+        return Err(UsageError(format!(
+            "engine {:?} is not available in this build; use --engine builtin (LLM engines are tracked in issue 7)",
+            a.engine
+        ))
+        .into());
+    }
+    let issue = match (&a.issue, &a.title, &a.body) {
+        (Some(f), _, _) => {
+            Some(std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?)
+        }
+        (None, None, None) => None,
+        (None, t, b) => {
+            Some(format!("{}\n\n{}", t.as_deref().unwrap_or(""), b.as_deref().unwrap_or("")))
+        }
+    };
+    Ok(PlanOptions {
+        snapshot: a.snapshot.clone(),
+        source: a.source.clone(),
+        run: a.run.clone(),
+        url_env: a.url_env.clone(),
+        issue,
+        runs: a.runs,
+        runs_root: a.runs_dir.clone(),
+        echo: if a.quiet { Echo::Quiet } else { Echo::Prefixed },
+    })
+}
+
+fn map_plan_err(e: af_agent::PlanError) -> anyhow::Error {
+    match e {
+        af_agent::PlanError::Input(m) => UsageError(m).into(),
+        af_agent::PlanError::Internal(m) => anyhow::anyhow!(m),
+    }
+}
+
+fn map_work_err(e: af_agent::WorkError) -> anyhow::Error {
+    match e {
+        af_agent::WorkError::Input(m) => UsageError(m).into(),
+        af_agent::WorkError::Internal(m) => anyhow::anyhow!(m),
+    }
+}
+
+/// Prints the plan for a person.
+pub fn print_plan(p: &Plan) {
+    println!("plan {} ({})", p.id, p.run_dir);
+    if let Some(f) = &p.finding {
+        println!("  finding   {} [{}] {}: {}", f.id, f.severity, f.detector, f.summary);
+        println!("            chosen because {}", f.why);
+    }
+    if let Some(m) = &p.metric {
+        println!("  metric    {m}");
+    }
+    for (i, s) in p.sites.iter().take(3).enumerate() {
+        println!(
+            "  site {}    {}:{} {} (score {:.1})",
+            i + 1,
+            s.site.file,
+            s.site.line,
+            s.site.pattern,
+            s.score
+        );
+        for r in &s.reasons {
+            println!("              - {r}");
+        }
+    }
+    if let Some(b) = &p.baseline {
+        for m in &b.metrics {
+            let vals: Vec<String> = m.values.iter().map(|v| af_agent::plan::fmt_num(*v)).collect();
+            println!(
+                "  baseline  {} = [{}]{}",
+                m.metric,
+                vals.join(", "),
+                m.expect.as_ref().map(|e| format!(" (expect {e})")).unwrap_or_default()
+            );
+        }
+        println!("  harness   {}", p.harness_hash.as_deref().unwrap_or(""));
+    }
+    let what = match p.decision {
+        Decision::Proceed => "proceed",
+        Decision::Abstain => "ABSTAIN",
+        Decision::NoSite => "NO SITE",
+    };
+    println!("  decision  {what}: {}", p.reason);
+}
+
+/// Writes report.md and report.html next to result.json; returns their paths.
+pub fn write_reports(
+    r: &WorkResult,
+    dir: &Path,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let md = dir.join("report.md");
+    let html = dir.join("report.html");
+    std::fs::write(&md, af_report::markdown(r)).with_context(|| md.display().to_string())?;
+    let charts = af_report::charts(r);
+    std::fs::write(&html, af_report::html(r, &charts))
+        .with_context(|| html.display().to_string())?;
+    Ok((md, html))
+}
+
+/// Prints the result for a person.
+pub fn print_result(r: &WorkResult, md: &Path, html: &Path) {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(["metric", "expect", "baseline runs", "confirm runs"]);
+    let confirm = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.confirm.as_ref());
+    if let Some(b) = &r.plan.baseline {
+        for (i, m) in b.metrics.iter().enumerate() {
+            let vals = |m: &af_agent::plan::MetricValues| {
+                m.values.iter().map(|v| af_agent::plan::fmt_num(*v)).collect::<Vec<_>>().join(", ")
+            };
+            t.add_row([
+                m.metric.clone(),
+                m.expect.clone().unwrap_or_else(|| "—".into()),
+                vals(m),
+                confirm.and_then(|c| c.metrics.get(i)).map(vals).unwrap_or_else(|| "—".into()),
+            ]);
+        }
+    }
+    println!("{t}");
+    if let Some(ev) = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.evaluation.as_ref()) {
+        for c in &ev.checks {
+            let mark = match c.passed {
+                Some(true) => "pass",
+                Some(false) => "FAIL",
+                None => "n/a ",
+            };
+            println!("  [{mark}] {}: {}", c.name, c.detail);
+        }
+    }
+    println!("{}", r.verdict);
+    let total: f64 = r.timings.iter().map(|p| p.ms).sum();
+    println!(
+        "phases: {} — total {:.1} s",
+        r.timings
+            .iter()
+            .map(|p| format!("{} {:.1} s", p.name, p.ms / 1000.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        total / 1000.0
+    );
+    println!("report: {}\n        {}", md.display(), html.display());
+    if r.confirmed {
+        println!("branch: {} in {}", r.branch, r.worktree);
+    }
+}
+
+/// `af plan`.
+pub fn plan(a: &PlanArgs) -> anyhow::Result<i32> {
+    let opts = options(a)?;
+    let p = runtime()?.block_on(af_agent::plan(&opts)).map_err(map_plan_err)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else {
+        print_plan(&p);
+    }
+    Ok(if p.decision == Decision::Proceed { exit::OK } else { exit::CHECK_FAILED })
+}
+
+/// `af work`.
+pub fn work(a: &WorkArgs) -> anyhow::Result<i32> {
+    let opts = WorkOptions {
+        run_dir: a.run_dir.clone(),
+        max_attempts: a.max_attempts,
+        echo: if a.quiet { Echo::Quiet } else { Echo::Prefixed },
+    };
+    let r = runtime()?.block_on(af_agent::work(&opts)).map_err(map_work_err)?;
+    let (md, html) = write_reports(&r, &a.run_dir)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print_result(&r, &md, &html);
+    }
+    Ok(if r.confirmed { exit::OK } else { exit::CHECK_FAILED })
+}
+
+/// Runs plan then work; `None` when the plan did not proceed.
+pub fn run_fix(a: &PlanArgs, max_attempts: usize) -> anyhow::Result<(Plan, Option<WorkResult>)> {
+    let t = Instant::now();
+    let opts = options(a)?;
+    let rt = runtime()?;
+    let p = rt.block_on(af_agent::plan(&opts)).map_err(map_plan_err)?;
+    if p.decision != Decision::Proceed {
+        return Ok((p, None));
+    }
+    let wopts = WorkOptions { run_dir: p.run_dir.clone().into(), max_attempts, echo: opts.echo };
+    let mut r = rt.block_on(af_agent::work(&wopts)).map_err(map_work_err)?;
+    let accounted: f64 = r.timings.iter().map(|x| x.ms).sum();
+    let total = t.elapsed().as_secs_f64() * 1000.0;
+    if total > accounted {
+        r.timings.push(af_agent::Phase {
+            name: "other (reading, git, writing)".into(),
+            ms: total - accounted,
+        });
+    }
+    af_agent::run_dir::write_json(&Path::new(&p.run_dir).join("result.json"), &r)?;
+    Ok((p, Some(r)))
+}
+
+/// `af fix`.
+pub fn fix(a: &FixArgs) -> anyhow::Result<i32> {
+    let (p, r) = run_fix(&a.plan, a.max_attempts)?;
+    let Some(r) = r else {
+        if a.plan.json {
+            println!("{}", serde_json::to_string_pretty(&p)?);
+        } else {
+            print_plan(&p);
+        }
+        return Ok(exit::CHECK_FAILED);
+    };
+    let (md, html) = write_reports(&r, Path::new(&p.run_dir))?;
+    if a.plan.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print_plan(&p);
+        println!();
+        print_result(&r, &md, &html);
+    }
+    Ok(if r.confirmed { exit::OK } else { exit::CHECK_FAILED })
+}

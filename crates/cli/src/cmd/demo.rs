@@ -1,0 +1,179 @@
+//! `af demo`: the whole loop on the bundled example, offline — inspect the before-snapshot,
+//! plan (baseline), work (fix, confirm, evaluate), record a post-fix capture against the
+//! Gmail simulator with `af record`, and diff before/after. Exit 0 only when the fix is
+//! confirmed.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, bail};
+
+use crate::args::{DemoArgs, PlanArgs};
+use crate::exit::{self, UsageError};
+
+/// The simulator's port in the committed snapshots.
+const SIM_PORT: u16 = 4191;
+
+const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/radar");
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        if name == ".af" || name == "node_modules" || name == ".git" {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(&name))?;
+        } else {
+            std::fs::copy(e.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// The simulator, killed on drop.
+struct Sim(Child, u16);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sim(dir: &Path) -> anyhow::Result<Sim> {
+    let mut child = Command::new("node")
+        .arg(dir.join("gmail-sim/server.js"))
+        // The committed snapshots were recorded against the simulator on this port, so the
+        // before/after diff lines up by host; any free port when it is taken.
+        .arg(
+            if std::net::TcpListener::bind(("127.0.0.1", SIM_PORT)).is_ok() { SIM_PORT } else { 0 }
+                .to_string(),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context(
+            "starting the Gmail simulator (node gmail-sim/server.js) — is Node 20 installed?",
+        )?;
+    let out = child.stdout.take().context("simulator stdout")?;
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line)?;
+    let port = line
+        .rsplit_once("127.0.0.1:")
+        .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("simulator said {line:?}"))?;
+    Ok(Sim(child, port))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn step(n: u32, what: &str) {
+    println!("\n== {n}. {what}");
+}
+
+/// `af demo`.
+pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
+    let example = a.example.clone().unwrap_or_else(|| PathBuf::from(BUNDLED));
+    if !example.join("snapshots/before.jsonl").exists() {
+        return Err(UsageError(format!(
+            "{}: not an example directory (no snapshots/before.jsonl); pass --example DIR",
+            example.display()
+        ))
+        .into());
+    }
+    let work = match &a.out {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("af-demo-{}", af_agent::run_dir::new_id())),
+    };
+    let src = work.join("radar");
+    if src.exists() {
+        bail!("{} already exists; pass another --out", src.display());
+    }
+    copy_dir(&example, &src)
+        .with_context(|| format!("copying {} to {}", example.display(), src.display()))?;
+    let before = src.join("snapshots/before.jsonl");
+    let af = std::env::current_exe()?;
+    println!(
+        "af demo: Radar syncs sent Gmail messages for 3 sales users; a snapshot recorded with `af record` shows 429s."
+    );
+    println!("working copy: {}", src.display());
+
+    step(1, "inspect the snapshot (af inspect snapshots/before.jsonl)");
+    let st = Command::new(&af).arg("inspect").arg(&before).status()?;
+    if !st.success() {
+        bail!("af inspect failed on {}", before.display());
+    }
+
+    step(2, "plan: finding → metric → code site → baseline (af plan)");
+    let pa = PlanArgs {
+        snapshot: before.clone(),
+        source: src.clone(),
+        run: None,
+        url_env: None,
+        issue: None,
+        title: None,
+        body: None,
+        runs: 3,
+        runs_dir: None,
+        engine: "builtin".into(),
+        quiet: !a.verbose,
+        json: false,
+    };
+    let (plan, result) = super::agent::run_fix(&pa, 3)?;
+    super::agent::print_plan(&plan);
+    let Some(result) = result else {
+        println!("\nthe planner did not proceed; nothing to fix (exit 1)");
+        return Ok(exit::CHECK_FAILED);
+    };
+
+    step(
+        3,
+        "work: codemod in a git worktree → confirm on the identical harness → evaluate (af work)",
+    );
+    let (md, html) = super::agent::write_reports(&result, Path::new(&plan.run_dir))?;
+    super::agent::print_result(&result, &md, &html);
+    if !result.confirmed {
+        return Ok(exit::CHECK_FAILED);
+    }
+
+    step(4, "post-fix capture: the fixed code against the Gmail simulator, through af record");
+    let sim = start_sim(&src)?;
+    let port = free_port()?;
+    let after = work.join("after.jsonl");
+    let out = Command::new(&af)
+        .current_dir(&result.worktree)
+        .env("GMAIL_API_URL", format!("http://127.0.0.1:{port}"))
+        .args(["record", "--force", "-o"])
+        .arg(&after)
+        .arg("--reverse")
+        .arg(format!("127.0.0.1:{port}=http://127.0.0.1:{}", sim.1))
+        .args(["--", "node", "src/cli.js", "sync"])
+        .output()?;
+    drop(sim);
+    print!(
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .take_while(|l| !l.starts_with('┌'))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    if !out.status.success() {
+        bail!("recording the fixed program failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    step(5, "post-deploy comparison (af diff before after)");
+    let st = Command::new(&af).arg("diff").arg(&before).arg(&after).status()?;
+    if !st.success() {
+        bail!("af diff failed");
+    }
+    println!("\nconfirmed. reports: {}\n                  {}", md.display(), html.display());
+    Ok(exit::OK)
+}

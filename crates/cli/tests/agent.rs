@@ -1,0 +1,157 @@
+//! The loop end to end with real programs: `af fix` on the bundled Radar example (Node, a
+//! real git worktree, the mock on loopback), and the Planner abstaining when there is nothing a
+//! bound would fix.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("root")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        if e.file_name() == ".af" {
+            continue;
+        }
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn af_fix_confirms_the_radar_fix_on_the_identical_harness() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("radar");
+    copy_dir(&repo_root().join("examples/radar"), &src);
+    let original = std::fs::read_to_string(src.join("src/sync.js")).expect("sync.js");
+    let out = Command::cargo_bin("af")
+        .expect("af")
+        .args(["fix", "--quiet", "--json", "--snapshot"])
+        .arg(src.join("snapshots/before.jsonl"))
+        .arg("--source")
+        .arg(&src)
+        .output()
+        .expect("run af fix");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).expect("result JSON");
+    assert_eq!(r["confirmed"], true);
+    let plan = &r["plan"];
+    assert_eq!(plan["decision"], "proceed");
+    assert_eq!(plan["sites"][0]["file"], "src/sync.js", "{:#}", plan["sites"]);
+    let bound = plan["bound"].as_f64().expect("bound");
+    let base = &plan["baseline"]["metrics"][0];
+    let chosen = r["chosen"].as_u64().expect("chosen") as usize;
+    let attempt = &r["attempts"][chosen];
+    let confirm = &attempt["confirm"]["metrics"][0];
+    assert!(base["max"].as_f64().expect("max") > bound, "baseline must violate: {base}");
+    assert!(confirm["max"].as_f64().expect("max") <= bound, "confirm must meet: {confirm}");
+    // Same harness, same workload, every Evaluator check that applies passed.
+    assert_eq!(plan["harness_hash"], attempt["confirm"]["harness_hash"]);
+    let calls = |m: &Value| m["metrics"][2]["values"].clone();
+    assert_eq!(calls(&plan["baseline"]), calls(&attempt["confirm"]));
+    for c in attempt["evaluation"]["checks"].as_array().expect("checks") {
+        assert_ne!(c["passed"], false, "{c}");
+    }
+    // The user's copy is untouched; the fix is a commit on the branch in the worktree.
+    assert_eq!(std::fs::read_to_string(src.join("src/sync.js")).expect("sync.js"), original);
+    let wt = PathBuf::from(r["worktree"].as_str().expect("worktree"));
+    let fixed = std::fs::read_to_string(wt.join("src/sync.js")).expect("fixed");
+    assert!(fixed.contains("mapWithConcurrency(refs, MAX_IN_FLIGHT,"), "{fixed}");
+    let run_dir = PathBuf::from(plan["run_dir"].as_str().expect("run_dir"));
+    let patch = std::fs::read_to_string(run_dir.join("patch.diff")).expect("patch");
+    assert!(
+        patch.contains("+const MAX_IN_FLIGHT = 10;") || patch.contains("+const MAX_IN_FLIGHT ="),
+        "{patch}"
+    );
+    let html = std::fs::read_to_string(run_dir.join("report.html")).expect("html");
+    assert!(
+        html.matches("<svg").count() >= 3 && !html.contains("<script"),
+        "charts inline, no scripts"
+    );
+    let md = std::fs::read_to_string(run_dir.join("report.md")).expect("md");
+    assert!(md.contains("| **Confirm result** |") && md.contains("```diff"), "{md}");
+    for f in [
+        "plan.json",
+        "harness.json",
+        "result.json",
+        "baseline/result.json",
+        "baseline/run-1.journal.jsonl",
+    ] {
+        assert!(run_dir.join(f).exists(), "{f} missing");
+    }
+}
+
+#[test]
+fn plan_abstains_when_errors_are_spread_and_load_independent() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let snap = tmp.path().join("spread.jsonl");
+    let mut w = af_snapshot::NativeWriter::create(&snap, false, false).expect("writer");
+    for e in af_testkit::scenarios::spread_5xx(7) {
+        w.write(&e).expect("write");
+    }
+    w.finish().expect("finish");
+    let out = Command::cargo_bin("af")
+        .expect("af")
+        .args(["plan", "--snapshot"])
+        .arg(&snap)
+        .arg("--source")
+        .arg(repo_root().join("fixtures/programs"))
+        .args(["--run", "node fanout.js", "--url-env", "API_URL", "--runs-dir"])
+        .arg(tmp.path().join("runs"))
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ABSTAIN") && stdout.contains("not load-related"), "{stdout}");
+}
+
+#[test]
+fn plan_abstains_when_the_baseline_already_meets_the_threshold() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = Command::cargo_bin("af")
+        .expect("af")
+        .env("POOL", "4")
+        .env("N", "40")
+        .args(["plan", "--quiet", "--runs", "1", "--snapshot"])
+        .arg(repo_root().join("fixtures/gmail/capture.har"))
+        .arg("--source")
+        .arg(repo_root().join("fixtures/programs"))
+        .args(["--run", "node fanout.js", "--url-env", "API_URL", "--runs-dir"])
+        .arg(tmp.path().join("runs"))
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("already meets"), "{stdout}");
+    // The evidence is kept: the plan and the baseline's journal.
+    let run = std::fs::read_dir(tmp.path().join("runs"))
+        .expect("runs")
+        .next()
+        .expect("a run")
+        .expect("entry")
+        .path();
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("plan.json")).expect("plan"))
+            .expect("json");
+    assert_eq!(plan["decision"], "abstain");
+    assert!(plan["baseline"]["metrics"][0]["max"].as_f64().expect("max") <= 4.0);
+}
+
+#[test]
+fn engines_other_than_builtin_are_a_usage_error() {
+    let out = Command::cargo_bin("af")
+        .expect("af")
+        .args(["plan", "--engine", "openai:gpt", "--snapshot", "x.har"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("builtin"));
+}

@@ -1,0 +1,270 @@
+//! Chart data from a run's journals and snapshot, and their inline SVG.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use af_agent::WorkResult;
+use af_analyze::Capture;
+use af_snapshot::{Bodies, CallerSpec, ReadOptions, Templater, read_all};
+
+/// One line on a chart.
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    /// Legend.
+    pub name: String,
+    /// `(x, y)`, x in seconds from the first arrival.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Everything the HTML report draws.
+#[derive(Clone, Debug, Default)]
+pub struct Charts {
+    /// Arrivals per 50 ms: baseline run 1, confirm run 1.
+    pub arrivals: Vec<Series>,
+    /// Calls in flight over time (per caller, the busiest): baseline run 1, confirm run 1.
+    pub inflight: Vec<Series>,
+    /// The snapshot: calls and errors per bucket.
+    pub timeline: Vec<Series>,
+    /// The errors' span in the snapshot, seconds from its start.
+    pub burst: Option<(f64, f64)>,
+    /// Problems reading inputs (said in the report, never hidden).
+    pub notes: Vec<String>,
+}
+
+fn load(path: &Path, endpoint: Option<&str>) -> Result<Capture, String> {
+    let (ex, _) = read_all(path, ReadOptions { lenient: true, bodies: Bodies::Elide })
+        .map_err(|e| e.to_string())?;
+    let cap = Capture::from_exchanges(&ex, &Templater::default(), &CallerSpec::Auto);
+    let Some(ep) = endpoint else { return Ok(cap) };
+    let keep: Vec<u32> = cap
+        .endpoints
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.key() == ep)
+        .map(|(i, _)| i as u32)
+        .collect();
+    let mut cap = cap;
+    cap.calls.retain(|c| keep.contains(&c.endpoint));
+    Ok(cap)
+}
+
+fn arrivals(cap: &Capture, name: &str) -> Series {
+    let Some(t0) = cap.calls.iter().map(|c| c.start).min() else {
+        return Series { name: name.into(), points: vec![] };
+    };
+    let bucket = 50_000_000i64;
+    let n = cap.calls.iter().map(|c| ((c.start - t0) / bucket) as usize).max().unwrap_or(0) + 1;
+    let mut counts = vec![0u32; n];
+    for c in &cap.calls {
+        counts[((c.start - t0) / bucket) as usize] += 1;
+    }
+    Series {
+        name: name.into(),
+        points: counts.iter().enumerate().map(|(i, &k)| (i as f64 * 0.05, f64::from(k))).collect(),
+    }
+}
+
+fn inflight(cap: &Capture, name: &str) -> Series {
+    // The busiest caller's step function.
+    let mut by: std::collections::HashMap<u32, Vec<(i64, i64)>> = Default::default();
+    for c in &cap.calls {
+        by.entry(c.caller).or_default().push((c.start, c.end));
+    }
+    let Some(t0) = cap.calls.iter().map(|c| c.start).min() else {
+        return Series { name: name.into(), points: vec![] };
+    };
+    let mut best: Vec<(f64, f64)> = Vec::new();
+    let mut best_peak = -1.0;
+    for iv in by.values() {
+        let mut ev: Vec<(i64, i32)> = iv.iter().flat_map(|&(s, e)| [(s, 1), (e, -1)]).collect();
+        ev.sort_by_key(|&(t, d)| (t, d));
+        let mut cur = 0i32;
+        let mut pts = vec![(0.0, 0.0)];
+        let mut peak = 0;
+        for (t, d) in ev {
+            let x = (t - t0) as f64 / 1e9;
+            pts.push((x, f64::from(cur)));
+            cur += d;
+            peak = peak.max(cur);
+            pts.push((x, f64::from(cur)));
+        }
+        if f64::from(peak) > best_peak {
+            best_peak = f64::from(peak);
+            best = pts;
+        }
+    }
+    Series { name: name.into(), points: best }
+}
+
+/// Reads the journals and the snapshot a result names.
+pub fn charts(r: &WorkResult) -> Charts {
+    let mut out = Charts::default();
+    let ep = r.plan.finding.as_ref().and_then(|f| f.endpoint.as_deref());
+    let journal =
+        |m: Option<&af_agent::Measured>| m.and_then(|m| m.runs.first()).map(|x| x.journal.clone());
+    let confirm = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.confirm.as_ref());
+    for (label, j) in [
+        ("baseline (run 1)", journal(r.plan.baseline.as_ref())),
+        ("confirm (run 1)", journal(confirm)),
+    ] {
+        let Some(j) = j else { continue };
+        match load(Path::new(&j), ep) {
+            Ok(cap) => {
+                out.arrivals.push(arrivals(&cap, label));
+                out.inflight.push(inflight(&cap, label));
+            }
+            Err(e) => out.notes.push(format!("{j}: {e}")),
+        }
+    }
+    if let Some(inputs) = &r.plan.harness_inputs {
+        match load(&inputs.snapshot, None) {
+            Ok(cap) => {
+                let status = r.plan.finding.as_ref().and_then(|f| f.status);
+                if let Some((t0, t1)) = cap.span() {
+                    let n = 60usize;
+                    let width = ((t1 - t0) / n as i64).max(1);
+                    let mut calls = vec![0u32; n + 1];
+                    let mut errs = vec![0u32; n + 1];
+                    let (mut e0, mut e1) = (i64::MAX, i64::MIN);
+                    for c in &cap.calls {
+                        let b = (((c.start - t0) / width) as usize).min(n);
+                        calls[b] += 1;
+                        if c.is_error() && status.is_none_or(|s| c.status == s) {
+                            errs[b] += 1;
+                            e0 = e0.min(c.start);
+                            e1 = e1.max(c.start);
+                        }
+                    }
+                    let x = |i: usize| (i as i64 * width) as f64 / 1e9;
+                    out.timeline.push(Series {
+                        name: "calls".into(),
+                        points: calls
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &k)| (x(i), f64::from(k)))
+                            .collect(),
+                    });
+                    out.timeline.push(Series {
+                        name: "errors".into(),
+                        points: errs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &k)| (x(i), f64::from(k)))
+                            .collect(),
+                    });
+                    if e0 <= e1 {
+                        out.burst = Some(((e0 - t0) as f64 / 1e9, (e1 - t0) as f64 / 1e9));
+                    }
+                }
+            }
+            Err(e) => out.notes.push(format!("{}: {e}", inputs.snapshot.display())),
+        }
+    }
+    out
+}
+
+const COLORS: [&str; 2] = ["#c0392b", "#2874a6"];
+
+/// A line chart as an inline `<svg>`; `band` shades an x-range.
+pub(crate) fn svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    band: Option<(f64, f64)>,
+) -> String {
+    let (w, h, l, r, t, b) = (720.0, 240.0, 56.0, 16.0, 28.0, 40.0);
+    let xmax =
+        series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(0.0f64, f64::max).max(1e-9);
+    let ymax =
+        series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0f64, f64::max).max(1.0);
+    let sx = |x: f64| l + x / xmax * (w - l - r);
+    let sy = |y: f64| h - b - y / ymax * (h - t - b);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{}">"#,
+        crate::html::esc(title)
+    );
+    let _ = write!(
+        s,
+        r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#fff"/><text x="{l}" y="18" font-size="13" font-weight="bold">{}</text>"##,
+        crate::html::esc(title)
+    );
+    if let Some((a, z)) = band {
+        let _ = write!(
+            s,
+            r##"<rect x="{:.1}" y="{t}" width="{:.1}" height="{:.1}" fill="#f5b7b1" opacity="0.45"/><text x="{:.1}" y="{}" font-size="11" fill="#922b21">error burst</text>"##,
+            sx(a),
+            (sx(z) - sx(a)).max(2.0),
+            h - t - b,
+            sx(a) + 2.0,
+            t + 12.0
+        );
+    }
+    // Axes and ticks.
+    let _ = write!(
+        s,
+        r##"<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="#333"/><line x1="{l}" y1="{t}" x2="{l}" y2="{}" stroke="#333"/>"##,
+        h - b,
+        w - r,
+        h - b,
+        h - b
+    );
+    for i in 0..=4 {
+        let y = ymax * f64::from(i) / 4.0;
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{:.1}" font-size="10" text-anchor="end">{}</text><line x1="{l}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#eee"/>"##,
+            l - 4.0,
+            sy(y) + 3.0,
+            af_agent::plan::fmt_num(y.round()),
+            w - r,
+            sy(y),
+            sy(y)
+        );
+        let x = xmax * f64::from(i) / 4.0;
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{}" font-size="10" text-anchor="middle">{:.2}</text>"#,
+            sx(x),
+            h - b + 14.0,
+            x
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle">{}</text>"#,
+        (l + w - r) / 2.0,
+        h - 6.0,
+        crate::html::esc(x_label)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="12" y="{:.1}" font-size="11" transform="rotate(-90 12 {:.1})" text-anchor="middle">{}</text>"#,
+        (t + h - b) / 2.0,
+        (t + h - b) / 2.0,
+        crate::html::esc(y_label)
+    );
+    for (k, se) in series.iter().enumerate() {
+        let c = COLORS[k % COLORS.len()];
+        let pts: Vec<String> =
+            se.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect();
+        let _ = write!(
+            s,
+            r#"<polyline fill="none" stroke="{c}" stroke-width="1.6" points="{}"/>"#,
+            pts.join(" ")
+        );
+        let lx = w - r - 200.0;
+        let ly = t + 4.0 + 14.0 * k as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{lx}" y="{ly}" width="10" height="10" fill="{c}"/><text x="{}" y="{}" font-size="11">{}</text>"#,
+            lx + 14.0,
+            ly + 9.0,
+            crate::html::esc(&se.name)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}

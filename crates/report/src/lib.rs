@@ -1,0 +1,111 @@
+//! Reports (DESIGN.md §7), rendered from a run's `result.json` by fixed templates: the numbers
+//! come from the measurements, never from an engine's prose. Markdown for a merge request,
+//! self-contained HTML (inline CSS and SVG charts, no scripts, no network) for a browser.
+
+mod charts;
+mod html;
+mod markdown;
+
+pub use charts::{Charts, Series, charts};
+pub use html::html;
+pub use markdown::markdown;
+
+use af_agent::WorkResult;
+use af_agent::plan::{MetricValues, fmt_num};
+
+/// Worst value over runs for a check: max for `<=`/`<`, min for `>=`/`>`.
+pub(crate) fn worst(m: &MetricValues) -> f64 {
+    match m.expect.as_deref().map(str::trim_start) {
+        Some(e) if e.starts_with('>') => m.min,
+        _ => m.max,
+    }
+}
+
+/// `a, b, c`.
+pub(crate) fn values(m: &MetricValues) -> String {
+    m.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
+}
+
+/// Seconds with one decimal.
+pub(crate) fn secs(ms: f64) -> String {
+    format!("{:.1} s", ms / 1000.0)
+}
+
+/// The rows of the summary table (reference layout): `(label, text)`.
+pub fn summary_rows(r: &WorkResult) -> Vec<(&'static str, String)> {
+    let p = &r.plan;
+    let total: f64 = r.timings.iter().map(|t| t.ms).sum();
+    let phases = r
+        .timings
+        .iter()
+        .map(|t| format!("{} {}", t.name, secs(t.ms)))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let bug = p
+        .finding
+        .as_ref()
+        .map(|f| format!("{} [{}] {}: {}", f.id, f.severity, f.detector, f.summary))
+        .unwrap_or_default();
+    let cause = p
+        .sites
+        .first()
+        .map(|s| {
+            format!(
+                "{} at {}:{} — {}",
+                s.site.description,
+                s.site.file,
+                s.site.line,
+                s.reasons.join("; ")
+            )
+        })
+        .unwrap_or_else(|| "no code site localized".into());
+    let repro = p
+        .baseline
+        .as_ref()
+        .and_then(|b| b.primary())
+        .map(|m| {
+            format!(
+                "{} {} violated on today's code: [{}] over {} runs (harness {})",
+                m.metric,
+                m.expect.clone().unwrap_or_default(),
+                values(m),
+                m.values.len(),
+                p.harness_hash.as_deref().map_or("", |h| h.get(..12).unwrap_or(h))
+            )
+        })
+        .unwrap_or_default();
+    let approach = r
+        .chosen_attempt()
+        .or(r.attempts.first())
+        .map(|a| {
+            format!(
+                "{} fix of {} at {}:{} with bound {} (files: {})",
+                p.fix_kind.map_or("", |k| k.as_str()),
+                a.site.pattern,
+                a.site.file,
+                a.site.line,
+                p.bound.unwrap_or(0),
+                a.files.join(", ")
+            )
+        })
+        .unwrap_or_else(|| "no codemod applied".into());
+    let confirm =
+        match r.chosen_attempt().and_then(|a| a.confirm.as_ref()).and_then(|c| c.primary()) {
+            Some(m) => format!(
+                "{} {} met: [{}] over {} runs on the identical harness",
+                m.metric,
+                m.expect.clone().unwrap_or_default(),
+                values(m),
+                m.values.len()
+            ),
+            None => r.verdict.clone(),
+        };
+    vec![
+        ("Phase timings", format!("{} total — {phases}", secs(total))),
+        ("Bug identified", bug),
+        ("Root-cause hypothesis", cause),
+        ("Reproduce harness result", repro),
+        ("Fix approach", approach),
+        ("Confirm result", confirm),
+    ]
+}
