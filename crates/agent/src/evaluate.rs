@@ -84,7 +84,7 @@ pub fn evaluate(e: &Evidence<'_>) -> Evaluation {
         },
     });
     if let (Some(b), Some(c)) = (e.baseline.primary(), e.confirm.primary()) {
-        let vals = |m: &crate::plan::MetricValues| {
+        let vals = |m: &af_measure::MetricSummary| {
             m.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
         };
         checks.push(Check {

@@ -17,50 +17,11 @@ use crate::patterns::Site;
 pub struct Ranked {
     /// The pattern site.
     #[serde(flatten)]
-    pub site: SiteRef,
+    pub site: Site,
     /// Higher is more likely.
     pub score: f64,
     /// Why, one line each.
     pub reasons: Vec<String>,
-}
-
-/// The serializable part of a [`Site`] a plan keeps.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-pub struct SiteRef {
-    /// Pattern name.
-    pub pattern: String,
-    /// File (relative).
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// Byte offset of the matched node.
-    pub start: usize,
-    /// End byte offset.
-    pub end: usize,
-    /// The code.
-    pub snippet: String,
-    /// What it does.
-    pub description: String,
-    /// Where its bound is defined, when elsewhere.
-    pub bound_at: Option<String>,
-    /// Its current bound, when it has one.
-    pub current_bound: Option<u64>,
-}
-
-impl From<&Site> for SiteRef {
-    fn from(s: &Site) -> Self {
-        Self {
-            pattern: s.pattern.clone(),
-            file: s.file.clone(),
-            line: s.line,
-            start: s.start,
-            end: s.end,
-            snippet: s.snippet.clone(),
-            description: s.description.clone(),
-            bound_at: s.bound_at.clone(),
-            current_bound: s.current_bound,
-        }
-    }
 }
 
 /// `GET /gmail/v1/users/{userId}/messages/{id}` → (`GET`, [gmail, v1, users, messages]).
@@ -251,7 +212,7 @@ pub fn rank(repo: &Repo, sites: &[Site], endpoint: &str, url_env: &[String]) -> 
             if reasons.is_empty() {
                 reasons.push("nothing links it to the endpoint; a candidate only".into());
             }
-            Ranked { site: SiteRef::from(site), score, reasons }
+            Ranked { site: site.clone(), score, reasons }
         })
         .collect();
     out.sort_by(|a, b| {

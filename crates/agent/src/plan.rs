@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use af_analyze::{Capture, Check, Finding, analyze, default_detectors};
-use af_measure::{Echo, HarnessSpec, MeasureResult, digest_files, measure_in, parse_timeout_ms};
+use af_measure::{
+    Echo, HarnessSpec, MeasureResult, MetricSummary, RunResult, digest_files, measure_in,
+    parse_timeout_ms,
+};
 use af_mock::{Failures, MockConfig};
 use af_snapshot::{Bodies, CallerSpec, Exchange, ReadOptions, Templater, read_all};
 use schemars::JsonSchema;
@@ -109,7 +112,8 @@ impl HarnessInputs {
     }
 }
 
-/// A measurement as plans and results keep it.
+/// A measurement as plans and results keep it: the measure crate's per-metric and per-run
+/// records, without the harness spec (the plan keeps that once).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Measured {
     /// Harness hash the runs used.
@@ -119,47 +123,11 @@ pub struct Measured {
     /// What went wrong in runs.
     pub problems: Vec<String>,
     /// Per metric: every run's value, min/median/max, check.
-    pub metrics: Vec<MetricValues>,
+    pub metrics: Vec<MetricSummary>,
     /// Per run: exit, wall time, requests, journal.
-    pub runs: Vec<RunValues>,
+    pub runs: Vec<RunResult>,
     /// Directory with the journals and `result.json`.
     pub dir: String,
-}
-
-/// One metric over the runs.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-pub struct MetricValues {
-    /// Expression.
-    pub metric: String,
-    /// One value per run.
-    pub values: Vec<f64>,
-    /// Minimum.
-    pub min: f64,
-    /// Median.
-    pub median: f64,
-    /// Maximum.
-    pub max: f64,
-    /// `<= 10`, when checked.
-    pub expect: Option<String>,
-    /// Whether every run met it.
-    pub passed: Option<bool>,
-}
-
-/// One run.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-pub struct RunValues {
-    /// 1-based.
-    pub run: u32,
-    /// Exit code.
-    pub exit_code: Option<i32>,
-    /// Killed on time-out.
-    pub timed_out: bool,
-    /// Wall time.
-    pub wall_ms: f64,
-    /// Requests the mock saw.
-    pub requests: u64,
-    /// The run's arrival journal.
-    pub journal: String,
 }
 
 impl Measured {
@@ -169,38 +137,20 @@ impl Measured {
             harness_hash: r.harness_hash.clone(),
             passed: r.passed,
             problems: r.problems.clone(),
-            metrics: r
-                .metrics
-                .iter()
-                .map(|m| MetricValues {
-                    metric: m.metric.clone(),
-                    values: m.values.clone(),
-                    min: m.min,
-                    median: m.median,
-                    max: m.max,
-                    expect: m.expect.clone().filter(|e| !e.is_empty()),
-                    passed: m.passed,
-                })
-                .collect(),
-            runs: r
-                .runs
-                .iter()
-                .map(|x| RunValues {
-                    run: x.run,
-                    exit_code: x.exit_code,
-                    timed_out: x.timed_out,
-                    wall_ms: x.wall_ms,
-                    requests: x.requests,
-                    journal: x.journal.clone(),
-                })
-                .collect(),
+            metrics: r.metrics.clone(),
+            runs: r.runs.clone(),
             dir: dir.display().to_string(),
         }
     }
 
     /// The first (checked) metric.
-    pub fn primary(&self) -> Option<&MetricValues> {
+    pub fn primary(&self) -> Option<&MetricSummary> {
         self.metrics.first()
+    }
+
+    /// The first metric's worst-run value, as text (`100`).
+    pub fn worst_text(&self) -> String {
+        self.primary().map(|m| fmt_num(m.checked.unwrap_or(m.max))).unwrap_or_default()
     }
 }
 
@@ -287,8 +237,11 @@ pub enum PlanError {
     Internal(String),
 }
 
-fn since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
+impl Phase {
+    /// A phase that started at `t` and ends now.
+    pub fn since(name: impl Into<String>, t: Instant) -> Self {
+        Self { name: name.into(), ms: t.elapsed().as_secs_f64() * 1000.0 }
+    }
 }
 
 /// Picks the finding to work on: the one the issue text names, else the highest-ranked one a
@@ -370,7 +323,7 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     let exchanges = read_snapshot(&snapshot)?;
     let cap = Capture::from_exchanges(&exchanges, &Templater::default(), &CallerSpec::Auto);
     let findings = analyze(&cap, &default_detectors());
-    timings.push(Phase { name: "analyze".into(), ms: since(t) });
+    timings.push(Phase::since("analyze", t));
     let lines: Vec<String> = findings
         .iter()
         .map(|f| format!("{} [{}] {}: {}", f.id, f.severity.as_str(), f.detector, f.summary))
@@ -466,7 +419,7 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         opts.url_env.clone().or(cfg.run.url_env.clone()).into_iter().collect();
     let endpoint = finding.endpoint.clone().unwrap_or_default();
     plan.sites = rank(&repo, &sites, &endpoint, &url_env);
-    plan.timings.push(Phase { name: "localize".into(), ms: since(t) });
+    plan.timings.push(Phase::since("localize", t));
 
     // 4. baseline.
     let command = match opts.run.clone().or(cfg.run.command.clone()) {
@@ -523,7 +476,7 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         .map_err(|e| PlanError::Input(format!("baseline: {e}")))?;
     run_dir::write_json(&bdir.join("result.json"), &result)
         .map_err(|e| PlanError::Internal(e.to_string()))?;
-    plan.timings.push(Phase { name: "baseline".into(), ms: since(t) });
+    plan.timings.push(Phase::since("baseline", t));
     let measured = Measured::from_result(&result, &bdir);
     let primary = measured.primary().cloned();
     plan.baseline = Some(measured);

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::Repo;
 use crate::evaluate::{Evaluation, Evidence, TestRun, evaluate};
-use crate::localize::SiteRef;
 use crate::patterns::{self, Fix, builtin_patterns};
 use crate::plan::{Decision, Measured, Phase, Plan};
 use crate::run_dir;
@@ -25,7 +24,7 @@ pub const RESULT_SCHEMA: &str = "af.result/1";
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Attempt {
     /// The site.
-    pub site: SiteRef,
+    pub site: crate::patterns::Site,
     /// Files the codemod changed.
     pub files: Vec<String>,
     /// Why it could not be tried or did not confirm.
@@ -72,6 +71,11 @@ impl WorkResult {
     pub fn chosen_attempt(&self) -> Option<&Attempt> {
         self.chosen.and_then(|i| self.attempts.get(i))
     }
+
+    /// The attempt a report shows: the confirmed one, else the last tried.
+    pub fn shown_attempt(&self) -> Option<&Attempt> {
+        self.chosen_attempt().or(self.attempts.last())
+    }
 }
 
 /// Worker inputs.
@@ -96,10 +100,6 @@ pub enum WorkError {
     Internal(String),
 }
 
-fn since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
-}
-
 fn git(dir: &Path, args: &[&str]) -> Result<String, WorkError> {
     let out = Command::new("git")
         .arg("-C")
@@ -121,7 +121,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, WorkError> {
 }
 
 /// Copies `from` into `to`, leaving out `.git` and `.af`.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
@@ -228,7 +228,7 @@ fn run_tests(dir: &Path, command: &[String], timeout_ms: u64) -> TestRun {
             }
         }
     }
-    out.ms = since(t);
+    out.ms = t.elapsed().as_secs_f64() * 1000.0;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     let lines: Vec<&str> = text.lines().collect();
@@ -280,7 +280,7 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
     let branch = format!("af/fix-{}", plan.id);
     let wt = dir.join("worktree");
     let (project, base, _how) = prepare(Path::new(&plan.source), &wt, &branch)?;
-    timings.push(Phase { name: "worktree".into(), ms: since(t) });
+    timings.push(Phase::since("worktree", t));
     let (exchanges, _) =
         read_all(&inputs.snapshot, ReadOptions { lenient: false, bodies: Bodies::Keep })
             .map_err(|e| WorkError::Input(e.to_string()))?;
@@ -289,6 +289,11 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
     let mut attempts = Vec::new();
     let mut chosen = None;
     let mut commit = None;
+    // Parsed once: a failed attempt restores the files it changed, so every attempt starts from
+    // the code the plan localized.
+    let repo = Repo::load(&project)
+        .map_err(|e| WorkError::Internal(format!("{}: {e}", project.display())))?;
+    let live_sites = patterns::find_all(&repo, &all);
     for ranked in plan.sites.iter().take(opts.max_attempts.max(1)) {
         let n = attempts.len() + 1;
         let t = Instant::now();
@@ -300,9 +305,7 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
             tests: None,
             evaluation: None,
         };
-        let repo = Repo::load(&project)
-            .map_err(|e| WorkError::Internal(format!("{}: {e}", project.display())))?;
-        let live = patterns::find_all(&repo, &all).into_iter().find(|s| {
+        let live = live_sites.iter().find(|s| {
             s.pattern == ranked.site.pattern
                 && s.file == ranked.site.file
                 && s.start == ranked.site.start
@@ -316,7 +319,7 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
             attempts.push(attempt);
             continue;
         };
-        let edits = match patterns::apply(pattern, &site, &repo, &fix) {
+        let edits = match patterns::apply(pattern, site, &repo, &fix) {
             Ok(e) => e,
             Err(e) => {
                 attempt.error = Some(e);
@@ -333,7 +336,7 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
                 .map_err(|err| WorkError::Internal(format!("{}: {err}", e.file)))?;
             attempt.files.push(e.file.clone());
         }
-        timings.push(Phase { name: format!("codemod #{n}"), ms: since(t) });
+        timings.push(Phase::since(format!("codemod #{n}"), t));
         let t = Instant::now();
         let cdir = dir.join(format!("confirm-{n}"));
         let confirm = measure_in(&spec, &exchanges, &cdir, opts.echo, None, Some(&project))
@@ -341,12 +344,12 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
             .map_err(|e| WorkError::Internal(format!("confirm: {e}")))?;
         run_dir::write_json(&cdir.join("result.json"), &confirm)
             .map_err(|e| WorkError::Internal(e.to_string()))?;
-        timings.push(Phase { name: format!("confirm #{n}"), ms: since(t) });
+        timings.push(Phase::since(format!("confirm #{n}"), t));
         let confirm = Measured::from_result(&confirm, &cdir);
         let tests = plan.test_command.as_ref().map(|c| {
             let t = Instant::now();
             let r = run_tests(&project, c, plan.test_timeout_ms);
-            timings.push(Phase { name: format!("tests #{n}"), ms: since(t) });
+            timings.push(Phase::since(format!("tests #{n}"), t));
             r
         });
         let prefix_changed = git(&project, &["diff", "--name-only", "--relative"])?;
@@ -369,15 +372,11 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
         attempt.evaluation = Some(evaluation);
         if ok {
             git(&project, &["add", "-A", "--", "."])?;
-            let c = attempt
-                .confirm
-                .as_ref()
-                .and_then(|m| m.primary())
-                .map(|m| crate::plan::fmt_num(m.max))
-                .unwrap_or_default();
-            let b = baseline.primary().map(|m| crate::plan::fmt_num(m.max)).unwrap_or_default();
+            let c = attempt.confirm.as_ref().map(Measured::worst_text).unwrap_or_default();
+            let b = baseline.worst_text();
             let msg = format!(
-                "Bound the fan-out at {}:{} to {bound}\n\n{metric}: {b} before, {c} after, on the identical harness {}.\nFound and confirmed by af (run {}).",
+                "Bound {} at {}:{} to {bound}\n\n{metric}: {b} before, {c} after, on the identical harness {}.\nFound and confirmed by af (run {}).",
+                kind.as_str(),
                 site.file,
                 site.line,
                 &planned_hash[..12.min(planned_hash.len())],
@@ -404,13 +403,8 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
         .map_err(|e| WorkError::Internal(e.to_string()))?;
     let verdict = match chosen.and_then(|i| attempts.get(i)) {
         Some(a) => {
-            let b = baseline.primary().map(|m| crate::plan::fmt_num(m.max)).unwrap_or_default();
-            let c = a
-                .confirm
-                .as_ref()
-                .and_then(|m| m.primary())
-                .map(|m| crate::plan::fmt_num(m.max))
-                .unwrap_or_default();
+            let b = baseline.worst_text();
+            let c = a.confirm.as_ref().map(Measured::worst_text).unwrap_or_default();
             format!(
                 "Confirmed: {metric} went from {b} (baseline, worst of {} runs) to {c} (confirm, worst of {} runs) on the identical harness, after {} at {}:{}. Branch {branch}.",
                 baseline.runs.len(),

@@ -11,26 +11,11 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("root")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        if e.file_name() == ".af" {
-            continue;
-        }
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-        }
-    }
-}
-
 #[test]
 fn af_fix_confirms_the_radar_fix_on_the_identical_harness() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("radar");
-    copy_dir(&repo_root().join("examples/radar"), &src);
+    af_agent::work::copy_tree(&repo_root().join("examples/radar"), &src).expect("copy");
     let original = std::fs::read_to_string(src.join("src/sync.js")).expect("sync.js");
     let out = Command::cargo_bin("af")
         .expect("af")

@@ -3,12 +3,12 @@
 
 use af_analyze::{Check, Op};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::HarnessSpec;
 
 /// One run of the program.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct RunResult {
     /// 1-based.
     pub run: u32,
@@ -31,7 +31,7 @@ pub struct RunResult {
 }
 
 /// One metric over all runs.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MetricSummary {
     /// The metric, canonical form.
     pub metric: String,
@@ -125,7 +125,7 @@ impl MeasureResult {
                     min,
                     median,
                     max,
-                    expect: spec.expect.get(i).cloned(),
+                    expect: spec.expect.get(i).filter(|e| !is_report_only(e)).cloned(),
                     checked,
                     passed,
                 }
@@ -169,4 +169,10 @@ impl MeasureResult {
             stripped_env,
         }
     }
+}
+
+/// An empty expectation (or `-`): the metric is reported, not checked.
+pub(crate) fn is_report_only(expect: &str) -> bool {
+    let e = expect.trim();
+    e.is_empty() || e == "-"
 }

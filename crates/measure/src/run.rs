@@ -100,8 +100,7 @@ fn parse(spec: &HarnessSpec) -> Result<Parsed, MeasureError> {
         let metric: Metric =
             m.parse().map_err(|e| MeasureError::Spec(format!("--metric {m:?}: {e}")))?;
         let check = match spec.expect.get(i) {
-            // An empty expectation (or `-`): the metric is reported, not checked.
-            Some(e) if e.trim().is_empty() || e.trim() == "-" => None,
+            Some(e) if crate::result::is_report_only(e) => None,
             Some(e) => Some(
                 format!("{metric} {e}")
                     .parse::<Check>()

@@ -102,7 +102,7 @@ pub fn charts(r: &WorkResult) -> Charts {
     let ep = r.plan.finding.as_ref().and_then(|f| f.endpoint.as_deref());
     let journal =
         |m: Option<&af_agent::Measured>| m.and_then(|m| m.runs.first()).map(|x| x.journal.clone());
-    let confirm = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.confirm.as_ref());
+    let confirm = r.shown_attempt().and_then(|a| a.confirm.as_ref());
     for (label, j) in [
         ("baseline (run 1)", journal(r.plan.baseline.as_ref())),
         ("confirm (run 1)", journal(confirm)),

@@ -41,7 +41,7 @@ pub fn html(r: &WorkResult, charts: &Charts) -> String {
         let _ = write!(s, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
     }
     s.push_str("</table><h2>Metrics: baseline vs confirm</h2><table><tr><th>metric</th><th>expect</th><th>baseline runs</th><th>confirm runs</th><th>baseline worst</th><th>confirm worst</th></tr>");
-    let confirm = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.confirm.as_ref());
+    let confirm = r.shown_attempt().and_then(|a| a.confirm.as_ref());
     if let Some(b) = &p.baseline {
         for (i, m) in b.metrics.iter().enumerate() {
             let c = confirm.and_then(|c| c.metrics.get(i));
@@ -89,7 +89,7 @@ pub fn html(r: &WorkResult, charts: &Charts) -> String {
     for n in &charts.notes {
         let _ = write!(s, "<p class=\"fail\">chart input unreadable: {}</p>", esc(n));
     }
-    if let Some(ev) = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.evaluation.as_ref()) {
+    if let Some(ev) = r.shown_attempt().and_then(|a| a.evaluation.as_ref()) {
         s.push_str(
             "<h2>Evaluator</h2><table><tr><th>check</th><th>result</th><th>evidence</th></tr>",
         );

@@ -11,18 +11,16 @@ pub use html::html;
 pub use markdown::markdown;
 
 use af_agent::WorkResult;
-use af_agent::plan::{MetricValues, fmt_num};
+use af_agent::plan::fmt_num;
+use af_measure::MetricSummary;
 
-/// Worst value over runs for a check: max for `<=`/`<`, min for `>=`/`>`.
-pub(crate) fn worst(m: &MetricValues) -> f64 {
-    match m.expect.as_deref().map(str::trim_start) {
-        Some(e) if e.starts_with('>') => m.min,
-        _ => m.max,
-    }
+/// The worst run's value: what the check was decided on (measure computes it), else the max.
+pub(crate) fn worst(m: &MetricSummary) -> f64 {
+    m.checked.unwrap_or(m.max)
 }
 
 /// `a, b, c`.
-pub(crate) fn values(m: &MetricValues) -> String {
+pub(crate) fn values(m: &MetricSummary) -> String {
     m.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
 }
 
@@ -75,8 +73,7 @@ pub fn summary_rows(r: &WorkResult) -> Vec<(&'static str, String)> {
         })
         .unwrap_or_default();
     let approach = r
-        .chosen_attempt()
-        .or(r.attempts.first())
+        .shown_attempt()
         .map(|a| {
             format!(
                 "{} fix of {} at {}:{} with bound {} (files: {})",

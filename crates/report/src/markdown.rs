@@ -38,7 +38,7 @@ pub fn markdown(r: &WorkResult) -> String {
         s,
         "| metric | expect | baseline runs | confirm runs | baseline worst | confirm worst |\n|---|---|---|---|---|---|"
     );
-    let confirm = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.confirm.as_ref());
+    let confirm = r.shown_attempt().and_then(|a| a.confirm.as_ref());
     if let Some(b) = &p.baseline {
         for (i, m) in b.metrics.iter().enumerate() {
             let c = confirm.and_then(|c| c.metrics.get(i));
@@ -54,7 +54,7 @@ pub fn markdown(r: &WorkResult) -> String {
             );
         }
     }
-    if let Some(ev) = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.evaluation.as_ref()) {
+    if let Some(ev) = r.shown_attempt().and_then(|a| a.evaluation.as_ref()) {
         let _ = writeln!(s, "\n## Evaluator\n\n| check | result | evidence |\n|---|---|---|");
         for c in &ev.checks {
             let mark = match c.passed {

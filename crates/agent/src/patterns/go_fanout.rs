@@ -51,36 +51,26 @@ impl Pattern for GoFanout {
         let mut out = Vec::new();
         walk(f.tree.root_node(), &mut |n| {
             if let Some((for_, go, body)) = matches(f, n) {
-                out.push(Site {
-                    pattern: self.name().into(),
-                    file: f.rel.clone(),
-                    line: go.start_position().row + 1,
-                    start: for_.start_byte(),
-                    end: for_.end_byte(),
-                    snippet: snippet(f.text_of(go)),
-                    description: "a goroutine per item of the loop, all running at once".into(),
-                    fixes: vec![FixKind::Concurrency],
-                    callees: identifiers(f.text_of(body)),
-                    bound_at: None,
-                    current_bound: None,
-                });
+                // The whole loop is rewritten; the `go` line is what a reader looks for.
+                let mut site = Site::at(
+                    self.name(),
+                    f,
+                    for_,
+                    "a goroutine per item of the loop, all running at once".into(),
+                    vec![FixKind::Concurrency],
+                    identifiers(f.text_of(body)),
+                );
+                site.line = go.start_position().row + 1;
+                site.snippet = snippet(f.text_of(go));
+                out.push(site);
             }
         });
         out
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {
-        let f = repo
-            .file(&site.file)
-            .ok_or_else(|| format!("{} is not in the repository", site.file))?;
-        let mut m = None;
-        walk(f.tree.root_node(), &mut |n| {
-            if m.is_none() && n.start_byte() == site.start {
-                m = matches(f, n);
-            }
-        });
-        let (for_, go, body) =
-            m.ok_or_else(|| format!("{}: the loop is not there any more", site.location()))?;
+        let f = super::site_file(repo, site)?;
+        let (for_, go, body) = super::find_at(f, site, |n| matches(f, n))?;
         let sem = fresh_name(&f.text, "sem");
         let for_indent = f.indent_at(for_.start_byte()).to_owned();
         let go_indent = f.indent_at(go.start_byte()).to_owned();

@@ -89,19 +89,8 @@ impl Pattern for JsFanout {
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {
-        let f = repo
-            .file(&site.file)
-            .ok_or_else(|| format!("{} is not in the repository", site.file))?;
-        let node = f
-            .tree
-            .root_node()
-            .descendant_for_byte_range(site.start, site.end)
-            .ok_or("the site is gone")?;
-        let m = std::iter::successors(Some(node), |n| n.parent())
-            .find_map(|n| matches(f, n).filter(|m| m.call.start_byte() == site.start))
-            .ok_or_else(|| {
-                format!("{}: the matched Promise.all call is not there any more", site.location())
-            })?;
+        let f = super::site_file(repo, site)?;
+        let m = super::find_at(f, site, |n| matches(f, n))?;
         let style = Style::of(&f.text, f.lang);
         let ts = matches!(f.lang, Lang::TypeScript | Lang::Tsx);
         let (const_base, helper_base) = match (fix.kind, m.settled) {

@@ -92,17 +92,8 @@ impl Pattern for JsRetry {
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {
-        let f = repo
-            .file(&site.file)
-            .ok_or_else(|| format!("{} is not in the repository", site.file))?;
-        let mut m = None;
-        walk(f.tree.root_node(), &mut |n| {
-            if m.is_none() && n.start_byte() == site.start {
-                m = matches(f, n);
-            }
-        });
-        let (l, body, res, attempt) =
-            m.ok_or_else(|| format!("{}: the loop is not there any more", site.location()))?;
+        let f = super::site_file(repo, site)?;
+        let (l, body, res, attempt) = super::find_at(f, site, |n| matches(f, n))?;
         let style = Style::of(&f.text, f.lang);
         let semi = if style.semicolons { ";" } else { "" };
         let helper = fresh_name(&f.text, "backoffBeforeRetry");
@@ -129,7 +120,6 @@ impl Pattern for JsRetry {
             }
         });
         let close = body.end_byte() - 1;
-        let body_indent = format!("{}{}", f.indent_at(body.start_byte()), style.indent);
         inserts.push((
             close,
             format!(
@@ -138,7 +128,6 @@ impl Pattern for JsRetry {
                 f.indent_at(body.start_byte())
             ),
         ));
-        let _ = body_indent;
         let mut text = f.text.clone();
         inserts.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
         for (p, s) in inserts {

@@ -56,7 +56,7 @@ pub struct Fix {
 }
 
 /// Where a pattern matched.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Site {
     /// Pattern name (`js-unbounded-fanout`, …).
     pub pattern: String,
@@ -222,4 +222,51 @@ pub(crate) fn in_bounded_function(f: &SourceFile, n: tree_sitter::Node<'_>) -> b
             t.contains("Semaphore(") || t.contains("setTimeout(") || t.contains("asyncio.sleep(")
         },
     )
+}
+
+impl Site {
+    /// A site at `node` in `f`: location and snippet from the node; no bound.
+    pub(crate) fn at(
+        pattern: &str,
+        f: &SourceFile,
+        node: tree_sitter::Node<'_>,
+        description: String,
+        fixes: Vec<FixKind>,
+        callees: Vec<String>,
+    ) -> Self {
+        Self {
+            pattern: pattern.into(),
+            file: f.rel.clone(),
+            line: node.start_position().row + 1,
+            start: node.start_byte(),
+            end: node.end_byte(),
+            snippet: snippet(f.text_of(node)),
+            description,
+            fixes,
+            callees,
+            bound_at: None,
+            current_bound: None,
+        }
+    }
+}
+
+/// The site's file in `repo`.
+pub(crate) fn site_file<'r>(repo: &'r Repo, site: &Site) -> Result<&'r SourceFile, String> {
+    repo.file(&site.file).ok_or_else(|| format!("{} is not in the repository", site.file))
+}
+
+/// The first match of `m` among the nodes that start at the site's byte offset: how a codemod
+/// finds again what its detector matched.
+pub(crate) fn find_at<'t, T>(
+    f: &'t SourceFile,
+    site: &Site,
+    mut m: impl FnMut(tree_sitter::Node<'t>) -> Option<T>,
+) -> Result<T, String> {
+    let mut found = None;
+    crate::code::walk(f.tree.root_node(), &mut |n| {
+        if found.is_none() && n.start_byte() == site.start {
+            found = m(n);
+        }
+    });
+    found.ok_or_else(|| format!("{}: the matched code is not there any more", site.location()))
 }

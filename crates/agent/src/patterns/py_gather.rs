@@ -80,23 +80,10 @@ impl Pattern for PyGather {
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {
-        let f = repo
-            .file(&site.file)
-            .ok_or_else(|| format!("{} is not in the repository", site.file))?;
-        let mut found = None;
-        walk(f.tree.root_node(), &mut |n| {
-            if n.start_byte() == site.start && found.is_none() {
-                found = matches(f, n).map(|m| {
-                    (
-                        m.call.byte_range(),
-                        f.text_of(m.items).to_owned(),
-                        m.kwargs.iter().map(|k| f.text_of(*k).to_owned()).collect::<Vec<_>>(),
-                    )
-                });
-            }
-        });
-        let (range, items, kwargs) = found
-            .ok_or_else(|| format!("{}: the gather call is not there any more", site.location()))?;
+        let f = super::site_file(repo, site)?;
+        let m = super::find_at(f, site, |n| matches(f, n))?;
+        let (range, items) = (m.call.byte_range(), f.text_of(m.items));
+        let kwargs: Vec<&str> = m.kwargs.iter().map(|k| f.text_of(*k)).collect();
         let style = Style::of(&f.text, f.lang);
         let (const_base, helper_base) = if fix.kind == FixKind::Rate {
             ("MAX_STARTS_PER_SECOND", "gather_rate_limited")

@@ -247,17 +247,8 @@ impl Pattern for PyPool {
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {
-        let f = repo
-            .file(&site.file)
-            .ok_or_else(|| format!("{} is not in the repository", site.file))?;
-        let mut call = None;
-        walk(f.tree.root_node(), &mut |n| {
-            if call.is_none() && n.start_byte() == site.start {
-                call = pool_call(f, n);
-            }
-        });
-        let call =
-            call.ok_or_else(|| format!("{}: the pool is not there any more", site.location()))?;
+        let f = super::site_file(repo, site)?;
+        let call = super::find_at(f, site, |n| pool_call(f, n))?;
         let note = format!("  # at most {} calls in flight (af: {})", fix.bound, fix.metric);
         match self.bound_of(repo, f, call) {
             Some(b) => {

@@ -119,10 +119,10 @@ pub fn print_result(r: &WorkResult, md: &Path, html: &Path) {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_header(["metric", "expect", "baseline runs", "confirm runs"]);
-    let confirm = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.confirm.as_ref());
+    let confirm = r.shown_attempt().and_then(|a| a.confirm.as_ref());
     if let Some(b) = &r.plan.baseline {
         for (i, m) in b.metrics.iter().enumerate() {
-            let vals = |m: &af_agent::plan::MetricValues| {
+            let vals = |m: &af_measure::MetricSummary| {
                 m.values.iter().map(|v| af_agent::plan::fmt_num(*v)).collect::<Vec<_>>().join(", ")
             };
             t.add_row([
@@ -134,7 +134,7 @@ pub fn print_result(r: &WorkResult, md: &Path, html: &Path) {
         }
     }
     println!("{t}");
-    if let Some(ev) = r.chosen_attempt().or(r.attempts.last()).and_then(|a| a.evaluation.as_ref()) {
+    if let Some(ev) = r.shown_attempt().and_then(|a| a.evaluation.as_ref()) {
         for c in &ev.checks {
             let mark = match c.passed {
                 Some(true) => "pass",

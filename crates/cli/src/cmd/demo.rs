@@ -17,23 +17,6 @@ const SIM_PORT: u16 = 4191;
 
 const BUNDLED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/radar");
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let name = e.file_name();
-        if name == ".af" || name == "node_modules" || name == ".git" {
-            continue;
-        }
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &to.join(&name))?;
-        } else {
-            std::fs::copy(e.path(), to.join(&name))?;
-        }
-    }
-    Ok(())
-}
-
 /// The simulator, killed on drop.
 struct Sim(Child, u16);
 
@@ -96,7 +79,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
     if src.exists() {
         bail!("{} already exists; pass another --out", src.display());
     }
-    copy_dir(&example, &src)
+    af_agent::work::copy_tree(&example, &src)
         .with_context(|| format!("copying {} to {}", example.display(), src.display()))?;
     let before = src.join("snapshots/before.jsonl");
     let af = std::env::current_exe()?;
