@@ -6,6 +6,7 @@
 //! command = "node src/cli.js sync"   # the harness's program
 //! url_env = "GMAIL_API_URL"          # set to the mock's base URL
 //! timeout = "60s"
+//! caller_key = "auto"               # or header:NAME, query:NAME
 //! [test]
 //! command = "node --test test/"
 //! timeout = "120s"
@@ -37,6 +38,8 @@ pub struct RunConfig {
     pub url_env: Option<String>,
     /// Per-run time-out (`60s`).
     pub timeout: Option<String>,
+    /// Who the upstream counts limits for: `auto` (the credential), `header:NAME`, `query:NAME`.
+    pub caller_key: Option<String>,
 }
 
 /// `[test]`.

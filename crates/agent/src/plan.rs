@@ -87,6 +87,18 @@ pub struct HarnessInputs {
     pub metrics: Vec<String>,
     /// Expectations, one per metric (empty string: reported only).
     pub expect: Vec<String>,
+    /// Who limits are counted for (`auto`, `header:NAME`, `query:NAME`): the same key for the
+    /// analysis and the mock.
+    #[serde(default = "auto")]
+    pub caller_key: String,
+    /// Runs at the same time (each with its own mock): the default, since runs share nothing
+    /// and the loop's wall time is mostly the program waiting on the mock's latency.
+    #[serde(default)]
+    pub parallel: bool,
+}
+
+fn auto() -> String {
+    "auto".into()
 }
 
 impl HarnessInputs {
@@ -94,6 +106,7 @@ impl HarnessInputs {
     pub fn spec(&self) -> std::io::Result<HarnessSpec> {
         let mock = MockConfig {
             failures: if self.replay_failures { Failures::Replay } else { Failures::Skip },
+            caller_key: self.caller_key.clone(),
             ..MockConfig::default()
         };
         Ok(HarnessSpec {
@@ -108,6 +121,7 @@ impl HarnessInputs {
             expect: self.expect.clone(),
             keep_env: false,
             proxy: false,
+            parallel: self.parallel,
         })
     }
 }
@@ -224,6 +238,8 @@ pub struct PlanOptions {
     pub runs_root: Option<PathBuf>,
     /// Copy the program's output to stderr.
     pub echo: Echo,
+    /// Run the harness's runs one after another instead of at the same time.
+    pub serial: bool,
 }
 
 /// Why planning could not even start.
@@ -321,7 +337,11 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     // 1. analyze.
     let t = Instant::now();
     let exchanges = read_snapshot(&snapshot)?;
-    let cap = Capture::from_exchanges(&exchanges, &Templater::default(), &CallerSpec::Auto);
+    let caller_key = cfg.run.caller_key.clone().unwrap_or_else(auto);
+    let callers: CallerSpec = caller_key.parse().map_err(|e: String| {
+        PlanError::Input(format!("{}: [run] caller_key: {e}", source.join("af.toml").display()))
+    })?;
+    let cap = Capture::from_exchanges(&exchanges, &Templater::default(), &callers);
     let findings = analyze(&cap, &default_detectors());
     timings.push(Phase::since("analyze", t));
     let lines: Vec<String> = findings
@@ -463,6 +483,8 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
             String::new(),
             String::new(),
         ],
+        caller_key,
+        parallel: !opts.serial,
     };
     let spec =
         inputs.spec().map_err(|e| PlanError::Input(format!("{}: {e}", snapshot.display())))?;

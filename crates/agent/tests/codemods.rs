@@ -74,6 +74,11 @@ fn python_gather_gets_a_semaphore() {
 }
 
 #[test]
+fn python_taskgroup_loop_gets_a_semaphore_and_keeps_the_group() {
+    case("py-taskgroup", "py-taskgroup-per-item", FixKind::Concurrency, 10);
+}
+
+#[test]
 fn python_pool_size_is_changed_where_it_is_defined() {
     case("py-pool-settings", "py-thread-pool", FixKind::Concurrency, 10);
 }

@@ -78,6 +78,10 @@ pub struct PlanArgs {
     /// Where run directories go (default: SOURCE/.af/runs).
     #[arg(long, value_name = "DIR")]
     pub runs_dir: Option<PathBuf>,
+    /// Run the harness's runs one after another (default: at the same time, each against its
+    /// own mock; the choice is part of the harness hash).
+    #[arg(long)]
+    pub serial: bool,
     /// `builtin` (offline). LLM engines (`openai:MODEL`, `anthropic:MODEL`) are not built yet.
     #[arg(long, default_value = "builtin")]
     pub engine: String,
@@ -328,6 +332,9 @@ pub struct MeasureArgs {
     /// environment; by default they are removed.
     #[arg(long)]
     pub keep_env: bool,
+    /// Start all runs at the same time, each against its own mock (recorded in the harness).
+    #[arg(long)]
+    pub parallel: bool,
     /// Save each run's journal and the program's output here (default: a temporary directory,
     /// removed afterwards unless `--keep`).
     #[arg(long, value_name = "DIR")]

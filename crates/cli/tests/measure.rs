@@ -81,6 +81,39 @@ fn node_unbounded_fan_out_measures_exactly_100_and_a_pool_exactly_10() {
 }
 
 #[test]
+fn parallel_runs_overlap_keep_their_own_mocks_and_measure_the_same() {
+    let peak = format!("peak_inflight{{endpoint=\"{GETS}\",per=\"caller\"}}");
+    let (code, doc) = measure(
+        &["--parallel", "--latency", "fixed:1s", "--metric", &peak, "--runs", "3"],
+        &["node", "fixtures/programs/fanout.js"],
+    );
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(values(&doc, 0), [100.0, 100.0, 100.0], "each run's journal is its own");
+    assert_eq!(doc["harness"]["parallel"], true);
+    let runs = doc["runs"].as_array().expect("runs");
+    let journals: std::collections::BTreeSet<&str> =
+        runs.iter().map(|r| r["journal"].as_str().expect("journal")).collect();
+    assert_eq!(journals.len(), 3);
+    for r in runs {
+        assert_eq!(r["requests"], 100);
+    }
+    // They overlapped: every run's first arrival came within 0.5 s of the others' last (back to
+    // back, with 1 s of latency per call, the next run would start over 1 s later).
+    let spans: Vec<(i64, i64)> = journals
+        .iter()
+        .map(|j| {
+            let (ex, _) = af_snapshot::read_all(Path::new(j), af_snapshot::ReadOptions::default())
+                .expect("journal");
+            let starts: Vec<i64> = ex.iter().map(|e| e.timing.start.as_nanos()).collect();
+            (*starts.iter().min().expect("arrivals"), *starts.iter().max().expect("arrivals"))
+        })
+        .collect();
+    let latest_first = spans.iter().map(|s| s.0).max().expect("spans");
+    let earliest_last = spans.iter().map(|s| s.1).min().expect("spans");
+    assert!(latest_first < earliest_last + 500_000_000, "runs did not overlap: {spans:?}");
+}
+
+#[test]
 fn python_threads_measure_exactly_their_worker_count() {
     for (workers, want) in [("100", 100.0), ("10", 10.0)] {
         let (code, doc) = measure(

@@ -164,10 +164,18 @@ pub async fn measure_in(
     };
     let ctx =
         Ctx { spec, parsed: &parsed, exchanges, out_dir, echo, stripped: &stripped, proxy, cwd };
-    let mut runs = Vec::new();
-    for n in 1..=spec.runs {
-        runs.push(one_run(&ctx, n).await?);
-    }
+    let runs = if spec.parallel {
+        futures_util::future::join_all((1..=spec.runs).map(|n| one_run(&ctx, n)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        let mut runs = Vec::new();
+        for n in 1..=spec.runs {
+            runs.push(one_run(&ctx, n).await?);
+        }
+        runs
+    };
     Ok(MeasureResult::new(
         spec,
         runs,

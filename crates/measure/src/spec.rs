@@ -36,6 +36,11 @@ pub struct HarnessSpec {
     /// interception with the local CA).
     #[serde(default)]
     pub proxy: bool,
+    /// Runs at the same time, each with its own mock on its own port and its own process
+    /// group (they share nothing but the machine). Left out of the JSON when false, so the
+    /// hashes of sequential harnesses are what they were before this field existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parallel: bool,
 }
 
 impl HarnessSpec {
@@ -97,6 +102,7 @@ mod tests {
             expect: vec!["<= 10".into()],
             keep_env: false,
             proxy: false,
+            parallel: false,
         }
     }
 
@@ -118,6 +124,7 @@ mod tests {
             Box::new(|s| s.expect[0] = "<= 11".into()),
             Box::new(|s| s.keep_env = true),
             Box::new(|s| s.proxy = true),
+            Box::new(|s| s.parallel = true),
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut b = spec();

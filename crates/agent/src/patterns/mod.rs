@@ -14,12 +14,14 @@ mod js_fanout;
 mod js_retry;
 mod py_gather;
 mod py_pool;
+mod py_taskgroup;
 
 pub use go_fanout::GoFanout;
 pub use js_fanout::JsFanout;
 pub use js_retry::JsRetry;
 pub use py_gather::PyGather;
 pub use py_pool::PyPool;
+pub use py_taskgroup::PyTaskGroup;
 
 /// What a fix has to bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -113,6 +115,7 @@ pub fn builtin_patterns() -> Vec<Box<dyn Pattern>> {
     vec![
         Box::new(JsFanout),
         Box::new(PyGather),
+        Box::new(PyTaskGroup),
         Box::new(PyPool),
         Box::new(GoFanout),
         Box::new(JsRetry),

@@ -136,7 +136,7 @@ impl Pattern for PyGather {
     }
 }
 
-fn has_asyncio_import(f: &SourceFile) -> bool {
+pub(crate) fn has_asyncio_import(f: &SourceFile) -> bool {
     f.text.lines().any(|l| {
         let l = l.trim();
         l == "import asyncio"

@@ -40,6 +40,7 @@ fn options(a: &PlanArgs) -> anyhow::Result<PlanOptions> {
         runs: a.runs,
         runs_root: a.runs_dir.clone(),
         echo: if a.quiet { Echo::Quiet } else { Echo::Prefixed },
+        serial: a.serial,
     })
 }
 

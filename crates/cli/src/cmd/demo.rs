@@ -106,6 +106,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         runs: 3,
         runs_dir: None,
         engine: "builtin".into(),
+        serial: false,
         quiet: !a.verbose,
         json: false,
     };

@@ -39,6 +39,7 @@ pub fn run(a: &MeasureArgs) -> anyhow::Result<i32> {
         expect: a.expect.iter().map(|e| e.trim().to_owned()).collect(),
         keep_env: a.keep_env,
         proxy: a.mock.proxy,
+        parallel: a.parallel,
     };
     let proxy = if a.mock.proxy {
         let ca = super::ca::load(a.mock.ca_dir.as_deref())?;
