@@ -25,7 +25,8 @@ pub struct Charts {
     pub inflight: Vec<Series>,
     /// The snapshot: calls and errors per bucket.
     pub timeline: Vec<Series>,
-    /// The errors' span in the snapshot, seconds from its start.
+    /// The span from the first to the last error of the finding's status (where a burst is, when
+    /// the errors cluster), seconds from the snapshot's start.
     pub burst: Option<(f64, f64)>,
     /// Problems reading inputs (said in the report, never hidden).
     pub notes: Vec<String>,
@@ -194,7 +195,7 @@ pub(crate) fn svg(
     if let Some((a, z)) = band {
         let _ = write!(
             s,
-            r##"<rect x="{:.1}" y="{t}" width="{:.1}" height="{:.1}" fill="#f5b7b1" opacity="0.45"/><text x="{:.1}" y="{}" font-size="11" fill="#922b21">error burst</text>"##,
+            r##"<rect x="{:.1}" y="{t}" width="{:.1}" height="{:.1}" fill="#f5b7b1" opacity="0.45"/><text x="{:.1}" y="{}" font-size="11" fill="#922b21">first → last error</text>"##,
             sx(a),
             (sx(z) - sx(a)).max(2.0),
             h - t - b,
