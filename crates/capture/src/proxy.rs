@@ -477,10 +477,10 @@ impl Recorder {
         // The client's HTTP version is its own business; the upstream connection negotiates.
         parts.version = http::Version::HTTP_11;
         let req_seen = Arc::new(Mutex::new(Captured::default()));
-        let upstream = Request::from_parts(
-            parts.clone(),
-            Tee::new(body, self.cfg.max_body, req_seen.clone(), None),
-        );
+        let method = parts.method.to_string();
+        // The parts move into the upstream request: no per-request copy of the header map.
+        let upstream =
+            Request::from_parts(parts, Tee::new(body, self.cfg.max_body, req_seen.clone(), None));
         let id = ExchangeId::new(format!(
             "{:016x}",
             (start.as_nanos() as u64) ^ (self.seq.fetch_add(1, Ordering::Relaxed) << 48)
@@ -492,7 +492,7 @@ impl Recorder {
             conn_id: Some(format!("c{conn}")),
             caller,
             request: SnapRequest {
-                method: parts.method.to_string(),
+                method,
                 url,
                 http_version: Some(version),
                 headers: shown,

@@ -8,7 +8,7 @@ sleep 0.5
 path='/gmail/v1/users/me/messages/18c2f5a9e4b7d301?format=metadata'
 for port in 18390 18391 18392; do $OHA -z 3s -c 50 --no-tui "http://127.0.0.1:$port$path" > /dev/null; done
 for i in $(seq ${1:-3}); do
-  for t in direct:18390 glibc:18391 mimalloc:18392; do
+  for t in direct:18390 A:18391 B:18392; do
     out=$($OHA -z 8s -c 50 --no-tui "http://127.0.0.1:${t#*:}$path")
     echo "${t%:*} $(echo "$out" | awk '/Requests\/sec/{printf "%.0f req/s ", $2} /50.00%/{printf "p50 %s %s ", $3, $4} /99.00%/{printf "p99 %s %s", $3, $4}')"
   done
