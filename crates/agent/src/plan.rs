@@ -328,10 +328,34 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         .canonicalize()
         .map_err(|e| PlanError::Input(format!("{}: {e}", opts.snapshot.display())))?;
     let cfg = TargetConfig::load(&source).map_err(PlanError::Input)?;
+    let url_env: Vec<String> =
+        opts.url_env.clone().or(cfg.run.url_env.clone()).into_iter().collect();
+    // The harness's program: checked before anything is written.
+    let command = match opts.run.clone().or(cfg.run.command.clone()) {
+        Some(c) => split_command(&c).map_err(PlanError::Input)?,
+        None => {
+            return Err(PlanError::Input(format!(
+                "no program to run: pass --run 'CMD' or set [run] command in {}",
+                source.join("af.toml").display()
+            )));
+        }
+    };
+    if url_env.is_empty() {
+        return Err(PlanError::Input(format!(
+            "no URL variable: pass --url-env NAME or set [run] url_env in {}",
+            source.join("af.toml").display()
+        )));
+    }
+    let timeout_ms = cfg
+        .run
+        .timeout
+        .as_deref()
+        .map(parse_timeout_ms)
+        .transpose()
+        .map_err(PlanError::Input)?
+        .unwrap_or(60_000);
     let id = run_dir::new_id();
     let root = opts.runs_root.clone().unwrap_or_else(|| source.join(".af").join("runs"));
-    let dir = run_dir::create(&root, &id)
-        .map_err(|e| PlanError::Internal(format!("{}: {e}", root.display())))?;
     let mut timings = Vec::new();
 
     // 1. analyze.
@@ -358,6 +382,9 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         .transpose()
         .map_err(PlanError::Input)?
         .unwrap_or(120_000);
+    // Inputs read and checked: only now is anything written.
+    let dir = run_dir::create(&root, &id)
+        .map_err(|e| PlanError::Internal(format!("{}: {e}", root.display())))?;
     let mut plan = Plan {
         schema: PLAN_SCHEMA.into(),
         id,
@@ -435,36 +462,11 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         // A pool already at or below the bound is not the problem.
         .filter(|s| s.current_bound.is_none_or(|b| b > u64::from(bound)))
         .collect();
-    let url_env: Vec<String> =
-        opts.url_env.clone().or(cfg.run.url_env.clone()).into_iter().collect();
     let endpoint = finding.endpoint.clone().unwrap_or_default();
     plan.sites = rank(&repo, &sites, &endpoint, &url_env);
     plan.timings.push(Phase::since("localize", t));
 
     // 4. baseline.
-    let command = match opts.run.clone().or(cfg.run.command.clone()) {
-        Some(c) => split_command(&c).map_err(PlanError::Input)?,
-        None => {
-            return Err(PlanError::Input(format!(
-                "no program to run: pass --run 'CMD' or set [run] command in {}",
-                source.join("af.toml").display()
-            )));
-        }
-    };
-    if url_env.is_empty() {
-        return Err(PlanError::Input(format!(
-            "no URL variable: pass --url-env NAME or set [run] url_env in {}",
-            source.join("af.toml").display()
-        )));
-    }
-    let timeout_ms = cfg
-        .run
-        .timeout
-        .as_deref()
-        .map(parse_timeout_ms)
-        .transpose()
-        .map_err(PlanError::Input)?
-        .unwrap_or(60_000);
     let ep_label = format!("endpoint=\"{endpoint}\"");
     let inputs = HarnessInputs {
         snapshot: snapshot.clone(),

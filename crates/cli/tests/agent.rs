@@ -140,3 +140,20 @@ fn engines_other_than_builtin_are_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("builtin"));
 }
+
+#[test]
+fn a_plan_without_a_program_is_a_usage_error_and_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = Command::cargo_bin("af")
+        .expect("af")
+        .args(["plan", "--snapshot"])
+        .arg(repo_root().join("fixtures/gmail/capture.har"))
+        .arg("--source")
+        .arg(tmp.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--run") && err.contains("af.toml"), "{err}");
+    assert!(!tmp.path().join(".af").exists(), "nothing is written before the inputs are checked");
+}
