@@ -566,28 +566,9 @@ pub async fn serve(
     route: Route,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let conn = rec.conns.fetch_add(1, Ordering::Relaxed) + 1;
-                let svc = rec.service(route.clone(), conn, None);
-                let c = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
-                tokio::spawn(async move { let _ = c.await; });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-    }
-    Ok(())
+    af_net::serve(listener, None, shutdown, || {
+        let conn = rec.conns.fetch_add(1, Ordering::Relaxed) + 1;
+        rec.service(route.clone(), conn, None)
+    })
+    .await
 }

@@ -526,45 +526,8 @@ pub async fn serve_with(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = Builder::new(TokioExecutor::new());
-    let acceptor = opts.tls.map(tokio_rustls::TlsAcceptor::from);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Out of file descriptors and the like: keep serving the connections we have.
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let svc = service(mock.clone(), opts.intercept.clone(), acceptor.is_some());
-                match &acceptor {
-                    None => {
-                        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
-                        tokio::spawn(async move { let _ = conn.await; });
-                    }
-                    Some(acceptor) => {
-                        let acceptor = acceptor.clone();
-                        let builder = builder.clone();
-                        tokio::spawn(async move {
-                            // A failed handshake (plain HTTP to the TLS port, an untrusted CA) ends
-                            // that connection only.
-                            let Ok(tls) = acceptor.accept(stream).await else { return };
-                            let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await;
-                        });
-                    }
-                }
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-    }
-    Ok(())
+    let tls = opts.tls.map(tokio_rustls::TlsAcceptor::from);
+    let on_tls = tls.is_some();
+    af_net::serve(listener, tls, shutdown, || service(mock.clone(), opts.intercept.clone(), on_tls))
+        .await
 }
