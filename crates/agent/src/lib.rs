@@ -9,6 +9,7 @@
 pub mod code;
 pub mod config;
 pub mod evaluate;
+pub mod llm;
 pub mod localize;
 pub mod patterns;
 pub mod plan;

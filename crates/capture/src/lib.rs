@@ -13,5 +13,5 @@ mod prefixed;
 mod proxy;
 mod tee;
 
-pub use proxy::{Recorder, RecorderConfig, Route, serve};
+pub use proxy::{Recorder, RecorderConfig, Route, client_tls, serve};
 pub use tee::{Captured, Tee};

@@ -134,7 +134,10 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 }
 
-fn client_tls(insecure: bool) -> Result<rustls::ClientConfig, String> {
+/// The TLS client configuration for upstreams: ring, the system roots (honouring
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`), or no verification when `insecure`. Shared with every
+/// outbound HTTPS client af makes (the LLM providers too).
+pub fn client_tls(insecure: bool) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -163,6 +163,14 @@ impl ExchangeBuilder {
         self.header("Authorization", &format!("Bearer {token}"))
     }
 
+    /// Response body text (a recorded provider payload, an API's JSON).
+    pub fn response_body(mut self, text: &str) -> Self {
+        if let Some(r) = self.ex.response.as_mut() {
+            r.body = Some(Body::text(text));
+        }
+        self
+    }
+
     /// Request body text.
     pub fn body(mut self, text: &str) -> Self {
         self.ex.request.body = Some(Body::text(text));

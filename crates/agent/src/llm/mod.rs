@@ -1,0 +1,15 @@
+//! LLM engines (DESIGN.md §6): one internal message model, one adapter per wire format
+//! (OpenAI Chat Completions with tools, Anthropic Messages with tool_use), one HTTP client with
+//! the retry policy, and redaction of everything before it leaves the process.
+//!
+//! The engines only decide; every measurement stays with `af_measure`.
+
+pub mod anthropic;
+pub mod client;
+pub mod model;
+pub mod openai;
+pub mod redact;
+
+pub use client::{Engine, LlmError, Provider, RetryPolicy};
+pub use model::{Message, Part, Reply, Role, StopReason, ToolSpec, Usage};
+pub use redact::Redactor;
