@@ -177,7 +177,7 @@ fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<(PathBuf, String, S
 }
 
 /// Runs the test command with a time-out; the whole process group is killed on time-out.
-fn run_tests(dir: &Path, command: &[String], timeout_ms: u64) -> TestRun {
+pub(crate) fn run_tests(dir: &Path, command: &[String], timeout_ms: u64) -> TestRun {
     use std::os::unix::process::CommandExt;
     let t = Instant::now();
     let mut out = TestRun {
@@ -236,65 +236,262 @@ fn run_tests(dir: &Path, command: &[String], timeout_ms: u64) -> TestRun {
     out
 }
 
-/// Runs the Worker on a plan's run directory.
+/// An open work session: the plan, its harness rebuilt from the plan and proven by hash, the
+/// snapshot, and a worktree on a new branch. Engines change files in `project`; the session
+/// confirms, evaluates, commits and writes the result.
+pub struct Session {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The plan worked on.
+    pub plan: Plan,
+    /// The harness (identical to the baseline's: same hash).
+    pub spec: af_measure::HarnessSpec,
+    /// Its hash.
+    pub planned_hash: String,
+    /// The baseline measurement.
+    pub baseline: Measured,
+    /// The check a fix must meet.
+    pub metric: String,
+    /// What to bound.
+    pub kind: crate::patterns::FixKind,
+    /// The bound.
+    pub bound: u32,
+    /// The branch.
+    pub branch: String,
+    /// The project directory in the worktree.
+    pub project: PathBuf,
+    /// The commit the branch starts from.
+    pub base: String,
+    /// The snapshot the mock serves.
+    pub exchanges: Vec<af_snapshot::Exchange>,
+    /// Phases so far.
+    pub timings: Vec<Phase>,
+    /// Program output handling.
+    pub echo: Echo,
+    confirms: usize,
+}
+
+impl Session {
+    /// Reads the plan, rebuilds and checks the harness, makes the worktree.
+    pub fn open(dir: &Path, echo: Echo) -> Result<Self, WorkError> {
+        let plan_path = dir.join("plan.json");
+        let text = std::fs::read_to_string(&plan_path)
+            .map_err(|e| WorkError::Input(format!("{}: {e}", plan_path.display())))?;
+        let plan: Plan = serde_json::from_str(&text)
+            .map_err(|e| WorkError::Input(format!("{}: {e}", plan_path.display())))?;
+        if plan.decision != Decision::Proceed {
+            return Err(WorkError::Input(format!(
+                "the plan in {} did not decide to proceed: {}",
+                dir.display(),
+                plan.reason
+            )));
+        }
+        let (
+            Some(inputs),
+            Some(planned_hash),
+            Some(baseline),
+            Some(metric),
+            Some(kind),
+            Some(bound),
+        ) = (
+            plan.harness_inputs.clone(),
+            plan.harness_hash.clone(),
+            plan.baseline.clone(),
+            plan.metric.clone(),
+            plan.fix_kind,
+            plan.bound,
+        )
+        else {
+            return Err(WorkError::Input(format!(
+                "{}: the plan lacks its harness, baseline or metric",
+                plan_path.display()
+            )));
+        };
+        // The identical harness, rebuilt from the plan and proven by hash.
+        let spec = inputs
+            .spec()
+            .map_err(|e| WorkError::Input(format!("{}: {e}", inputs.snapshot.display())))?;
+        if spec.hash() != planned_hash {
+            return Err(WorkError::Input(format!(
+                "the harness rebuilt from the plan has hash {} but the plan measured {}: the snapshot or the plan changed since planning; plan again",
+                &spec.hash()[..12],
+                &planned_hash[..12.min(planned_hash.len())]
+            )));
+        }
+        let mut timings = plan.timings.clone();
+        let t = Instant::now();
+        let branch = format!("af/fix-{}", plan.id);
+        let (project, base, _how) =
+            prepare(Path::new(&plan.source), &dir.join("worktree"), &branch)?;
+        timings.push(Phase::since("worktree", t));
+        let (exchanges, _) =
+            read_all(&inputs.snapshot, ReadOptions { lenient: false, bodies: Bodies::Keep })
+                .map_err(|e| WorkError::Input(e.to_string()))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            plan,
+            spec,
+            planned_hash,
+            baseline,
+            metric,
+            kind,
+            bound,
+            branch,
+            project,
+            base,
+            exchanges,
+            timings,
+            echo,
+            confirms: 0,
+        })
+    }
+
+    /// Files a fix may change: the localized sites' files and where their bounds live.
+    pub fn allowed_files(&self, sites: &[&crate::patterns::Site]) -> Vec<String> {
+        let mut allowed = Vec::new();
+        for site in sites {
+            allowed.push(site.file.clone());
+            if let Some(b) = &site.bound_at {
+                allowed.push(b.rsplit_once(':').map_or(b.as_str(), |(f, _)| f).to_owned());
+            }
+        }
+        allowed
+    }
+
+    /// Runs the identical harness on the worktree, the tests, and the Evaluator.
+    pub async fn confirm(
+        &mut self,
+        allowed: &[String],
+    ) -> Result<(Measured, Option<TestRun>, Evaluation), WorkError> {
+        self.confirms += 1;
+        let n = self.confirms;
+        let t = Instant::now();
+        let cdir = self.dir.join(format!("confirm-{n}"));
+        let confirm =
+            measure_in(&self.spec, &self.exchanges, &cdir, self.echo, None, Some(&self.project))
+                .await
+                .map_err(|e| WorkError::Internal(format!("confirm: {e}")))?;
+        run_dir::write_json(&cdir.join("result.json"), &confirm)
+            .map_err(|e| WorkError::Internal(e.to_string()))?;
+        self.timings.push(Phase::since(format!("confirm #{n}"), t));
+        let confirm = Measured::from_result(&confirm, &cdir);
+        let tests = match self.plan.test_command.clone() {
+            Some(c) => {
+                let t = Instant::now();
+                let r = run_tests(&self.project, &c, self.plan.test_timeout_ms);
+                self.timings.push(Phase::since(format!("tests #{n}"), t));
+                Some(r)
+            }
+            None => None,
+        };
+        let changed: Vec<String> = self.changed_files()?;
+        let evaluation = evaluate(&Evidence {
+            planned_hash: &self.planned_hash,
+            baseline: &self.baseline,
+            confirm: &confirm,
+            tests: tests.as_ref(),
+            changed: &changed,
+            allowed,
+        });
+        Ok((confirm, tests, evaluation))
+    }
+
+    /// Files changed in the worktree, relative to the project.
+    pub fn changed_files(&self) -> Result<Vec<String>, WorkError> {
+        let tracked = git(&self.project, &["diff", "--name-only", "--relative"])?;
+        let new = git(&self.project, &["ls-files", "--others", "--exclude-standard"])?;
+        Ok(tracked.lines().chain(new.lines()).map(str::to_owned).collect())
+    }
+
+    /// The worktree's diff against the base, new files included.
+    pub fn diff(&self) -> Result<String, WorkError> {
+        git(&self.project, &["add", "-A", "-N", "--", "."])?;
+        git(&self.project, &["diff", "--relative"])
+    }
+
+    /// Commits the worktree on the branch; returns the commit.
+    pub fn commit(&self, what: &str, confirm: &Measured) -> Result<String, WorkError> {
+        git(&self.project, &["add", "-A", "--", "."])?;
+        let msg = format!(
+            "{what}\n\n{}: {} before, {} after, on the identical harness {}.\nConfirmed by af (run {}).",
+            self.metric,
+            self.baseline.worst_text(),
+            confirm.worst_text(),
+            &self.planned_hash[..12.min(self.planned_hash.len())],
+            self.plan.id
+        );
+        git(&self.project, &["commit", "-q", "-m", &msg])?;
+        git(&self.project, &["rev-parse", "HEAD"])
+    }
+
+    /// Writes patch.diff and result.json.
+    pub fn finish(
+        self,
+        attempts: Vec<Attempt>,
+        chosen: Option<usize>,
+        commit: Option<String>,
+        not_confirmed: Option<String>,
+    ) -> Result<WorkResult, WorkError> {
+        let patch = match &commit {
+            Some(c) => git(&self.project, &["diff", &self.base, c, "--", "."])? + "\n",
+            None => String::new(),
+        };
+        std::fs::write(self.dir.join("patch.diff"), &patch)
+            .map_err(|e| WorkError::Internal(e.to_string()))?;
+        let metric = &self.metric;
+        let verdict = match chosen.and_then(|i| attempts.get(i)) {
+            Some(a) => format!(
+                "Confirmed: {metric} went from {} (baseline, worst of {} runs) to {} (confirm, worst of {} runs) on the identical harness, after {} at {}:{}. Branch {}.",
+                self.baseline.worst_text(),
+                self.baseline.runs.len(),
+                a.confirm.as_ref().map(Measured::worst_text).unwrap_or_default(),
+                a.confirm.as_ref().map_or(0, |m| m.runs.len()),
+                a.site.pattern,
+                a.site.file,
+                a.site.line,
+                self.branch
+            ),
+            None => not_confirmed.unwrap_or_else(|| format!(
+                "Not confirmed: {} attempt(s), none met {metric} with every check passing; see the attempts. Nothing was committed.",
+                attempts.len()
+            )),
+        };
+        let result = WorkResult {
+            schema: RESULT_SCHEMA.into(),
+            confirmed: chosen.is_some(),
+            verdict,
+            branch: self.branch,
+            worktree: self.project.display().to_string(),
+            base_commit: self.base,
+            commit,
+            attempts,
+            chosen,
+            patch,
+            timings: self.timings,
+            plan: self.plan,
+        };
+        run_dir::write_json(&self.dir.join("result.json"), &result)
+            .map_err(|e| WorkError::Internal(e.to_string()))?;
+        Ok(result)
+    }
+}
+
+/// Runs the builtin Worker on a plan's run directory: codemods at the ranked sites, in order,
+/// until one is confirmed.
 pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
-    let dir = &opts.run_dir;
-    let plan_path = dir.join("plan.json");
-    let text = std::fs::read_to_string(&plan_path)
-        .map_err(|e| WorkError::Input(format!("{}: {e}", plan_path.display())))?;
-    let plan: Plan = serde_json::from_str(&text)
-        .map_err(|e| WorkError::Input(format!("{}: {e}", plan_path.display())))?;
-    if plan.decision != Decision::Proceed {
-        return Err(WorkError::Input(format!(
-            "the plan in {} did not decide to proceed: {}",
-            dir.display(),
-            plan.reason
-        )));
-    }
-    let (Some(inputs), Some(planned_hash), Some(baseline), Some(metric), Some(kind), Some(bound)) = (
-        plan.harness_inputs.clone(),
-        plan.harness_hash.clone(),
-        plan.baseline.clone(),
-        plan.metric.clone(),
-        plan.fix_kind,
-        plan.bound,
-    ) else {
-        return Err(WorkError::Input(format!(
-            "{}: the plan lacks its harness, baseline or metric",
-            plan_path.display()
-        )));
-    };
-    // The identical harness, rebuilt from the plan and proven by hash.
-    let spec = inputs
-        .spec()
-        .map_err(|e| WorkError::Input(format!("{}: {e}", inputs.snapshot.display())))?;
-    if spec.hash() != planned_hash {
-        return Err(WorkError::Input(format!(
-            "the harness rebuilt from the plan has hash {} but the plan measured {}: the snapshot or the plan changed since planning; plan again",
-            &spec.hash()[..12],
-            &planned_hash[..12.min(planned_hash.len())]
-        )));
-    }
-    let mut timings = plan.timings.clone();
-    let t = Instant::now();
-    let branch = format!("af/fix-{}", plan.id);
-    let wt = dir.join("worktree");
-    let (project, base, _how) = prepare(Path::new(&plan.source), &wt, &branch)?;
-    timings.push(Phase::since("worktree", t));
-    let (exchanges, _) =
-        read_all(&inputs.snapshot, ReadOptions { lenient: false, bodies: Bodies::Keep })
-            .map_err(|e| WorkError::Input(e.to_string()))?;
+    let mut s = Session::open(&opts.run_dir, opts.echo)?;
     let all = builtin_patterns();
-    let fix = Fix { kind, bound, metric: metric.clone() };
+    let fix = Fix { kind: s.kind, bound: s.bound, metric: s.metric.clone() };
     let mut attempts = Vec::new();
     let mut chosen = None;
     let mut commit = None;
     // Parsed once: a failed attempt restores the files it changed, so every attempt starts from
     // the code the plan localized.
-    let repo = Repo::load(&project)
-        .map_err(|e| WorkError::Internal(format!("{}: {e}", project.display())))?;
+    let repo = Repo::load(&s.project)
+        .map_err(|e| WorkError::Internal(format!("{}: {e}", s.project.display())))?;
     let live_sites = patterns::find_all(&repo, &all);
-    for ranked in plan.sites.iter().take(opts.max_attempts.max(1)) {
+    let sites = s.plan.sites.clone();
+    for ranked in sites.iter().take(opts.max_attempts.max(1)) {
         let n = attempts.len() + 1;
         let t = Instant::now();
         let mut attempt = Attempt {
@@ -305,10 +502,10 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
             tests: None,
             evaluation: None,
         };
-        let live = live_sites.iter().find(|s| {
-            s.pattern == ranked.site.pattern
-                && s.file == ranked.site.file
-                && s.start == ranked.site.start
+        let live = live_sites.iter().find(|x| {
+            x.pattern == ranked.site.pattern
+                && x.file == ranked.site.file
+                && x.start == ranked.site.start
         });
         let (Some(site), Some(pattern)) = (live, patterns::by_name(&all, &ranked.site.pattern))
         else {
@@ -329,65 +526,29 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
         };
         let originals: Vec<(PathBuf, String)> = edits
             .iter()
-            .filter_map(|e| repo.file(&e.file).map(|f| (project.join(&e.file), f.text.clone())))
+            .filter_map(|e| repo.file(&e.file).map(|f| (s.project.join(&e.file), f.text.clone())))
             .collect();
         for e in &edits {
-            std::fs::write(project.join(&e.file), &e.text)
+            std::fs::write(s.project.join(&e.file), &e.text)
                 .map_err(|err| WorkError::Internal(format!("{}: {err}", e.file)))?;
             attempt.files.push(e.file.clone());
         }
-        timings.push(Phase::since(format!("codemod #{n}"), t));
-        let t = Instant::now();
-        let cdir = dir.join(format!("confirm-{n}"));
-        let confirm = measure_in(&spec, &exchanges, &cdir, opts.echo, None, Some(&project))
-            .await
-            .map_err(|e| WorkError::Internal(format!("confirm: {e}")))?;
-        run_dir::write_json(&cdir.join("result.json"), &confirm)
-            .map_err(|e| WorkError::Internal(e.to_string()))?;
-        timings.push(Phase::since(format!("confirm #{n}"), t));
-        let confirm = Measured::from_result(&confirm, &cdir);
-        let tests = plan.test_command.as_ref().map(|c| {
-            let t = Instant::now();
-            let r = run_tests(&project, c, plan.test_timeout_ms);
-            timings.push(Phase::since(format!("tests #{n}"), t));
-            r
-        });
-        let prefix_changed = git(&project, &["diff", "--name-only", "--relative"])?;
-        let changed: Vec<String> = prefix_changed.lines().map(str::to_owned).collect();
-        let mut allowed = vec![site.file.clone()];
-        if let Some(b) = &site.bound_at {
-            allowed.push(b.rsplit_once(':').map_or(b.as_str(), |(f, _)| f).to_owned());
-        }
-        let evaluation = evaluate(&Evidence {
-            planned_hash: &planned_hash,
-            baseline: &baseline,
-            confirm: &confirm,
-            tests: tests.as_ref(),
-            changed: &changed,
-            allowed: &allowed,
-        });
+        s.timings.push(Phase::since(format!("codemod #{n}"), t));
+        let allowed = s.allowed_files(&[site]);
+        let (confirm, tests, evaluation) = s.confirm(&allowed).await?;
         let ok = evaluation.passed;
-        attempt.confirm = Some(confirm);
         attempt.tests = tests;
         attempt.evaluation = Some(evaluation);
         if ok {
-            git(&project, &["add", "-A", "--", "."])?;
-            let c = attempt.confirm.as_ref().map(Measured::worst_text).unwrap_or_default();
-            let b = baseline.worst_text();
-            let msg = format!(
-                "Bound {} at {}:{} to {bound}\n\n{metric}: {b} before, {c} after, on the identical harness {}.\nFound and confirmed by af (run {}).",
-                kind.as_str(),
-                site.file,
-                site.line,
-                &planned_hash[..12.min(planned_hash.len())],
-                plan.id
-            );
-            git(&project, &["commit", "-q", "-m", &msg])?;
-            commit = Some(git(&project, &["rev-parse", "HEAD"])?);
+            let what =
+                format!("Bound {} at {}:{} to {}", s.kind.as_str(), site.file, site.line, s.bound);
+            commit = Some(s.commit(&what, &confirm)?);
+            attempt.confirm = Some(confirm);
             chosen = Some(attempts.len());
             attempts.push(attempt);
             break;
         }
+        attempt.confirm = Some(confirm);
         attempt.error = Some("the Evaluator did not accept the evidence".into());
         for (p, text) in originals {
             std::fs::write(&p, text)
@@ -395,45 +556,5 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
         }
         attempts.push(attempt);
     }
-    let patch = match &commit {
-        Some(c) => git(&project, &["diff", &base, c, "--", "."])? + "\n",
-        None => String::new(),
-    };
-    std::fs::write(dir.join("patch.diff"), &patch)
-        .map_err(|e| WorkError::Internal(e.to_string()))?;
-    let verdict = match chosen.and_then(|i| attempts.get(i)) {
-        Some(a) => {
-            let b = baseline.worst_text();
-            let c = a.confirm.as_ref().map(Measured::worst_text).unwrap_or_default();
-            format!(
-                "Confirmed: {metric} went from {b} (baseline, worst of {} runs) to {c} (confirm, worst of {} runs) on the identical harness, after {} at {}:{}. Branch {branch}.",
-                baseline.runs.len(),
-                a.confirm.as_ref().map_or(0, |m| m.runs.len()),
-                a.site.pattern,
-                a.site.file,
-                a.site.line
-            )
-        }
-        None => format!(
-            "Not confirmed: {} site(s) tried, none met {metric} with every check passing; see the attempts. Nothing was committed.",
-            attempts.len()
-        ),
-    };
-    let result = WorkResult {
-        schema: RESULT_SCHEMA.into(),
-        confirmed: chosen.is_some(),
-        verdict,
-        branch,
-        worktree: project.display().to_string(),
-        base_commit: base,
-        commit,
-        attempts,
-        chosen,
-        patch,
-        timings,
-        plan,
-    };
-    run_dir::write_json(&dir.join("result.json"), &result)
-        .map_err(|e| WorkError::Internal(e.to_string()))?;
-    Ok(result)
+    s.finish(attempts, chosen, commit, None)
 }

@@ -309,3 +309,29 @@ async fn secrets_in_the_conversation_never_reach_the_provider() {
     }
     assert!(sent[0].contains("[redacted]"));
 }
+
+/// Against a real OpenAI-compatible server (docs/llm-local.md):
+/// `AF_TEST_OPENAI_BASE_URL=http://127.0.0.1:8080/v1 AF_TEST_OPENAI_MODEL=qwen \
+///  cargo test -p af-agent --test llm -- --ignored real_server`
+#[tokio::test]
+#[ignore = "needs a local OpenAI-compatible server: AF_TEST_OPENAI_BASE_URL and AF_TEST_OPENAI_MODEL"]
+async fn real_server_answers_a_tool_turn() {
+    let base = std::env::var("AF_TEST_OPENAI_BASE_URL").expect("AF_TEST_OPENAI_BASE_URL");
+    let model = std::env::var("AF_TEST_OPENAI_MODEL").expect("AF_TEST_OPENAI_MODEL");
+    let mut e = Engine::new(
+        Provider::OpenAi {
+            base_url: base.trim_end_matches('/').into(),
+            key: std::env::var("OPENAI_API_KEY").ok(),
+        },
+        &model,
+    )
+    .expect("engine");
+    e.max_tokens = 256;
+    let msgs = vec![Message::text(
+        Role::User,
+        "Call read_file with path \"src/sync.js\". Do not answer in text.",
+    )];
+    let r = e.turn(&msgs, &tools()).await.expect("a reply");
+    let call = r.message.tool_calls().next().expect("the model called a tool");
+    validate_call(&tools(), call).expect("a valid read_file call");
+}

@@ -82,7 +82,8 @@ pub struct PlanArgs {
     /// own mock; the choice is part of the harness hash).
     #[arg(long)]
     pub serial: bool,
-    /// `builtin` (offline). LLM engines (`openai:MODEL`, `anthropic:MODEL`) are not built yet.
+    /// `builtin` (offline). With `af fix`, `openai:MODEL` / `anthropic:MODEL` make the Worker an
+    /// LLM (the Planner stays builtin for now).
     #[arg(long, default_value = "builtin")]
     pub engine: String,
     /// Do not copy the program's output to stderr (it is saved per run either way).
@@ -107,6 +108,28 @@ pub struct WorkArgs {
     /// Print result.json (schema: `af schema result`).
     #[arg(long)]
     pub json: bool,
+    /// `builtin` (codemods) or an LLM Worker: `openai:MODEL`, `anthropic:MODEL`.
+    #[arg(long, default_value = "builtin")]
+    pub engine: String,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// Options of the LLM engines.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LlmArgs {
+    /// The provider's base URL (an OpenAI-compatible server: `http://127.0.0.1:8080/v1`).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model turns per phase.
+    #[arg(long, default_value_t = 40)]
+    pub max_steps: u32,
+    /// Tokens (input + output, as the provider reports them) per phase.
+    #[arg(long, default_value_t = 400_000)]
+    pub max_tokens: u64,
+    /// Wall time per phase (`15m`, `900s`).
+    #[arg(long, default_value = "15m")]
+    pub max_wall: String,
 }
 
 /// `af fix`.
@@ -117,6 +140,8 @@ pub struct FixArgs {
     /// Try at most this many ranked sites.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: usize,
+    #[command(flatten)]
+    pub llm: LlmArgs,
 }
 
 /// `af demo`.

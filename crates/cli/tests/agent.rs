@@ -157,3 +157,132 @@ fn a_plan_without_a_program_is_a_usage_error_and_writes_nothing() {
     assert!(err.contains("--run") && err.contains("af.toml"), "{err}");
     assert!(!tmp.path().join(".af").exists(), "nothing is written before the inputs are checked");
 }
+
+/// A scripted model: OpenAI Chat Completions responses, one per turn, replayed in order by
+/// `af mock` on loopback. Returns (base URL, stop, server task).
+async fn scripted_model(
+    turns: Vec<Value>,
+) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let exchanges: Vec<af_snapshot::Exchange> = turns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            af_testkit::ex("POST", "http://model.test/v1/chat/completions")
+                .at_ms(i as i64)
+                .status(200)
+                .response_header("content-type", "application/json")
+                .response_body(&t.to_string())
+                .build()
+        })
+        .collect();
+    let cfg = af_mock::MockConfig {
+        failures: af_mock::Failures::Replay,
+        latency: af_mock::Latency::None,
+        ..af_mock::MockConfig::default()
+    };
+    let mock = af_mock::Mock::new(&exchanges, cfg, None).expect("mock");
+    let listener = af_mock::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = af_mock::serve(listener, mock, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (base, tx, task)
+}
+
+fn call(id: &str, name: &str, args: &Value) -> Value {
+    serde_json::json!({
+        "id": format!("chatcmpl-{id}"),
+        "object": "chat.completion",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+            "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}]}}],
+        "usage": {"prompt_tokens": 900, "completion_tokens": 60}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_model_drives_the_llm_worker_to_a_confirmed_fix() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("radar");
+    af_agent::work::copy_tree(&repo_root().join("examples/radar"), &src).expect("copy");
+    let plan = Command::cargo_bin("af")
+        .expect("af")
+        .args(["plan", "--quiet", "--json", "--snapshot"])
+        .arg(src.join("snapshots/before.jsonl"))
+        .arg("--source")
+        .arg(&src)
+        .output()
+        .expect("plan");
+    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stderr));
+    let plan: Value = serde_json::from_slice(&plan.stdout).expect("plan json");
+    let run_dir = PathBuf::from(plan["run_dir"].as_str().expect("run_dir"));
+    let helper = "// At most `limit` calls in flight; results keep the input order.\n\
+                  async function mapPool(items, limit, fn) {\n  const results = new Array(items.length);\n  let next = 0;\n\
+                  \x20 const worker = async () => {\n    while (next < items.length) {\n      const i = next++;\n      results[i] = await fn(items[i], i);\n    }\n  };\n\
+                  \x20 await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));\n  return results;\n}\n\n";
+    let turns = vec![
+        call("c1", "read_file", &serde_json::json!({"path": "src/sync.js"})),
+        call(
+            "c2",
+            "str_replace",
+            &serde_json::json!({"path": "src/sync.js",
+            "old": "await Promise.all(refs.map((ref) => fetchMessage(gmail, ref)))",
+            "new": "await mapPool(refs, 10, (ref) => fetchMessage(gmail, ref))"}),
+        ),
+        // A replacement that would break the syntax is refused; the model gets the error back.
+        call(
+            "c3",
+            "str_replace",
+            &serde_json::json!({"path": "src/sync.js", "old": "module.exports = {", "new": "module.exports = {{"}),
+        ),
+        call(
+            "c4",
+            "str_replace",
+            &serde_json::json!({"path": "src/sync.js",
+            "old": "module.exports = { syncUser, fetchMessage };",
+            "new": format!("{helper}module.exports = {{ syncUser, fetchMessage }};")}),
+        ),
+        call("c5", "run_confirm", &serde_json::json!({})),
+        call(
+            "c6",
+            "submit_result",
+            &serde_json::json!({"summary": "Bound the per-page fetch to 10 in flight with a small worker pool."}),
+        ),
+    ];
+    let (base, stop, server) = scripted_model(turns).await;
+    let dir = run_dir.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("af")
+            .expect("af")
+            .env_remove("OPENAI_API_KEY")
+            .args(["work", "--quiet", "--json", "--engine", "openai:scripted", "--base-url", &base])
+            .arg(&dir)
+            .output()
+            .expect("work")
+    })
+    .await
+    .expect("join");
+    let _ = stop.send(());
+    let _ = server.await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).expect("result");
+    assert_eq!(r["confirmed"], true);
+    let attempt = &r["attempts"][0];
+    assert!(attempt["confirm"]["metrics"][0]["max"].as_f64().expect("max") <= 10.0, "{attempt}");
+    assert_eq!(attempt["confirm"]["harness_hash"], plan["harness_hash"]);
+    for c in attempt["evaluation"]["checks"].as_array().expect("checks") {
+        assert_ne!(c["passed"], false, "{c}");
+    }
+    assert!(r["patch"].as_str().expect("patch").contains("+async function mapPool"));
+    // The trajectory: every model exchange and tool call, including the refused edit.
+    let traj = std::fs::read_to_string(run_dir.join("trajectory.jsonl")).expect("trajectory");
+    let lines: Vec<Value> =
+        traj.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines.iter().filter(|l| l["kind"] == "model").count(), 6);
+    let refused =
+        lines.iter().find(|l| l["kind"] == "tool" && l["ok"] == false).expect("a refused edit");
+    assert!(refused["result"].as_str().expect("text").contains("no longer parse"), "{refused}");
+}

@@ -9,6 +9,7 @@ pub mod client;
 pub mod model;
 pub mod openai;
 pub mod redact;
+pub mod worker;
 
 pub use client::{Engine, LlmError, Provider, RetryPolicy};
 pub use model::{Message, Part, Reply, Role, StopReason, ToolSpec, Usage};

@@ -7,7 +7,7 @@ use af_agent::{Decision, Plan, PlanOptions, WorkOptions, WorkResult};
 use af_measure::Echo;
 use anyhow::Context;
 
-use crate::args::{FixArgs, PlanArgs, WorkArgs};
+use crate::args::{FixArgs, LlmArgs, PlanArgs, WorkArgs};
 use crate::exit::{self, UsageError};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -15,13 +15,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn options(a: &PlanArgs) -> anyhow::Result<PlanOptions> {
-    if a.engine != "builtin" {
-        return Err(UsageError(format!(
-            "engine {:?} is not available in this build; use --engine builtin (LLM engines are tracked in issue 7)",
-            a.engine
-        ))
-        .into());
-    }
     let issue = match (&a.issue, &a.title, &a.body) {
         (Some(f), _, _) => {
             Some(std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?)
@@ -164,6 +157,13 @@ pub fn print_result(r: &WorkResult, md: &Path, html: &Path) {
 
 /// `af plan`.
 pub fn plan(a: &PlanArgs) -> anyhow::Result<i32> {
+    if a.engine != "builtin" {
+        return Err(UsageError(format!(
+            "engine {:?}: the LLM Planner is not built yet; plan with the builtin engine and pass --engine to `af work` (or use `af fix --engine …`, whose Worker is then the LLM)",
+            a.engine
+        ))
+        .into());
+    }
     let opts = options(a)?;
     let p = runtime()?.block_on(af_agent::plan(&opts)).map_err(map_plan_err)?;
     if a.json {
@@ -181,7 +181,8 @@ pub fn work(a: &WorkArgs) -> anyhow::Result<i32> {
         max_attempts: a.max_attempts,
         echo: if a.quiet { Echo::Quiet } else { Echo::Prefixed },
     };
-    let r = runtime()?.block_on(af_agent::work(&opts)).map_err(map_work_err)?;
+    let rt = runtime()?;
+    let r = run_worker(&rt, &opts, &a.engine, &a.llm)?;
     let (md, html) = write_reports(&r, &a.run_dir)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -191,8 +192,34 @@ pub fn work(a: &WorkArgs) -> anyhow::Result<i32> {
     Ok(if r.confirmed { exit::OK } else { exit::CHECK_FAILED })
 }
 
+/// The Worker for `engine`: the builtin codemods, or an LLM editing through tools.
+fn run_worker(
+    rt: &tokio::runtime::Runtime,
+    opts: &WorkOptions,
+    engine: &str,
+    llm: &LlmArgs,
+) -> anyhow::Result<WorkResult> {
+    if engine == "builtin" {
+        return rt.block_on(af_agent::work(opts)).map_err(map_work_err);
+    }
+    let e = af_agent::llm::Engine::from_spec(engine, llm.base_url.as_deref())
+        .map_err(|e| UsageError(e.to_string()))?;
+    let wall = af_measure::parse_timeout_ms(&llm.max_wall).map_err(UsageError)?;
+    let budget = af_agent::llm::worker::Budget {
+        steps: llm.max_steps,
+        tokens: llm.max_tokens,
+        wall: std::time::Duration::from_millis(wall),
+    };
+    rt.block_on(af_agent::llm::worker::work(&opts.run_dir, &e, budget, opts.echo))
+        .map_err(map_work_err)
+}
+
 /// Runs plan then work; `None` when the plan did not proceed.
-pub fn run_fix(a: &PlanArgs, max_attempts: usize) -> anyhow::Result<(Plan, Option<WorkResult>)> {
+pub fn run_fix(
+    a: &PlanArgs,
+    max_attempts: usize,
+    llm: &LlmArgs,
+) -> anyhow::Result<(Plan, Option<WorkResult>)> {
     let t = Instant::now();
     let opts = options(a)?;
     let rt = runtime()?;
@@ -201,7 +228,7 @@ pub fn run_fix(a: &PlanArgs, max_attempts: usize) -> anyhow::Result<(Plan, Optio
         return Ok((p, None));
     }
     let wopts = WorkOptions { run_dir: p.run_dir.clone().into(), max_attempts, echo: opts.echo };
-    let mut r = rt.block_on(af_agent::work(&wopts)).map_err(map_work_err)?;
+    let mut r = run_worker(&rt, &wopts, &a.engine, llm)?;
     let accounted: f64 = r.timings.iter().map(|x| x.ms).sum();
     let total = t.elapsed().as_secs_f64() * 1000.0;
     if total > accounted {
@@ -216,7 +243,7 @@ pub fn run_fix(a: &PlanArgs, max_attempts: usize) -> anyhow::Result<(Plan, Optio
 
 /// `af fix`.
 pub fn fix(a: &FixArgs) -> anyhow::Result<i32> {
-    let (p, r) = run_fix(&a.plan, a.max_attempts)?;
+    let (p, r) = run_fix(&a.plan, a.max_attempts, &a.llm)?;
     let Some(r) = r else {
         if a.plan.json {
             println!("{}", serde_json::to_string_pretty(&p)?);

@@ -110,7 +110,13 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         quiet: !a.verbose,
         json: false,
     };
-    let (plan, result) = super::agent::run_fix(&pa, 3)?;
+    let llm = crate::args::LlmArgs {
+        base_url: None,
+        max_steps: 40,
+        max_tokens: 400_000,
+        max_wall: "15m".into(),
+    };
+    let (plan, result) = super::agent::run_fix(&pa, 3, &llm)?;
     super::agent::print_plan(&plan);
     let Some(result) = result else {
         println!("\nthe planner did not proceed; nothing to fix (exit 1)");

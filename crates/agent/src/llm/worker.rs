@@ -1,0 +1,463 @@
+//! The LLM Worker: the model edits code through tools; the tool measures. It reads and searches
+//! the worktree, edits with exact, unique `str_replace` (refused when the file stops parsing),
+//! creates files, runs the tests, runs the confirm harness (the plan's, by hash — the model
+//! cannot pass another) and ends with `submit_result`. The Evaluator's checks decide, not the
+//! model's summary. Budgets (steps, tokens, wall time) stop a model that never finishes, with
+//! a partial result. Every request, response, tool call and tool result goes to
+//! `trajectory.jsonl` (large results by digest).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::client::Engine;
+use super::model::{Message, Part, Role, StopReason, ToolSpec, validate_call};
+use crate::code::{Lang, parses_cleanly};
+use crate::work::{Attempt, Session, WorkError, WorkResult};
+
+/// Per-phase limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Model turns.
+    pub steps: u32,
+    /// Input + output tokens, as reported by the provider.
+    pub tokens: u64,
+    /// Wall time.
+    pub wall: Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self { steps: 40, tokens: 400_000, wall: Duration::from_secs(900) }
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct ReadFile {
+    /// Path relative to the project.
+    path: String,
+    /// First line (1-based), default 1.
+    start_line: Option<usize>,
+    /// Last line, default start + 399.
+    end_line: Option<usize>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Search {
+    /// Text to find (plain, case-sensitive).
+    text: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct StrReplace {
+    /// Path relative to the project.
+    path: String,
+    /// Text that occurs exactly once in the file.
+    old: String,
+    /// Its replacement.
+    new: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct CreateFile {
+    /// Path relative to the project (must not exist).
+    path: String,
+    /// Content.
+    content: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct NoArgs {}
+
+#[derive(Deserialize, JsonSchema)]
+struct SubmitResult {
+    /// What was changed and why, in a few sentences.
+    summary: String,
+}
+
+fn tool<T: JsonSchema>(name: &str, description: &str) -> ToolSpec {
+    let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("$schema");
+        o.remove("title");
+        o.entry("properties").or_insert_with(|| json!({}));
+    }
+    ToolSpec { name: name.into(), description: description.into(), schema }
+}
+
+/// The Worker's tools.
+pub fn tools() -> Vec<ToolSpec> {
+    vec![
+        tool::<ReadFile>("read_file", "Read a file of the project, with line numbers."),
+        tool::<Search>(
+            "search",
+            "Find a text in the project's source files; returns file:line: text.",
+        ),
+        tool::<StrReplace>(
+            "str_replace",
+            "Replace text that occurs exactly once in a file. Refused if the file no longer parses.",
+        ),
+        tool::<CreateFile>("create_file", "Create a new file."),
+        tool::<NoArgs>("run_tests", "Run the project's tests (af.toml [test] command)."),
+        tool::<NoArgs>(
+            "run_confirm",
+            "Run the plan's harness on the current code and the Evaluator's checks.",
+        ),
+        tool::<NoArgs>("git_diff", "The diff of the worktree against the base."),
+        tool::<SubmitResult>(
+            "submit_result",
+            "Finish: the last confirm's evidence decides the outcome.",
+        ),
+    ]
+}
+
+struct Trajectory(Option<std::fs::File>);
+
+impl Trajectory {
+    fn log(&mut self, v: &Value) {
+        if let Some(f) = self.0.as_mut() {
+            let _ = writeln!(f, "{v}");
+        }
+    }
+}
+
+/// Large tool results go to the trajectory by digest.
+fn digest_if_large(s: &str) -> Value {
+    if s.len() <= 4096 {
+        return json!(s);
+    }
+    let d = Sha256::digest(s.as_bytes());
+    json!({"sha256": d.iter().map(|b| format!("{b:02x}")).collect::<String>(), "bytes": s.len(), "head": s.chars().take(512).collect::<String>()})
+}
+
+fn prompt(s: &Session) -> String {
+    let p = &s.plan;
+    let mut t = format!(
+        "You are fixing a bug found in captured HTTP traffic. The fix must make this check pass on the plan's harness:\n  {}\n\
+         Baseline (today's code): {} on every run.\n",
+        s.metric,
+        s.baseline
+            .primary()
+            .map(|m| m
+                .values
+                .iter()
+                .map(|v| crate::plan::fmt_num(*v))
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    );
+    if let Some(f) = &p.finding {
+        t.push_str(&format!("Finding {}: {}\n", f.id, f.summary));
+    }
+    t.push_str("Likely code sites:\n");
+    for r in p.sites.iter().take(3) {
+        t.push_str(&format!(
+            "- {}:{} {} ({})\n",
+            r.site.file,
+            r.site.line,
+            r.site.description,
+            r.reasons.join("; ")
+        ));
+    }
+    t.push_str(
+        "Change as little as possible, keep the file's style, do not drop any work the program does. \
+         Use the tools; run_confirm measures; then submit_result.",
+    );
+    t
+}
+
+/// Runs the LLM Worker on a plan's run directory.
+pub async fn work(
+    dir: &std::path::Path,
+    engine: &Engine,
+    budget: Budget,
+    echo: af_measure::Echo,
+) -> Result<WorkResult, WorkError> {
+    let mut s = Session::open(dir, echo)?;
+    let mut traj = Trajectory(std::fs::File::create(dir.join("trajectory.jsonl")).ok());
+    let specs = tools();
+    let allowed: Vec<String> = {
+        let sites: Vec<&crate::patterns::Site> = s.plan.sites.iter().map(|r| &r.site).collect();
+        s.allowed_files(&sites)
+    };
+    let mut messages = vec![
+        Message::text(
+            Role::System,
+            "You are the Worker of Agent Factory. You edit code with tools; the tools measure.",
+        ),
+        Message::text(Role::User, prompt(&s)),
+    ];
+    let started = Instant::now();
+    let (mut steps, mut tokens) = (0u32, 0u64);
+    let mut last: Option<(
+        crate::plan::Measured,
+        Option<crate::evaluate::TestRun>,
+        crate::evaluate::Evaluation,
+    )> = None;
+    let mut edited_since_confirm = false;
+    let mut summary = None;
+    let mut stopped = None;
+    let mut seen = 0;
+    loop {
+        if steps >= budget.steps {
+            stopped = Some(format!("stopped: the step budget ({}) ran out", budget.steps));
+            break;
+        }
+        if tokens >= budget.tokens {
+            stopped = Some(format!("stopped: the token budget ({}) ran out", budget.tokens));
+            break;
+        }
+        if started.elapsed() >= budget.wall {
+            stopped = Some(format!("stopped: the wall-time budget ({:?}) ran out", budget.wall));
+            break;
+        }
+        steps += 1;
+        let t = Instant::now();
+        let reply = engine.turn(&messages, &specs).await;
+        s.timings.push(crate::plan::Phase::since(format!("model turn {steps}"), t));
+        for x in engine.exchanged().into_iter().skip(seen) {
+            traj.log(&json!({"kind": "model", "attempt": x.attempt, "status": x.status, "request": x.request, "response": x.response}));
+            seen += 1;
+        }
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                stopped = Some(format!("stopped: the model could not be reached: {e}"));
+                break;
+            }
+        };
+        tokens += reply.usage.input_tokens + reply.usage.output_tokens;
+        let calls: Vec<Part> = reply.message.tool_calls().cloned().collect();
+        messages.push(reply.message.clone());
+        if calls.is_empty() {
+            if reply.stop == StopReason::MaxTokens {
+                stopped = Some("stopped: the model hit its token limit without a tool call".into());
+                break;
+            }
+            messages.push(Message::text(Role::User, "Use the tools; finish with submit_result."));
+            continue;
+        }
+        let mut results = Vec::new();
+        for call in &calls {
+            let Part::ToolCall { id, name, args, .. } = call else { continue };
+            let out: Result<String, String> = match validate_call(&specs, call) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    run_tool(
+                        &mut s,
+                        name,
+                        args,
+                        &allowed,
+                        &mut last,
+                        &mut edited_since_confirm,
+                        &mut summary,
+                    )
+                    .await
+                }
+            };
+            traj.log(&json!({"kind": "tool", "name": name, "args": args, "ok": out.is_ok(), "result": digest_if_large(out.as_ref().unwrap_or_else(|e| e))}));
+            let (content, is_error) = match out {
+                Ok(c) => (c, false),
+                Err(e) => (e, true),
+            };
+            results.push(Part::ToolResult { id: id.clone(), content, is_error });
+        }
+        messages.push(Message { role: Role::User, parts: results });
+        if summary.is_some() {
+            break;
+        }
+    }
+    // The evidence decides: a confirm after the last edit, every check passed.
+    if edited_since_confirm || last.is_none() {
+        let (m, t, e) = s.confirm(&allowed).await?;
+        last = Some((m, t, e));
+    }
+    let (confirm, tests, evaluation) =
+        last.ok_or_else(|| WorkError::Internal("no confirm".into()))?;
+    let files = s.changed_files()?;
+    let site =
+        s.plan.sites.first().map(|r| r.site.clone()).unwrap_or_else(|| crate::patterns::Site {
+            pattern: "llm-edit".into(),
+            file: files.first().cloned().unwrap_or_default(),
+            line: 1,
+            start: 0,
+            end: 0,
+            snippet: String::new(),
+            description: "edited by the model".into(),
+            fixes: Vec::new(),
+            callees: Vec::new(),
+            bound_at: None,
+            current_bound: None,
+        });
+    let mut site = site;
+    site.pattern = format!("llm-edit ({})", engine.model);
+    let ok = evaluation.passed && !files.is_empty();
+    let mut attempt =
+        Attempt { site, files, error: None, confirm: None, tests, evaluation: Some(evaluation) };
+    let (chosen, commit) = if ok {
+        let what = summary.clone().unwrap_or_else(|| "Fix by the model".into());
+        let what = what.lines().next().unwrap_or("Fix").chars().take(72).collect::<String>();
+        let c = s.commit(&what, &confirm)?;
+        (Some(0), Some(c))
+    } else {
+        attempt.error = Some(
+            stopped.clone().unwrap_or_else(|| "the Evaluator did not accept the evidence".into()),
+        );
+        (None, None)
+    };
+    attempt.confirm = Some(confirm);
+    let not_confirmed = stopped.map(|why| format!("Not confirmed: {why}; the last measurement is kept as a partial result. Nothing was committed."));
+    s.finish(vec![attempt], chosen, commit, not_confirmed)
+}
+
+fn rel_path(s: &Session, p: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::Path::new(p);
+    if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!("{p}: use a path inside the project"));
+    }
+    Ok(s.project.join(path))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_tool(
+    s: &mut Session,
+    name: &str,
+    args: &Value,
+    allowed: &[String],
+    last: &mut Option<(
+        crate::plan::Measured,
+        Option<crate::evaluate::TestRun>,
+        crate::evaluate::Evaluation,
+    )>,
+    edited: &mut bool,
+    summary: &mut Option<String>,
+) -> Result<String, String> {
+    fn parse<T: for<'de> Deserialize<'de>>(name: &str, v: &Value) -> Result<T, String> {
+        serde_json::from_value(v.clone()).map_err(|e| format!("{name}: {e}"))
+    }
+    match name {
+        "read_file" => {
+            let a: ReadFile = parse(name, args)?;
+            let text = std::fs::read_to_string(rel_path(s, &a.path)?)
+                .map_err(|e| format!("{}: {e}", a.path))?;
+            let start = a.start_line.unwrap_or(1).max(1);
+            let end = a.end_line.unwrap_or(start + 399);
+            Ok(text
+                .lines()
+                .enumerate()
+                .skip(start - 1)
+                .take(end.saturating_sub(start) + 1)
+                .map(|(i, l)| format!("{:>5}  {l}", i + 1))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        "search" => {
+            let a: Search = parse(name, args)?;
+            let repo = crate::code::Repo::load(&s.project).map_err(|e| e.to_string())?;
+            let hits: Vec<String> = repo
+                .files
+                .iter()
+                .flat_map(|f| {
+                    f.text
+                        .lines()
+                        .enumerate()
+                        .filter(|(_, l)| l.contains(&a.text))
+                        .map(|(i, l)| format!("{}:{}: {}", f.rel, i + 1, l.trim()))
+                        .collect::<Vec<_>>()
+                })
+                .take(100)
+                .collect();
+            Ok(if hits.is_empty() { format!("no match for {:?}", a.text) } else { hits.join("\n") })
+        }
+        "str_replace" => {
+            let a: StrReplace = parse(name, args)?;
+            let path = rel_path(s, &a.path)?;
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", a.path))?;
+            let n = text.matches(&a.old).count();
+            if n != 1 {
+                return Err(format!(
+                    "{}: `old` occurs {n} times; it must occur exactly once",
+                    a.path
+                ));
+            }
+            let new = text.replacen(&a.old, &a.new, 1);
+            if let Some(lang) = Lang::from_path(&path)
+                && !parses_cleanly(lang, &new)
+            {
+                return Err(format!("{}: refused, the file would no longer parse", a.path));
+            }
+            std::fs::write(&path, new).map_err(|e| e.to_string())?;
+            *edited = true;
+            Ok(format!("{}: replaced", a.path))
+        }
+        "create_file" => {
+            let a: CreateFile = parse(name, args)?;
+            let path = rel_path(s, &a.path)?;
+            if path.exists() {
+                return Err(format!("{}: exists; use str_replace", a.path));
+            }
+            if let Some(lang) = Lang::from_path(&path)
+                && !parses_cleanly(lang, &a.content)
+            {
+                return Err(format!("{}: refused, the content does not parse", a.path));
+            }
+            if let Some(d) = path.parent() {
+                std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(&path, a.content).map_err(|e| e.to_string())?;
+            *edited = true;
+            Ok(format!("{}: created", a.path))
+        }
+        "run_tests" => match s.plan.test_command.clone() {
+            Some(c) => {
+                let r = crate::work::run_tests(&s.project, &c, s.plan.test_timeout_ms);
+                Ok(format!(
+                    "exit {:?}{}\n{}",
+                    r.exit_code,
+                    if r.timed_out { " (timed out)" } else { "" },
+                    r.tail
+                ))
+            }
+            None => Ok("no test command is configured".into()),
+        },
+        "run_confirm" => {
+            let (m, t, e) = s.confirm(allowed).await.map_err(|e| e.to_string())?;
+            *edited = false;
+            let mut out = String::new();
+            for x in &m.metrics {
+                out.push_str(&format!(
+                    "{} = {:?}{}\n",
+                    x.metric,
+                    x.values,
+                    x.expect.as_ref().map(|e| format!(" (expect {e})")).unwrap_or_default()
+                ));
+            }
+            for c in &e.checks {
+                out.push_str(&format!(
+                    "[{}] {}: {}\n",
+                    match c.passed {
+                        Some(true) => "pass",
+                        Some(false) => "FAIL",
+                        None => "n/a",
+                    },
+                    c.name,
+                    c.detail
+                ));
+            }
+            *last = Some((m, t, e));
+            Ok(out)
+        }
+        "git_diff" => s.diff().map_err(|e| e.to_string()),
+        "submit_result" => {
+            let a: SubmitResult = parse(name, args)?;
+            *summary = Some(a.summary);
+            Ok("submitted".into())
+        }
+        other => Err(format!("unknown tool {other:?}")),
+    }
+}
