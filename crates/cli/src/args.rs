@@ -82,10 +82,12 @@ pub struct PlanArgs {
     /// own mock; the choice is part of the harness hash).
     #[arg(long)]
     pub serial: bool,
-    /// `builtin` (offline). With `af fix`, `openai:MODEL` / `anthropic:MODEL` make the Worker an
-    /// LLM (the Planner stays builtin for now).
+    /// `builtin` (offline), or an LLM: `openai:MODEL`, `anthropic:MODEL` (the tool still
+    /// measures; the model decides which code to blame, and with `af fix` edits it).
     #[arg(long, default_value = "builtin")]
     pub engine: String,
+    #[command(flatten)]
+    pub llm: LlmArgs,
     /// Do not copy the program's output to stderr (it is saved per run either way).
     #[arg(long)]
     pub quiet: bool,
@@ -140,8 +142,6 @@ pub struct FixArgs {
     /// Try at most this many ranked sites.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: usize,
-    #[command(flatten)]
-    pub llm: LlmArgs,
 }
 
 /// `af demo`.

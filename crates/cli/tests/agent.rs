@@ -131,14 +131,14 @@ fn plan_abstains_when_the_baseline_already_meets_the_threshold() {
 }
 
 #[test]
-fn engines_other_than_builtin_are_a_usage_error() {
+fn an_unknown_engine_is_a_usage_error() {
     let out = Command::cargo_bin("af")
         .expect("af")
-        .args(["plan", "--engine", "openai:gpt", "--snapshot", "x.har"])
+        .args(["plan", "--engine", "gpt4", "--snapshot", "x.har"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("builtin"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("openai:MODEL"));
 }
 
 #[test]
@@ -204,26 +204,26 @@ fn call(id: &str, name: &str, args: &Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scripted_model_drives_the_llm_worker_to_a_confirmed_fix() {
+async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("radar");
     af_agent::work::copy_tree(&repo_root().join("examples/radar"), &src).expect("copy");
-    let plan = Command::cargo_bin("af")
-        .expect("af")
-        .args(["plan", "--quiet", "--json", "--snapshot"])
-        .arg(src.join("snapshots/before.jsonl"))
-        .arg("--source")
-        .arg(&src)
-        .output()
-        .expect("plan");
-    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stderr));
-    let plan: Value = serde_json::from_slice(&plan.stdout).expect("plan json");
-    let run_dir = PathBuf::from(plan["run_dir"].as_str().expect("run_dir"));
     let helper = "// At most `limit` calls in flight; results keep the input order.\n\
                   async function mapPool(items, limit, fn) {\n  const results = new Array(items.length);\n  let next = 0;\n\
                   \x20 const worker = async () => {\n    while (next < items.length) {\n      const i = next++;\n      results[i] = await fn(items[i], i);\n    }\n  };\n\
                   \x20 await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));\n  return results;\n}\n\n";
+    let rationale =
+        "fetchMessage is mapped over the whole page at once: 100 calls in flight per user.";
     let turns = vec![
+        // Planner.
+        call("p1", "query_traffic", &serde_json::json!({})),
+        call("p2", "list_sites", &serde_json::json!({})),
+        call(
+            "p3",
+            "submit_plan",
+            &serde_json::json!({"file": "src/sync.js", "line": 26, "rationale": rationale}),
+        ),
+        // Worker.
         call("c1", "read_file", &serde_json::json!({"path": "src/sync.js"})),
         call(
             "c2",
@@ -253,15 +253,19 @@ async fn a_scripted_model_drives_the_llm_worker_to_a_confirmed_fix() {
         ),
     ];
     let (base, stop, server) = scripted_model(turns).await;
-    let dir = run_dir.clone();
+    let snapshot = src.join("snapshots/before.jsonl");
+    let source = src.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::cargo_bin("af")
             .expect("af")
             .env_remove("OPENAI_API_KEY")
-            .args(["work", "--quiet", "--json", "--engine", "openai:scripted", "--base-url", &base])
-            .arg(&dir)
+            .args(["fix", "--quiet", "--json", "--engine", "openai:scripted", "--base-url", &base])
+            .arg("--snapshot")
+            .arg(&snapshot)
+            .arg("--source")
+            .arg(&source)
             .output()
-            .expect("work")
+            .expect("fix")
     })
     .await
     .expect("join");
@@ -270,6 +274,11 @@ async fn a_scripted_model_drives_the_llm_worker_to_a_confirmed_fix() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).expect("result");
     assert_eq!(r["confirmed"], true);
+    let plan = &r["plan"];
+    let run_dir = PathBuf::from(plan["run_dir"].as_str().expect("run_dir"));
+    assert_eq!(plan["engine"], "openai:scripted");
+    assert_eq!(plan["sites"][0]["file"], "src/sync.js");
+    assert!(plan["sites"][0]["reasons"][0].as_str().expect("reason").contains(rationale));
     let attempt = &r["attempts"][0];
     assert!(attempt["confirm"]["metrics"][0]["max"].as_f64().expect("max") <= 10.0, "{attempt}");
     assert_eq!(attempt["confirm"]["harness_hash"], plan["harness_hash"]);
@@ -281,7 +290,12 @@ async fn a_scripted_model_drives_the_llm_worker_to_a_confirmed_fix() {
     let traj = std::fs::read_to_string(run_dir.join("trajectory.jsonl")).expect("trajectory");
     let lines: Vec<Value> =
         traj.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
-    assert_eq!(lines.iter().filter(|l| l["kind"] == "model").count(), 6);
+    assert_eq!(
+        lines.iter().filter(|l| l["kind"] == "model").count(),
+        9,
+        "3 planner + 6 worker turns"
+    );
+    assert_eq!(lines.iter().filter(|l| l["phase"] == "plan").count(), 6);
     let refused =
         lines.iter().find(|l| l["kind"] == "tool" && l["ok"] == false).expect("a refused edit");
     assert!(refused["result"].as_str().expect("text").contains("no longer parse"), "{refused}");

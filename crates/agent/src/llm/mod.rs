@@ -8,7 +8,9 @@ pub mod anthropic;
 pub mod client;
 pub mod model;
 pub mod openai;
+pub mod planner;
 pub mod redact;
+pub mod tools;
 pub mod worker;
 
 pub use client::{Engine, LlmError, Provider, RetryPolicy};

@@ -6,16 +6,17 @@
 //! a partial result. Every request, response, tool call and tool result goes to
 //! `trajectory.jsonl` (large results by digest).
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::client::Engine;
 use super::model::{Message, Part, Role, StopReason, ToolSpec, validate_call};
+use super::tools::{
+    ReadFile, Search, Trajectory, digest_if_large, inside, parse, read_file, search, tool,
+};
 use crate::code::{Lang, parses_cleanly};
 use crate::work::{Attempt, Session, WorkError, WorkResult};
 
@@ -34,22 +35,6 @@ impl Default for Budget {
     fn default() -> Self {
         Self { steps: 40, tokens: 400_000, wall: Duration::from_secs(900) }
     }
-}
-
-#[derive(Deserialize, JsonSchema)]
-struct ReadFile {
-    /// Path relative to the project.
-    path: String,
-    /// First line (1-based), default 1.
-    start_line: Option<usize>,
-    /// Last line, default start + 399.
-    end_line: Option<usize>,
-}
-
-#[derive(Deserialize, JsonSchema)]
-struct Search {
-    /// Text to find (plain, case-sensitive).
-    text: String,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -79,16 +64,6 @@ struct SubmitResult {
     summary: String,
 }
 
-fn tool<T: JsonSchema>(name: &str, description: &str) -> ToolSpec {
-    let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
-    if let Some(o) = schema.as_object_mut() {
-        o.remove("$schema");
-        o.remove("title");
-        o.entry("properties").or_insert_with(|| json!({}));
-    }
-    ToolSpec { name: name.into(), description: description.into(), schema }
-}
-
 /// The Worker's tools.
 pub fn tools() -> Vec<ToolSpec> {
     vec![
@@ -113,25 +88,6 @@ pub fn tools() -> Vec<ToolSpec> {
             "Finish: the last confirm's evidence decides the outcome.",
         ),
     ]
-}
-
-struct Trajectory(Option<std::fs::File>);
-
-impl Trajectory {
-    fn log(&mut self, v: &Value) {
-        if let Some(f) = self.0.as_mut() {
-            let _ = writeln!(f, "{v}");
-        }
-    }
-}
-
-/// Large tool results go to the trajectory by digest.
-fn digest_if_large(s: &str) -> Value {
-    if s.len() <= 4096 {
-        return json!(s);
-    }
-    let d = Sha256::digest(s.as_bytes());
-    json!({"sha256": d.iter().map(|b| format!("{b:02x}")).collect::<String>(), "bytes": s.len(), "head": s.chars().take(512).collect::<String>()})
 }
 
 fn prompt(s: &Session) -> String {
@@ -178,7 +134,7 @@ pub async fn work(
     echo: af_measure::Echo,
 ) -> Result<WorkResult, WorkError> {
     let mut s = Session::open(dir, echo)?;
-    let mut traj = Trajectory(std::fs::File::create(dir.join("trajectory.jsonl")).ok());
+    let mut traj = Trajectory::open(dir);
     let specs = tools();
     let allowed: Vec<String> = {
         let sites: Vec<&crate::patterns::Site> = s.plan.sites.iter().map(|r| &r.site).collect();
@@ -314,15 +270,6 @@ pub async fn work(
     s.finish(vec![attempt], chosen, commit, not_confirmed)
 }
 
-fn rel_path(s: &Session, p: &str) -> Result<std::path::PathBuf, String> {
-    let path = std::path::Path::new(p);
-    if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(format!("{p}: use a path inside the project"));
-    }
-    Ok(s.project.join(path))
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run_tool(
     s: &mut Session,
@@ -337,46 +284,12 @@ async fn run_tool(
     edited: &mut bool,
     summary: &mut Option<String>,
 ) -> Result<String, String> {
-    fn parse<T: for<'de> Deserialize<'de>>(name: &str, v: &Value) -> Result<T, String> {
-        serde_json::from_value(v.clone()).map_err(|e| format!("{name}: {e}"))
-    }
     match name {
-        "read_file" => {
-            let a: ReadFile = parse(name, args)?;
-            let text = std::fs::read_to_string(rel_path(s, &a.path)?)
-                .map_err(|e| format!("{}: {e}", a.path))?;
-            let start = a.start_line.unwrap_or(1).max(1);
-            let end = a.end_line.unwrap_or(start + 399);
-            Ok(text
-                .lines()
-                .enumerate()
-                .skip(start - 1)
-                .take(end.saturating_sub(start) + 1)
-                .map(|(i, l)| format!("{:>5}  {l}", i + 1))
-                .collect::<Vec<_>>()
-                .join("\n"))
-        }
-        "search" => {
-            let a: Search = parse(name, args)?;
-            let repo = crate::code::Repo::load(&s.project).map_err(|e| e.to_string())?;
-            let hits: Vec<String> = repo
-                .files
-                .iter()
-                .flat_map(|f| {
-                    f.text
-                        .lines()
-                        .enumerate()
-                        .filter(|(_, l)| l.contains(&a.text))
-                        .map(|(i, l)| format!("{}:{}: {}", f.rel, i + 1, l.trim()))
-                        .collect::<Vec<_>>()
-                })
-                .take(100)
-                .collect();
-            Ok(if hits.is_empty() { format!("no match for {:?}", a.text) } else { hits.join("\n") })
-        }
+        "read_file" => read_file(&s.project, &parse(name, args)?),
+        "search" => search(&s.project, &parse(name, args)?),
         "str_replace" => {
             let a: StrReplace = parse(name, args)?;
-            let path = rel_path(s, &a.path)?;
+            let path = inside(&s.project, &a.path)?;
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", a.path))?;
             let n = text.matches(&a.old).count();
             if n != 1 {
@@ -397,7 +310,7 @@ async fn run_tool(
         }
         "create_file" => {
             let a: CreateFile = parse(name, args)?;
-            let path = rel_path(s, &a.path)?;
+            let path = inside(&s.project, &a.path)?;
             if path.exists() {
                 return Err(format!("{}: exists; use str_replace", a.path));
             }

@@ -157,15 +157,8 @@ pub fn print_result(r: &WorkResult, md: &Path, html: &Path) {
 
 /// `af plan`.
 pub fn plan(a: &PlanArgs) -> anyhow::Result<i32> {
-    if a.engine != "builtin" {
-        return Err(UsageError(format!(
-            "engine {:?}: the LLM Planner is not built yet; plan with the builtin engine and pass --engine to `af work` (or use `af fix --engine …`, whose Worker is then the LLM)",
-            a.engine
-        ))
-        .into());
-    }
     let opts = options(a)?;
-    let p = runtime()?.block_on(af_agent::plan(&opts)).map_err(map_plan_err)?;
+    let p = run_planner(&runtime()?, &opts, &a.engine, &a.llm)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&p)?);
     } else {
@@ -202,6 +195,16 @@ fn run_worker(
     if engine == "builtin" {
         return rt.block_on(af_agent::work(opts)).map_err(map_work_err);
     }
+    let (e, budget) = llm_engine(engine, llm)?;
+    rt.block_on(af_agent::llm::worker::work(&opts.run_dir, &e, budget, opts.echo))
+        .map_err(map_work_err)
+}
+
+/// An LLM engine and its budget from the flags.
+fn llm_engine(
+    engine: &str,
+    llm: &LlmArgs,
+) -> anyhow::Result<(af_agent::llm::Engine, af_agent::llm::worker::Budget)> {
     let e = af_agent::llm::Engine::from_spec(engine, llm.base_url.as_deref())
         .map_err(|e| UsageError(e.to_string()))?;
     let wall = af_measure::parse_timeout_ms(&llm.max_wall).map_err(UsageError)?;
@@ -210,25 +213,34 @@ fn run_worker(
         tokens: llm.max_tokens,
         wall: std::time::Duration::from_millis(wall),
     };
-    rt.block_on(af_agent::llm::worker::work(&opts.run_dir, &e, budget, opts.echo))
-        .map_err(map_work_err)
+    Ok((e, budget))
+}
+
+/// The Planner for `engine`.
+fn run_planner(
+    rt: &tokio::runtime::Runtime,
+    opts: &PlanOptions,
+    engine: &str,
+    llm: &LlmArgs,
+) -> anyhow::Result<Plan> {
+    if engine == "builtin" {
+        return rt.block_on(af_agent::plan(opts)).map_err(map_plan_err);
+    }
+    let (e, budget) = llm_engine(engine, llm)?;
+    rt.block_on(af_agent::llm::planner::plan(opts, &e, budget)).map_err(map_plan_err)
 }
 
 /// Runs plan then work; `None` when the plan did not proceed.
-pub fn run_fix(
-    a: &PlanArgs,
-    max_attempts: usize,
-    llm: &LlmArgs,
-) -> anyhow::Result<(Plan, Option<WorkResult>)> {
+pub fn run_fix(a: &PlanArgs, max_attempts: usize) -> anyhow::Result<(Plan, Option<WorkResult>)> {
     let t = Instant::now();
     let opts = options(a)?;
     let rt = runtime()?;
-    let p = rt.block_on(af_agent::plan(&opts)).map_err(map_plan_err)?;
+    let p = run_planner(&rt, &opts, &a.engine, &a.llm)?;
     if p.decision != Decision::Proceed {
         return Ok((p, None));
     }
     let wopts = WorkOptions { run_dir: p.run_dir.clone().into(), max_attempts, echo: opts.echo };
-    let mut r = run_worker(&rt, &wopts, &a.engine, llm)?;
+    let mut r = run_worker(&rt, &wopts, &a.engine, &a.llm)?;
     let accounted: f64 = r.timings.iter().map(|x| x.ms).sum();
     let total = t.elapsed().as_secs_f64() * 1000.0;
     if total > accounted {
@@ -243,7 +255,7 @@ pub fn run_fix(
 
 /// `af fix`.
 pub fn fix(a: &FixArgs) -> anyhow::Result<i32> {
-    let (p, r) = run_fix(&a.plan, a.max_attempts, &a.llm)?;
+    let (p, r) = run_fix(&a.plan, a.max_attempts)?;
     let Some(r) = r else {
         if a.plan.json {
             println!("{}", serde_json::to_string_pretty(&p)?);

@@ -106,17 +106,17 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         runs: 3,
         runs_dir: None,
         engine: "builtin".into(),
+        llm: crate::args::LlmArgs {
+            base_url: None,
+            max_steps: 40,
+            max_tokens: 400_000,
+            max_wall: "15m".into(),
+        },
         serial: false,
         quiet: !a.verbose,
         json: false,
     };
-    let llm = crate::args::LlmArgs {
-        base_url: None,
-        max_steps: 40,
-        max_tokens: 400_000,
-        max_wall: "15m".into(),
-    };
-    let (plan, result) = super::agent::run_fix(&pa, 3, &llm)?;
+    let (plan, result) = super::agent::run_fix(&pa, 3)?;
     super::agent::print_plan(&plan);
     let Some(result) = result else {
         println!("\nthe planner did not proceed; nothing to fix (exit 1)");
