@@ -217,6 +217,9 @@ pub struct Plan {
     pub test_command: Option<Vec<String>>,
     /// Test time-out.
     pub test_timeout_ms: u64,
+    /// Tokens the LLM Planner used (as the provider reported them); cost is not computed.
+    #[serde(default)]
+    pub usage: Option<crate::llm::Usage>,
 }
 
 /// Planner inputs.
@@ -409,6 +412,7 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         timings,
         test_command,
         test_timeout_ms,
+        usage: None,
     };
 
     // 2. the finding and its metric.

@@ -64,6 +64,9 @@ pub struct WorkResult {
     pub patch: String,
     /// Plan and work phases.
     pub timings: Vec<Phase>,
+    /// Tokens the LLM Worker used (as the provider reported them); cost is not computed.
+    #[serde(default)]
+    pub usage: Option<crate::llm::Usage>,
 }
 
 impl WorkResult {
@@ -469,6 +472,7 @@ impl Session {
             patch,
             timings: self.timings,
             plan: self.plan,
+            usage: None,
         };
         run_dir::write_json(&self.dir.join("result.json"), &result)
             .map_err(|e| WorkError::Internal(e.to_string()))?;

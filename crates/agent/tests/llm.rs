@@ -335,3 +335,19 @@ async fn real_server_answers_a_tool_turn() {
     let call = r.message.tool_calls().next().expect("the model called a tool");
     validate_call(&tools(), call).expect("a valid read_file call");
 }
+
+#[tokio::test]
+async fn the_text_fallback_sends_no_tools_and_reads_a_fenced_call() {
+    let text = r#"{"choices":[{"message":{"role":"assistant","content":"Reading the code.\n```tool\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"src/sync.js\"}}\n```"},"finish_reason":"stop"}]}"#;
+    let stub = Stub::start("/v1/chat/completions", &[(200, text, None)]).await;
+    let mut e =
+        Engine::from_spec("openai-text:small", Some(&format!("{}/v1", stub.base))).expect("engine");
+    e.retry = fast();
+    let r = e.turn(&convo(), &tools()).await.expect("turn");
+    assert_eq!(r.stop, StopReason::ToolUse);
+    let call = r.message.tool_calls().next().expect("a call");
+    validate_call(&tools(), call).expect("valid");
+    let sent: serde_json::Value = serde_json::from_str(&stub.requests().await[0]).expect("json");
+    assert!(sent.get("tools").is_none(), "no tools field for a server without tool calling");
+    assert!(sent["messages"][0]["content"].as_str().expect("system").contains("- read_file:"));
+}

@@ -277,6 +277,9 @@ async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix
     let plan = &r["plan"];
     let run_dir = PathBuf::from(plan["run_dir"].as_str().expect("run_dir"));
     assert_eq!(plan["engine"], "openai:scripted");
+    // Usage as the provider reported it, per phase (900 + 60 tokens per scripted turn).
+    assert_eq!(plan["usage"], serde_json::json!({"input_tokens": 2700, "output_tokens": 180}));
+    assert_eq!(r["usage"], serde_json::json!({"input_tokens": 5400, "output_tokens": 360}));
     assert_eq!(plan["sites"][0]["file"], "src/sync.js");
     assert!(plan["sites"][0]["reasons"][0].as_str().expect("reason").contains(rationale));
     let attempt = &r["attempts"][0];

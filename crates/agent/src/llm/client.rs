@@ -134,6 +134,8 @@ pub struct Engine {
     pub retry: RetryPolicy,
     /// Applied to every request.
     pub redactor: Redactor,
+    /// The model has no tool calling: tools go in the prompt, calls come back as fenced blocks.
+    pub text_tools: bool,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     log: Mutex<Vec<Exchanged>>,
 }
@@ -145,9 +147,15 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// `openai:MODEL` or `anthropic:MODEL`; keys from `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`;
+    /// `openai:MODEL` or `anthropic:MODEL` (`openai-text:MODEL` for a server without tool
+    /// calling: the text fallback); keys from `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`;
     /// `base_url` overrides the provider's.
     pub fn from_spec(spec: &str, base_url: Option<&str>) -> Result<Self, LlmError> {
+        if let Some(rest) = spec.strip_prefix("openai-text:") {
+            let mut e = Self::from_spec(&format!("openai:{rest}"), base_url)?;
+            e.text_tools = true;
+            return Ok(e);
+        }
         let (kind, model) =
             spec.split_once(':').filter(|(_, m)| !m.is_empty()).ok_or_else(|| {
                 LlmError::Config(format!(
@@ -200,6 +208,7 @@ impl Engine {
             max_tokens: 4096,
             retry: RetryPolicy::default(),
             redactor: Redactor::default(),
+            text_tools: false,
             client: Client::builder(TokioExecutor::new()).build(connector),
             log: Mutex::new(Vec::new()),
         })
@@ -219,6 +228,17 @@ impl Engine {
 
     /// One model turn: the conversation (redacted here) and the tools offered.
     pub async fn turn(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Reply, LlmError> {
+        if self.text_tools {
+            let turn = messages.len();
+            let as_text = super::text_tools::to_text(messages, tools);
+            return Box::pin(self.send(&as_text, &[]))
+                .await
+                .map(|r| super::text_tools::extract(r, turn));
+        }
+        self.send(messages, tools).await
+    }
+
+    async fn send(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Reply, LlmError> {
         let messages = self.redactor.messages(messages);
         let (url, body) = match &self.provider {
             Provider::OpenAi { base_url, .. } => (

@@ -146,6 +146,7 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
             }
         };
         tokens += reply.usage.input_tokens + reply.usage.output_tokens;
+        p.usage.get_or_insert_with(Default::default).add(reply.usage);
         let calls: Vec<Part> = reply.message.tool_calls().cloned().collect();
         messages.push(reply.message.clone());
         if calls.is_empty() {

@@ -158,6 +158,7 @@ pub async fn work(
     let mut summary = None;
     let mut stopped = None;
     let mut seen = 0;
+    let mut usage = super::model::Usage::default();
     loop {
         if steps >= budget.steps {
             stopped = Some(format!("stopped: the step budget ({}) ran out", budget.steps));
@@ -187,6 +188,7 @@ pub async fn work(
             }
         };
         tokens += reply.usage.input_tokens + reply.usage.output_tokens;
+        usage.add(reply.usage);
         let calls: Vec<Part> = reply.message.tool_calls().cloned().collect();
         messages.push(reply.message.clone());
         if calls.is_empty() {
@@ -267,7 +269,11 @@ pub async fn work(
     };
     attempt.confirm = Some(confirm);
     let not_confirmed = stopped.map(|why| format!("Not confirmed: {why}; the last measurement is kept as a partial result. Nothing was committed."));
-    s.finish(vec![attempt], chosen, commit, not_confirmed)
+    let mut result = s.finish(vec![attempt], chosen, commit, not_confirmed)?;
+    result.usage = Some(usage);
+    crate::run_dir::write_json(&dir.join("result.json"), &result)
+        .map_err(|e| WorkError::Internal(e.to_string()))?;
+    Ok(result)
 }
 
 #[allow(clippy::too_many_arguments)]
