@@ -251,6 +251,12 @@ async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix
             "submit_result",
             &serde_json::json!({"summary": "Bound the per-page fetch to 10 in flight with a small worker pool."}),
         ),
+        // Evaluator's review.
+        call(
+            "r1",
+            "submit_review",
+            &serde_json::json!({"covered": true, "notes": "The page fetch is bounded; every message is still fetched."}),
+        ),
     ];
     let (base, stop, server) = scripted_model(turns).await;
     let snapshot = src.join("snapshots/before.jsonl");
@@ -279,7 +285,7 @@ async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix
     assert_eq!(plan["engine"], "openai:scripted");
     // Usage as the provider reported it, per phase (900 + 60 tokens per scripted turn).
     assert_eq!(plan["usage"], serde_json::json!({"input_tokens": 2700, "output_tokens": 180}));
-    assert_eq!(r["usage"], serde_json::json!({"input_tokens": 5400, "output_tokens": 360}));
+    assert_eq!(r["usage"], serde_json::json!({"input_tokens": 6300, "output_tokens": 420}));
     assert_eq!(plan["sites"][0]["file"], "src/sync.js");
     assert!(plan["sites"][0]["reasons"][0].as_str().expect("reason").contains(rationale));
     let attempt = &r["attempts"][0];
@@ -295,9 +301,16 @@ async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix
         traj.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(
         lines.iter().filter(|l| l["kind"] == "model").count(),
-        9,
-        "3 planner + 6 worker turns"
+        10,
+        "3 planner + 6 worker turns + 1 review"
     );
+    let review = attempt["evaluation"]["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "LLM review (requirement coverage)")
+        .expect("the review is a check");
+    assert_eq!(review["passed"], true, "{review}");
     assert_eq!(lines.iter().filter(|l| l["phase"] == "plan").count(), 6);
     let refused =
         lines.iter().find(|l| l["kind"] == "tool" && l["ok"] == false).expect("a refused edit");

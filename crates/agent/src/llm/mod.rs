@@ -10,6 +10,7 @@ pub mod model;
 pub mod openai;
 pub mod planner;
 pub mod redact;
+pub mod review;
 pub mod text_tools;
 pub mod tools;
 pub mod worker;

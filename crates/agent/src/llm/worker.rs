@@ -234,9 +234,19 @@ pub async fn work(
         let (m, t, e) = s.confirm(&allowed).await?;
         last = Some((m, t, e));
     }
-    let (confirm, tests, evaluation) =
+    let (confirm, tests, mut evaluation) =
         last.ok_or_else(|| WorkError::Internal("no confirm".into()))?;
     let files = s.changed_files()?;
+    // The LLM review, when the deterministic checks pass (it can only make the verdict stricter).
+    if evaluation.passed {
+        let t = Instant::now();
+        let diff = s.diff()?;
+        usage.add(super::review::review(engine, &s.plan, &diff, &mut evaluation).await);
+        s.timings.push(crate::plan::Phase::since("review", t));
+        for x in engine.exchanged().into_iter().skip(seen) {
+            traj.log(&json!({"phase": "review", "kind": "model", "attempt": x.attempt, "status": x.status, "request": x.request, "response": x.response}));
+        }
+    }
     let site =
         s.plan.sites.first().map(|r| r.site.clone()).unwrap_or_else(|| crate::patterns::Site {
             pattern: "llm-edit".into(),
