@@ -5,15 +5,12 @@
 //! number: an abstention the measurement made (errors not load-related, baseline already
 //! meeting the threshold) stands.
 
-use std::time::Instant;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::client::Engine;
-use super::model::{Message, Part, Role, StopReason, validate_call};
-use super::tools::{ReadFile, Search, Trajectory, digest_if_large, parse, read_file, search, tool};
+use super::model::{Message, Role};
+use super::tools::{ReadFile, Search, Trajectory, parse, read_file, search, tool};
 use super::worker::Budget;
 use crate::localize::Ranked;
 use crate::plan::{Decision, Phase, Plan, PlanError, PlanOptions};
@@ -119,88 +116,12 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
             format!("{}\nStart with query_traffic and list_sites.", p.reason),
         ),
     ];
-    let started = Instant::now();
-    let (mut steps, mut tokens, mut seen) = (0u32, 0u64, 0usize);
-    let mut outcome: Option<Result<SubmitPlan, String>> = None;
-    while outcome.is_none() {
-        if steps >= budget.steps || tokens >= budget.tokens || started.elapsed() >= budget.wall {
-            outcome = Some(Err(format!(
-                "the planner's budget ran out ({steps} turns, {tokens} tokens, {:.0?})",
-                started.elapsed()
-            )));
-            break;
-        }
-        steps += 1;
-        let t = Instant::now();
-        let reply = engine.turn(&messages, &specs).await;
-        p.timings.push(Phase::since(format!("planner turn {steps}"), t));
-        for x in engine.exchanged().into_iter().skip(seen) {
-            traj.log(&json!({"phase": "plan", "kind": "model", "attempt": x.attempt, "status": x.status, "request": x.request, "response": x.response}));
-            seen += 1;
-        }
-        let reply = match reply {
-            Ok(r) => r,
-            Err(e) => {
-                outcome = Some(Err(format!("the model could not be reached: {e}")));
-                break;
-            }
-        };
-        tokens += reply.usage.input_tokens + reply.usage.output_tokens;
-        p.usage.get_or_insert_with(Default::default).add(reply.usage);
-        let calls: Vec<Part> = reply.message.tool_calls().cloned().collect();
-        messages.push(reply.message.clone());
-        if calls.is_empty() {
-            if reply.stop == StopReason::MaxTokens {
-                outcome = Some(Err("the model hit its token limit without deciding".into()));
-                break;
-            }
-            messages.push(Message::text(
-                Role::User,
-                "Use the tools; finish with submit_plan or abstain.",
-            ));
-            continue;
-        }
-        let mut results = Vec::new();
-        for call in &calls {
-            let Part::ToolCall { id, name, args, .. } = call else { continue };
-            let out: Result<String, String> = match validate_call(&specs, call) {
-                Err(e) => Err(e),
-                Ok(()) => match name.as_str() {
-                    "query_traffic" => Ok(traffic(&p)),
-                    "list_sites" => Ok(sites(&p)),
-                    "read_file" => parse(name, args).and_then(|a| read_file(&root, &a)),
-                    "search" => parse(name, args).and_then(|a| search(&root, &a)),
-                    "submit_plan" => parse::<SubmitPlan>(name, args).and_then(|a| {
-                        let path = super::tools::inside(&root, &a.file)?;
-                        let lines = std::fs::read_to_string(&path)
-                            .map_err(|e| format!("{}: {e}", a.file))?
-                            .lines()
-                            .count();
-                        if a.line == 0 || a.line > lines {
-                            return Err(format!(
-                                "{}: line {} is outside the file (1–{lines})",
-                                a.file, a.line
-                            ));
-                        }
-                        outcome = Some(Ok(a));
-                        Ok("plan submitted".into())
-                    }),
-                    "abstain" => parse::<Abstain>(name, args).map(|a| {
-                        outcome = Some(Err(format!("the model abstained: {}", a.reason)));
-                        "abstained".into()
-                    }),
-                    other => Err(format!("unknown tool {other:?}")),
-                },
-            };
-            traj.log(&json!({"phase": "plan", "kind": "tool", "name": name, "args": args, "ok": out.is_ok(), "result": digest_if_large(out.as_ref().unwrap_or_else(|e| e))}));
-            let (content, is_error) = match out {
-                Ok(c) => (c, false),
-                Err(e) => (e, true),
-            };
-            results.push(Part::ToolResult { id: id.clone(), content, is_error });
-        }
-        messages.push(Message { role: Role::User, parts: results });
-    }
+    let mut host = PlannerHost { p: &mut p, root: &root, outcome: None };
+    let end =
+        super::tools::drive(engine, &specs, &mut messages, budget, "plan", &mut traj, &mut host)
+            .await;
+    let outcome = host.outcome.or(end.stopped.map(Err));
+    p.usage = Some(end.usage);
     match outcome {
         Some(Ok(a)) => {
             // The model's site first: a ranked one when it names one, else a new site.
@@ -244,6 +165,54 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
         }
     }
     write(p)
+}
+
+/// The Planner's tools.
+struct PlannerHost<'a> {
+    p: &'a mut Plan,
+    root: &'a std::path::Path,
+    outcome: Option<Result<SubmitPlan, String>>,
+}
+
+impl super::tools::ToolHost for PlannerHost<'_> {
+    async fn call(&mut self, name: &str, args: &serde_json::Value) -> Result<String, String> {
+        match name {
+            "query_traffic" => Ok(traffic(self.p)),
+            "list_sites" => Ok(sites(self.p)),
+            "read_file" => parse(name, args).and_then(|a| read_file(self.root, &a)),
+            "search" => parse(name, args).and_then(|a| search(self.root, &a)),
+            "submit_plan" => {
+                let a: SubmitPlan = parse(name, args)?;
+                let path = super::tools::inside(self.root, &a.file)?;
+                let lines = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", a.file))?
+                    .lines()
+                    .count();
+                if a.line == 0 || a.line > lines {
+                    return Err(format!(
+                        "{}: line {} is outside the file (1–{lines})",
+                        a.file, a.line
+                    ));
+                }
+                self.outcome = Some(Ok(a));
+                Ok("plan submitted".into())
+            }
+            "abstain" => {
+                let a: Abstain = parse(name, args)?;
+                self.outcome = Some(Err(format!("the model abstained: {}", a.reason)));
+                Ok("abstained".into())
+            }
+            other => Err(format!("unknown tool {other:?}")),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    fn timings(&mut self) -> &mut Vec<Phase> {
+        &mut self.p.timings
+    }
 }
 
 fn engine_kind(e: &Engine) -> &'static str {

@@ -13,10 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::Engine;
-use super::model::{Message, Part, Role, StopReason, ToolSpec, validate_call};
-use super::tools::{
-    ReadFile, Search, Trajectory, digest_if_large, inside, parse, read_file, search, tool,
-};
+use super::model::{Message, Role, ToolSpec};
+use super::tools::{ReadFile, Search, Trajectory, inside, parse, read_file, search, tool};
 use crate::code::{Lang, parses_cleanly};
 use crate::work::{Attempt, Session, WorkError, WorkResult};
 
@@ -147,88 +145,15 @@ pub async fn work(
         ),
         Message::text(Role::User, prompt(&s)),
     ];
-    let started = Instant::now();
-    let (mut steps, mut tokens) = (0u32, 0u64);
-    let mut last: Option<(
-        crate::plan::Measured,
-        Option<crate::evaluate::TestRun>,
-        crate::evaluate::Evaluation,
-    )> = None;
-    let mut edited_since_confirm = false;
-    let mut summary = None;
-    let mut stopped = None;
-    let mut seen = 0;
-    let mut usage = super::model::Usage::default();
-    loop {
-        if steps >= budget.steps {
-            stopped = Some(format!("stopped: the step budget ({}) ran out", budget.steps));
-            break;
-        }
-        if tokens >= budget.tokens {
-            stopped = Some(format!("stopped: the token budget ({}) ran out", budget.tokens));
-            break;
-        }
-        if started.elapsed() >= budget.wall {
-            stopped = Some(format!("stopped: the wall-time budget ({:?}) ran out", budget.wall));
-            break;
-        }
-        steps += 1;
-        let t = Instant::now();
-        let reply = engine.turn(&messages, &specs).await;
-        s.timings.push(crate::plan::Phase::since(format!("model turn {steps}"), t));
-        for x in engine.exchanged().into_iter().skip(seen) {
-            traj.log(&json!({"kind": "model", "attempt": x.attempt, "status": x.status, "request": x.request, "response": x.response}));
-            seen += 1;
-        }
-        let reply = match reply {
-            Ok(r) => r,
-            Err(e) => {
-                stopped = Some(format!("stopped: the model could not be reached: {e}"));
-                break;
-            }
-        };
-        tokens += reply.usage.input_tokens + reply.usage.output_tokens;
-        usage.add(reply.usage);
-        let calls: Vec<Part> = reply.message.tool_calls().cloned().collect();
-        messages.push(reply.message.clone());
-        if calls.is_empty() {
-            if reply.stop == StopReason::MaxTokens {
-                stopped = Some("stopped: the model hit its token limit without a tool call".into());
-                break;
-            }
-            messages.push(Message::text(Role::User, "Use the tools; finish with submit_result."));
-            continue;
-        }
-        let mut results = Vec::new();
-        for call in &calls {
-            let Part::ToolCall { id, name, args, .. } = call else { continue };
-            let out: Result<String, String> = match validate_call(&specs, call) {
-                Err(e) => Err(e),
-                Ok(()) => {
-                    run_tool(
-                        &mut s,
-                        name,
-                        args,
-                        &allowed,
-                        &mut last,
-                        &mut edited_since_confirm,
-                        &mut summary,
-                    )
-                    .await
-                }
-            };
-            traj.log(&json!({"kind": "tool", "name": name, "args": args, "ok": out.is_ok(), "result": digest_if_large(out.as_ref().unwrap_or_else(|e| e))}));
-            let (content, is_error) = match out {
-                Ok(c) => (c, false),
-                Err(e) => (e, true),
-            };
-            results.push(Part::ToolResult { id: id.clone(), content, is_error });
-        }
-        messages.push(Message { role: Role::User, parts: results });
-        if summary.is_some() {
-            break;
-        }
-    }
+    let mut host =
+        WorkerHost { s: &mut s, allowed: &allowed, last: None, edited: false, summary: None };
+    let end =
+        super::tools::drive(engine, &specs, &mut messages, budget, "work", &mut traj, &mut host)
+            .await;
+    let WorkerHost { mut last, edited: edited_since_confirm, summary, .. } = host;
+    let stopped = end.stopped.map(|why| format!("stopped: {why}"));
+    let mut usage = end.usage;
+    let seen = engine.exchanged().len();
     // The evidence decides: a confirm after the last edit, every check passed.
     if edited_since_confirm || last.is_none() {
         let (m, t, e) = s.confirm(&allowed).await?;
@@ -286,17 +211,48 @@ pub async fn work(
     Ok(result)
 }
 
+type Confirmed =
+    (crate::plan::Measured, Option<crate::evaluate::TestRun>, crate::evaluate::Evaluation);
+
+/// The Worker's tools over a session.
+struct WorkerHost<'a> {
+    s: &'a mut Session,
+    allowed: &'a [String],
+    last: Option<Confirmed>,
+    edited: bool,
+    summary: Option<String>,
+}
+
+impl super::tools::ToolHost for WorkerHost<'_> {
+    async fn call(&mut self, name: &str, args: &Value) -> Result<String, String> {
+        run_tool(
+            self.s,
+            name,
+            args,
+            self.allowed,
+            &mut self.last,
+            &mut self.edited,
+            &mut self.summary,
+        )
+        .await
+    }
+
+    fn finished(&self) -> bool {
+        self.summary.is_some()
+    }
+
+    fn timings(&mut self) -> &mut Vec<crate::plan::Phase> {
+        &mut self.s.timings
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_tool(
     s: &mut Session,
     name: &str,
     args: &Value,
     allowed: &[String],
-    last: &mut Option<(
-        crate::plan::Measured,
-        Option<crate::evaluate::TestRun>,
-        crate::evaluate::Evaluation,
-    )>,
+    last: &mut Option<Confirmed>,
     edited: &mut bool,
     summary: &mut Option<String>,
 ) -> Result<String, String> {
