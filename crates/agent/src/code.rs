@@ -195,6 +195,87 @@ impl Repo {
     }
 }
 
+/// A place a symbol is defined or used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SymbolHit {
+    /// File, relative.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// The tree-sitter node kind (`function_declaration`, `identifier`, …).
+    pub kind: String,
+    /// The line's text, trimmed.
+    pub text: String,
+}
+
+/// Node kinds that define the name in their `name` (or Python's `left`) field.
+const DEFINITIONS: &[&str] = &[
+    "function_declaration",
+    "generator_function_declaration",
+    "class_declaration",
+    "method_definition",
+    "variable_declarator",
+    "interface_declaration",
+    "type_alias_declaration",
+    "public_field_definition",
+    "function_definition",
+    "class_definition",
+    "assignment",
+    "method_declaration",
+    "type_spec",
+    "const_spec",
+    "var_spec",
+];
+
+/// Identifier kinds a use of the name can be.
+const IDENTIFIERS: &[&str] = &[
+    "identifier",
+    "property_identifier",
+    "field_identifier",
+    "type_identifier",
+    "shorthand_property_identifier",
+    "shorthand_property_identifier_pattern",
+];
+
+impl Repo {
+    /// Where `name` is defined (functions, classes, methods, variables, constants, types) and
+    /// where it is used, by syntax tree rather than text: a string or comment mentioning it is
+    /// not a use. Uses are capped at `max_uses`.
+    pub fn find_symbol(&self, name: &str, max_uses: usize) -> (Vec<SymbolHit>, Vec<SymbolHit>) {
+        let (mut defs, mut uses) = (Vec::new(), Vec::new());
+        for f in &self.files {
+            let mut def_names = Vec::new();
+            walk(f.tree.root_node(), &mut |n| {
+                if DEFINITIONS.contains(&n.kind()) {
+                    let named =
+                        n.child_by_field_name("name").or_else(|| n.child_by_field_name("left"));
+                    if let Some(id) = named.filter(|id| f.text_of(*id) == name) {
+                        def_names.push(id.id());
+                        defs.push(SymbolHit {
+                            file: f.rel.clone(),
+                            line: f.line_of(n.start_byte()),
+                            kind: n.kind().to_owned(),
+                            text: f.line_text(n.start_byte()).trim().to_owned(),
+                        });
+                    }
+                } else if IDENTIFIERS.contains(&n.kind())
+                    && f.text_of(n) == name
+                    && uses.len() < max_uses
+                    && !def_names.contains(&n.id())
+                {
+                    uses.push(SymbolHit {
+                        file: f.rel.clone(),
+                        line: f.line_of(n.start_byte()),
+                        kind: n.kind().to_owned(),
+                        text: f.line_text(n.start_byte()).trim().to_owned(),
+                    });
+                }
+            });
+        }
+        (defs, uses)
+    }
+}
+
 /// Style facts of a file a codemod must keep.
 #[derive(Clone, Debug)]
 pub struct Style {
@@ -282,6 +363,31 @@ mod tests {
         let nosemi = "const a = f(\"x\")\nfunction g() {\n    return h(a)\n}\n";
         let s = Style::of(nosemi, Lang::JavaScript);
         assert_eq!((s.indent.as_str(), s.semicolons), ("    ", false));
+    }
+
+    #[test]
+    fn symbols_are_found_by_syntax_not_text() {
+        let js = "// fetchMessage is called per ref\nasync function fetchMessage(g, ref) {\n  return g.get(ref.id);\n}\nconst all = (refs) => refs.map((r) => fetchMessage(null, r));\nmodule.exports = { fetchMessage };\n";
+        let py = "MAX_WORKERS = 100\n\ndef pool():\n    return MAX_WORKERS\n";
+        let files = vec![
+            SourceFile::new("a.js", Lang::JavaScript, js.into()).expect("js"),
+            SourceFile::new("b.py", Lang::Python, py.into()).expect("py"),
+        ];
+        let repo = Repo::from_files(Path::new("/r"), files);
+        let (defs, uses) = repo.find_symbol("fetchMessage", 50);
+        assert_eq!(defs.len(), 1);
+        assert_eq!((defs[0].file.as_str(), defs[0].line), ("a.js", 2));
+        assert_eq!(defs[0].kind, "function_declaration");
+        // The call and the export; the comment is not a use, nor is the definition itself.
+        let lines: Vec<usize> = uses.iter().map(|u| u.line).collect();
+        assert_eq!(lines, vec![5, 6]);
+        let (defs, uses) = repo.find_symbol("MAX_WORKERS", 50);
+        assert_eq!(
+            (defs[0].file.as_str(), defs[0].line, defs[0].kind.as_str()),
+            ("b.py", 1, "assignment")
+        );
+        assert_eq!(uses.len(), 1);
+        assert_eq!(repo.find_symbol("fetchMessage", 1).1.len(), 1, "uses are capped");
     }
 
     #[test]

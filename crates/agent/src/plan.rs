@@ -95,6 +95,10 @@ pub struct HarnessInputs {
     /// and the loop's wall time is mostly the program waiting on the mock's latency.
     #[serde(default)]
     pub parallel: bool,
+    /// A harness driver in the run directory (written by the LLM Planner when the project has
+    /// no program of its own); its digest is part of the harness hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<PathBuf>,
 }
 
 fn auto() -> String {
@@ -122,6 +126,7 @@ impl HarnessInputs {
             keep_env: false,
             proxy: false,
             parallel: self.parallel,
+            driver: self.driver.as_deref().map(af_measure::Driver::at).transpose()?,
         })
     }
 }
@@ -320,8 +325,58 @@ fn read_snapshot(path: &Path) -> Result<Vec<Exchange>, PlanError> {
     Ok(ex)
 }
 
+/// What the Planner knows before it measures anything: the inputs, checked; the finding and
+/// its metric; the ranked code sites. The plan in it is not written yet.
+pub(crate) struct Prepared {
+    /// The plan so far.
+    pub plan: Plan,
+    /// Its run directory (created).
+    pub dir: PathBuf,
+    /// The snapshot's exchanges.
+    pub exchanges: Vec<Exchange>,
+    /// The snapshot (absolute).
+    pub snapshot: PathBuf,
+    /// The code (absolute).
+    pub source: PathBuf,
+    /// The program from `--run` / `af.toml`, if there is one.
+    pub command: Option<Vec<String>>,
+    /// Variables set to the mock's URL.
+    pub url_env: Vec<String>,
+    timeout_ms: u64,
+    caller_key: String,
+    check: Check,
+    kind: FixKind,
+    endpoint: String,
+    runs: u32,
+    serial: bool,
+    echo: Echo,
+}
+
+/// How far preparing got.
+pub(crate) enum Stage {
+    /// Nothing to measure (no finding a fix could be measured against): the plan abstains.
+    Done(Box<Plan>, PathBuf),
+    /// Ready to measure a baseline.
+    Ready(Box<Prepared>),
+}
+
 /// Runs the Planner. The plan is written to its run directory whatever the decision.
 pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
+    match prepare(opts, true).await? {
+        Stage::Done(plan, dir) => finish(*plan, &dir),
+        Stage::Ready(mut prep) => {
+            let command = prep.command.clone().unwrap_or_default();
+            let inputs = prep.inputs(command, None);
+            prep.baseline(inputs).await?;
+            finish(prep.plan, &prep.dir)
+        }
+    }
+}
+
+/// Checks the inputs, analyzes the snapshot, picks the finding and its metric, and ranks the
+/// code sites. Without `need_command`, a project with no program of its own is accepted (the
+/// LLM Planner writes a harness driver for it).
+pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<Stage, PlanError> {
     let source = opts
         .source
         .canonicalize()
@@ -334,16 +389,20 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     let url_env: Vec<String> =
         opts.url_env.clone().or(cfg.run.url_env.clone()).into_iter().collect();
     // The harness's program: checked before anything is written.
-    let command = match opts.run.clone().or(cfg.run.command.clone()) {
-        Some(c) => split_command(&c).map_err(PlanError::Input)?,
-        None => {
-            return Err(PlanError::Input(format!(
-                "no program to run: pass --run 'CMD' or set [run] command in {}",
-                source.join("af.toml").display()
-            )));
-        }
-    };
-    if url_env.is_empty() {
+    let command = opts
+        .run
+        .clone()
+        .or(cfg.run.command.clone())
+        .map(|c| split_command(&c))
+        .transpose()
+        .map_err(PlanError::Input)?;
+    if need_command && command.is_none() {
+        return Err(PlanError::Input(format!(
+            "no program to run: pass --run 'CMD' or set [run] command in {} (an LLM engine can write a harness driver instead)",
+            source.join("af.toml").display()
+        )));
+    }
+    if command.is_some() && url_env.is_empty() {
         return Err(PlanError::Input(format!(
             "no URL variable: pass --url-env NAME or set [run] url_env in {}",
             source.join("af.toml").display()
@@ -434,7 +493,7 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
                     .into()
             }
         };
-        return finish(plan, &dir);
+        return Ok(Stage::Done(Box::new(plan), dir));
     };
     let metric = finding.suggested_metric.clone().unwrap_or_default();
     let check: Check = metric.parse().map_err(|e: String| PlanError::Internal(e))?;
@@ -450,7 +509,7 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         evidence: finding.evidence.clone(),
         why,
     });
-    plan.metric = Some(metric.clone());
+    plan.metric = Some(metric);
     plan.fix_kind = Some(kind);
     plan.bound = Some(bound);
 
@@ -469,84 +528,132 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     let endpoint = finding.endpoint.clone().unwrap_or_default();
     plan.sites = rank(&repo, &sites, &endpoint, &url_env);
     plan.timings.push(Phase::since("localize", t));
-
-    // 4. baseline.
-    let ep_label = format!("endpoint=\"{endpoint}\"");
-    let inputs = HarnessInputs {
-        snapshot: snapshot.clone(),
+    Ok(Stage::Ready(Box::new(Prepared {
+        plan,
+        dir,
+        exchanges,
+        snapshot,
+        source,
         command,
         url_env,
-        replay_failures: kind == FixKind::Retry,
         timeout_ms,
-        runs: opts.runs.max(1),
-        metrics: vec![
-            check.metric.to_string(),
-            format!("max_arrivals{{{ep_label}}}"),
-            format!("calls{{{ep_label}}}"),
-        ],
-        expect: vec![
-            format!("{} {}", check.op.as_str(), fmt_num(check.threshold)),
-            String::new(),
-            String::new(),
-        ],
         caller_key,
-        parallel: !opts.serial,
-    };
-    let spec =
-        inputs.spec().map_err(|e| PlanError::Input(format!("{}: {e}", snapshot.display())))?;
-    plan.harness = serde_json::to_value(&spec).ok();
-    plan.harness_hash = Some(spec.hash());
-    plan.harness_inputs = Some(inputs);
-    let t = Instant::now();
-    let bdir = dir.join("baseline");
-    let result = measure_in(&spec, &exchanges, &bdir, opts.echo, None, Some(&source))
-        .await
-        .map_err(|e| PlanError::Input(format!("baseline: {e}")))?;
-    run_dir::write_json(&bdir.join("result.json"), &result)
-        .map_err(|e| PlanError::Internal(e.to_string()))?;
-    plan.timings.push(Phase::since("baseline", t));
-    let measured = Measured::from_result(&result, &bdir);
-    let primary = measured.primary().cloned();
-    plan.baseline = Some(measured);
-
-    // 5. decide.
-    let program_failed =
-        result.runs.iter().any(|r| r.timed_out || r.exit_code != Some(0) || r.requests == 0);
-    let values = primary
-        .as_ref()
-        .map(|p| p.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default();
-    if program_failed {
-        plan.reason = format!(
-            "abstaining: the baseline runs did not complete cleanly ({}) — a harness that does not run cannot confirm a fix",
-            result.problems.join("; ")
-        );
-    } else if primary.as_ref().and_then(|p| p.passed) == Some(true) {
-        plan.reason = format!(
-            "abstaining: today's code already meets {metric} on every baseline run (values {values}); the finding is not reproduced by this program, so there is nothing to confirm"
-        );
-    } else if plan.sites.is_empty() {
-        plan.decision = Decision::NoSite;
-        plan.reason = format!(
-            "the baseline violates {metric} (values {values}), but no builtin pattern for a {} fix matches the code in {}; an LLM engine could take it from here",
-            kind.as_str(),
-            source.display()
-        );
-    } else {
-        plan.decision = Decision::Proceed;
-        let top = &plan.sites[0];
-        plan.reason = format!(
-            "the baseline violates {metric} (values {values}); the most likely cause is {} at {}:{} ({})",
-            top.site.description,
-            top.site.file,
-            top.site.line,
-            top.reasons.first().map_or("", String::as_str)
-        );
-    }
-    finish(plan, &dir)
+        check,
+        kind,
+        endpoint,
+        runs: opts.runs.max(1),
+        serial: opts.serial,
+        echo: opts.echo,
+    })))
 }
 
-fn finish(plan: Plan, dir: &Path) -> Result<Plan, PlanError> {
+/// The variable a harness driver reads the mock's URL from.
+pub const DRIVER_URL_ENV: &str = "AF_MOCK_URL";
+
+impl Prepared {
+    /// Who limits are counted for (`auto`, `header:NAME`, `query:NAME`).
+    pub fn caller_key(&self) -> &str {
+        &self.caller_key
+    }
+
+    /// The harness inputs for a program (the project's own, or a driver in the run directory).
+    pub fn inputs(&self, command: Vec<String>, driver: Option<PathBuf>) -> HarnessInputs {
+        let ep_label = format!("endpoint=\"{}\"", self.endpoint);
+        let mut url_env = self.url_env.clone();
+        if driver.is_some() && !url_env.iter().any(|v| v == DRIVER_URL_ENV) {
+            url_env.push(DRIVER_URL_ENV.into());
+        }
+        HarnessInputs {
+            snapshot: self.snapshot.clone(),
+            command,
+            url_env,
+            replay_failures: self.kind == FixKind::Retry,
+            timeout_ms: self.timeout_ms,
+            runs: self.runs,
+            metrics: vec![
+                self.check.metric.to_string(),
+                format!("max_arrivals{{{ep_label}}}"),
+                format!("calls{{{ep_label}}}"),
+            ],
+            expect: vec![
+                format!("{} {}", self.check.op.as_str(), fmt_num(self.check.threshold)),
+                String::new(),
+                String::new(),
+            ],
+            caller_key: self.caller_key.clone(),
+            parallel: !self.serial,
+            driver,
+        }
+    }
+
+    /// Measures the baseline on today's code with `inputs` (replacing an earlier one) and
+    /// decides: proceed, no site, or abstain with the numbers.
+    pub async fn baseline(&mut self, inputs: HarnessInputs) -> Result<(), PlanError> {
+        let spec = inputs
+            .spec()
+            .map_err(|e| PlanError::Input(format!("{}: {e}", self.snapshot.display())))?;
+        let plan = &mut self.plan;
+        plan.harness = serde_json::to_value(&spec).ok();
+        plan.harness_hash = Some(spec.hash());
+        plan.harness_inputs = Some(inputs);
+        let t = Instant::now();
+        let bdir = self.dir.join("baseline");
+        if bdir.exists() {
+            std::fs::remove_dir_all(&bdir)
+                .map_err(|e| PlanError::Internal(format!("{}: {e}", bdir.display())))?;
+        }
+        let result = measure_in(&spec, &self.exchanges, &bdir, self.echo, None, Some(&self.source))
+            .await
+            .map_err(|e| PlanError::Input(format!("baseline: {e}")))?;
+        run_dir::write_json(&bdir.join("result.json"), &result)
+            .map_err(|e| PlanError::Internal(e.to_string()))?;
+        plan.timings.push(Phase::since("baseline", t));
+        let measured = Measured::from_result(&result, &bdir);
+        let primary = measured.primary().cloned();
+        plan.baseline = Some(measured);
+
+        // Decide.
+        let metric = plan.metric.clone().unwrap_or_default();
+        let program_failed =
+            result.runs.iter().any(|r| r.timed_out || r.exit_code != Some(0) || r.requests == 0);
+        let values = primary
+            .as_ref()
+            .map(|p| p.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        plan.decision = Decision::Abstain;
+        if program_failed {
+            plan.reason = format!(
+                "abstaining: the baseline runs did not complete cleanly ({}) — a harness that does not run cannot confirm a fix",
+                result.problems.join("; ")
+            );
+        } else if primary.as_ref().and_then(|p| p.passed) == Some(true) {
+            plan.reason = format!(
+                "abstaining: today's code already meets {metric} on every baseline run (values {values}); the finding is not reproduced by this program, so there is nothing to confirm"
+            );
+        } else if plan.sites.is_empty() {
+            plan.decision = Decision::NoSite;
+            plan.reason = format!(
+                "the baseline violates {metric} (values {values}), but no builtin pattern for a {} fix matches the code in {}; an LLM engine could take it from here",
+                self.kind.as_str(),
+                self.source.display()
+            );
+        } else {
+            plan.decision = Decision::Proceed;
+            let top = &plan.sites[0];
+            plan.reason = format!(
+                "the baseline violates {metric} (values {values}); the most likely cause is {} at {}:{} ({})",
+                top.site.description,
+                top.site.file,
+                top.site.line,
+                top.reasons.first().map_or("", String::as_str)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Writes `plan.json` (and `harness.json` when there is a harness).
+pub(crate) fn finish(plan: Plan, dir: &Path) -> Result<Plan, PlanError> {
     run_dir::write_json(&dir.join("plan.json"), &plan)
         .map_err(|e| PlanError::Internal(format!("{}: {e}", dir.display())))?;
     if let Some(h) = &plan.harness {

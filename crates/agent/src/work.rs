@@ -315,8 +315,16 @@ impl Session {
             .spec()
             .map_err(|e| WorkError::Input(format!("{}: {e}", inputs.snapshot.display())))?;
         if spec.hash() != planned_hash {
+            let driver = match (&spec.driver, plan.harness.as_ref().and_then(|h| h.get("driver"))) {
+                (Some(d), Some(was))
+                    if was.get("sha256").and_then(|s| s.as_str()) != Some(&d.sha256) =>
+                {
+                    format!("the harness driver {} changed since planning", d.path)
+                }
+                _ => "the snapshot or the plan changed since planning".to_owned(),
+            };
             return Err(WorkError::Input(format!(
-                "the harness rebuilt from the plan has hash {} but the plan measured {}: the snapshot or the plan changed since planning; plan again",
+                "the harness rebuilt from the plan has hash {} but the plan measured {}: {driver}; plan again",
                 &spec.hash()[..12],
                 &planned_hash[..12.min(planned_hash.len())]
             )));

@@ -132,6 +132,10 @@ pub struct LlmArgs {
     /// Wall time per phase (`15m`, `900s`).
     #[arg(long, default_value = "15m")]
     pub max_wall: String,
+    /// Prices in US dollars per million input/output tokens (`3/15`), for the cost in
+    /// result.json when the provider does not report one. Without it, only tokens are shown.
+    #[arg(long, value_name = "IN/OUT")]
+    pub price: Option<String>,
 }
 
 /// `af fix`.

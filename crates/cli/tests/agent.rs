@@ -203,27 +203,45 @@ fn call(id: &str, name: &str, args: &Value) -> Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let src = tmp.path().join("radar");
-    af_agent::work::copy_tree(&repo_root().join("examples/radar"), &src).expect("copy");
+/// `af fix --engine openai:scripted` on `src` (its `snapshots/before.jsonl`), the model's
+/// turns served over loopback.
+async fn scripted_fix(turns: Vec<Value>, src: &Path, extra: &[&str]) -> std::process::Output {
+    let (base, stop, server) = scripted_model(turns).await;
+    let snapshot = src.join("snapshots/before.jsonl");
+    let source = src.to_owned();
+    let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("af")
+            .expect("af")
+            .env_remove("OPENAI_API_KEY")
+            .args(["fix", "--quiet", "--json", "--engine", "openai:scripted", "--base-url", &base])
+            .arg("--snapshot")
+            .arg(&snapshot)
+            .arg("--source")
+            .arg(&source)
+            .args(&extra)
+            .output()
+            .expect("fix")
+    })
+    .await
+    .expect("join");
+    let _ = stop.send(());
+    let _ = server.await;
+    out
+}
+
+/// The scripted Planner's reason for its choice.
+const RATIONALE: &str =
+    "fetchMessage is mapped over the whole page at once: 100 calls in flight per user.";
+
+/// The Worker's and the review's turns of a scripted fix of Radar: read, a pool of 10, a
+/// refused edit that would break the syntax, the helper, confirm, submit; then the review.
+fn radar_fix_turns() -> Vec<Value> {
     let helper = "// At most `limit` calls in flight; results keep the input order.\n\
                   async function mapPool(items, limit, fn) {\n  const results = new Array(items.length);\n  let next = 0;\n\
                   \x20 const worker = async () => {\n    while (next < items.length) {\n      const i = next++;\n      results[i] = await fn(items[i], i);\n    }\n  };\n\
                   \x20 await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));\n  return results;\n}\n\n";
-    let rationale =
-        "fetchMessage is mapped over the whole page at once: 100 calls in flight per user.";
-    let turns = vec![
-        // Planner.
-        call("p1", "query_traffic", &serde_json::json!({})),
-        call("p2", "list_sites", &serde_json::json!({})),
-        call(
-            "p3",
-            "submit_plan",
-            &serde_json::json!({"file": "src/sync.js", "line": 26, "rationale": rationale}),
-        ),
-        // Worker.
+    vec![
         call("c1", "read_file", &serde_json::json!({"path": "src/sync.js"})),
         call(
             "c2",
@@ -257,26 +275,26 @@ async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix
             "submit_review",
             &serde_json::json!({"covered": true, "notes": "The page fetch is bounded; every message is still fetched."}),
         ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("radar");
+    af_agent::work::copy_tree(&repo_root().join("examples/radar"), &src).expect("copy");
+    let mut turns = vec![
+        // Planner.
+        call("p1", "query_traffic", &serde_json::json!({})),
+        call("p2", "list_sites", &serde_json::json!({})),
+        call(
+            "p3",
+            "submit_plan",
+            &serde_json::json!({"file": "src/sync.js", "line": 26, "rationale": RATIONALE}),
+        ),
     ];
-    let (base, stop, server) = scripted_model(turns).await;
-    let snapshot = src.join("snapshots/before.jsonl");
-    let source = src.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("af")
-            .expect("af")
-            .env_remove("OPENAI_API_KEY")
-            .args(["fix", "--quiet", "--json", "--engine", "openai:scripted", "--base-url", &base])
-            .arg("--snapshot")
-            .arg(&snapshot)
-            .arg("--source")
-            .arg(&source)
-            .output()
-            .expect("fix")
-    })
-    .await
-    .expect("join");
-    let _ = stop.send(());
-    let _ = server.await;
+    turns.extend(radar_fix_turns());
+    let out = scripted_fix(turns, &src, &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_slice(&out.stdout).expect("result");
     assert_eq!(r["confirmed"], true);
@@ -287,7 +305,7 @@ async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix
     assert_eq!(plan["usage"], serde_json::json!({"input_tokens": 2700, "output_tokens": 180}));
     assert_eq!(r["usage"], serde_json::json!({"input_tokens": 6300, "output_tokens": 420}));
     assert_eq!(plan["sites"][0]["file"], "src/sync.js");
-    assert!(plan["sites"][0]["reasons"][0].as_str().expect("reason").contains(rationale));
+    assert!(plan["sites"][0]["reasons"][0].as_str().expect("reason").contains(RATIONALE));
     let attempt = &r["attempts"][0];
     assert!(attempt["confirm"]["metrics"][0]["max"].as_f64().expect("max") <= 10.0, "{attempt}");
     assert_eq!(attempt["confirm"]["harness_hash"], plan["harness_hash"]);
@@ -315,4 +333,120 @@ async fn a_scripted_model_drives_planner_worker_and_evaluator_to_a_confirmed_fix
     let refused =
         lines.iter().find(|l| l["kind"] == "tool" && l["ok"] == false).expect("a refused edit");
     assert!(refused["result"].as_str().expect("text").contains("no longer parse"), "{refused}");
+}
+
+/// A project with no program of its own: the scripted Planner writes a harness driver, the
+/// tool measures it, and the driver's digest is part of the harness the Worker confirms on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_planner_writes_a_harness_driver_when_there_is_no_run_command() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("radar");
+    af_agent::work::copy_tree(&repo_root().join("examples/radar"), &src).expect("copy");
+    std::fs::write(src.join("af.toml"), "[test]\ncommand = \"node --test test/\"\n")
+        .expect("af.toml without [run]");
+    let driver = "'use strict';\n// One sync pass per configured user, against the mock.\n\
+        const path = require('node:path');\n\
+        process.env.GMAIL_API_URL = process.env.AF_MOCK_URL;\n\
+        const { syncUser } = require(path.resolve('src/sync.js'));\n\
+        const { buildIndex } = require(path.resolve('src/match.js'));\n\
+        const config = require(path.resolve('config/users.json'));\n\
+        (async () => {\n  const index = buildIndex(config);\n  for (const user of config.users) await syncUser(user, index);\n})()\n\
+        \x20 .catch((e) => { console.error(e); process.exit(1); });\n";
+    let status_429 = "calls{status=\"429\"}";
+    let mut turns = vec![
+        call("p1", "query_traffic", &serde_json::json!({})),
+        call("p2", "find_symbol", &serde_json::json!({"name": "fetchMessage"})),
+        call("p3", "compute_metric", &serde_json::json!({"metric": status_429})),
+        // Refused: nothing has been measured yet.
+        call(
+            "p4",
+            "submit_plan",
+            &serde_json::json!({"file": "src/sync.js", "line": 26, "rationale": RATIONALE}),
+        ),
+        call("p5", "write_driver", &serde_json::json!({"file": "driver.js", "code": driver})),
+        call("p6", "run_harness", &serde_json::json!({})),
+        call(
+            "p7",
+            "compute_metric",
+            &serde_json::json!({"metric": "peak_inflight{per=\"caller\"}", "over": "baseline"}),
+        ),
+        call(
+            "p8",
+            "submit_plan",
+            &serde_json::json!({"file": "src/sync.js", "line": 26, "rationale": RATIONALE}),
+        ),
+    ];
+    turns.extend(radar_fix_turns());
+    let out = scripted_fix(turns, &src, &["--price", "3/15"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).expect("result");
+    assert_eq!(r["confirmed"], true);
+    let plan = &r["plan"];
+    // Cost from --price (USD per million tokens): 8 planner turns, 6 worker turns + review,
+    // each 900 in / 60 out.
+    let cost = |u: &Value, turns: f64| {
+        let c = u["cost_usd"].as_f64().expect("cost");
+        let want = turns * (900.0 * 3.0 + 60.0 * 15.0) / 1e6;
+        assert!((c - want).abs() < 1e-9, "{c} vs {want}");
+    };
+    cost(&plan["usage"], 8.0);
+    cost(&r["usage"], 7.0);
+    let run_dir = PathBuf::from(plan["run_dir"].as_str().expect("run_dir"));
+    let report = std::fs::read_to_string(run_dir.join("report.md")).expect("report");
+    assert!(
+        report.contains("plan 7200 in / 480 out tokens") && report.contains("$0.0540"),
+        "{report}"
+    );
+    let driver_path = run_dir.join("driver/driver.js");
+    assert_eq!(std::fs::read_to_string(&driver_path).expect("driver"), driver);
+    // The harness runs the driver and carries its digest.
+    let harness = &plan["harness"];
+    assert_eq!(harness["command"], serde_json::json!(["node", driver_path.display().to_string()]));
+    assert_eq!(
+        harness["driver"]["sha256"].as_str().expect("digest"),
+        af_measure::digest_files(&[driver_path.as_path()]).expect("digest")
+    );
+    assert!(
+        harness["url_env"].as_array().expect("env").contains(&serde_json::json!("AF_MOCK_URL"))
+    );
+    let baseline = plan["baseline"]["metrics"][0]["max"].as_f64().expect("baseline");
+    assert!(baseline > 10.0, "the driver reproduces the fan-out: {baseline}");
+    let attempt = &r["attempts"][0];
+    assert!(attempt["confirm"]["metrics"][0]["max"].as_f64().expect("max") <= 10.0, "{attempt}");
+    assert_eq!(attempt["confirm"]["harness_hash"], plan["harness_hash"]);
+
+    let traj = std::fs::read_to_string(run_dir.join("trajectory.jsonl")).expect("trajectory");
+    let tools: Vec<Value> = traj
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json line"))
+        .filter(|l| l["kind"] == "tool" && l["phase"] == "plan")
+        .collect();
+    let result = |i: usize| tools[i]["result"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        result(1).contains("src/sync.js:8:") && result(1).contains("function_declaration"),
+        "{}",
+        result(1)
+    );
+    // compute_metric over the snapshot agrees with a count of the snapshot's 429s.
+    let snapshot = std::fs::read_to_string(src.join("snapshots/before.jsonl")).expect("snapshot");
+    let count = snapshot.lines().filter(|l| l.contains("\"status\":429")).count();
+    assert!(count > 0);
+    assert!(result(2).ends_with(&format!("= {count}")), "{} vs {count}", result(2));
+    assert_eq!(tools[3]["ok"], false, "a plan without a baseline is refused");
+    assert!(result(3).contains("no baseline"), "{}", result(3));
+    assert!(result(5).contains("exit Some(0)"), "{}", result(5));
+    assert!(result(6).contains("run 1: "), "{}", result(6));
+    assert_eq!(tools[7]["ok"], true);
+
+    // The driver is part of the harness: edited after planning, the Worker refuses it.
+    std::fs::write(&driver_path, format!("{driver}// edited\n")).expect("edit");
+    let out = Command::cargo_bin("af")
+        .expect("af")
+        .args(["work", "--quiet"])
+        .arg(&run_dir)
+        .output()
+        .expect("work");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hash") && err.contains("driver.js changed"), "{err}");
 }

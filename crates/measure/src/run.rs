@@ -110,6 +110,9 @@ fn parse(spec: &HarnessSpec) -> Result<Parsed, MeasureError> {
         };
         checks.push((metric, check));
     }
+    if let Some(d) = &spec.driver {
+        d.verify().map_err(MeasureError::Spec)?;
+    }
     Ok(Parsed { checks })
 }
 

@@ -41,6 +41,42 @@ pub struct HarnessSpec {
     /// hashes of sequential harnesses are what they were before this field existed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub parallel: bool,
+    /// A driver the harness runs that is not the code under test (a program the LLM Planner
+    /// wrote to call the suspect code when the project has no command of its own). Its digest
+    /// is part of the hash, so a driver edited between baseline and confirm is a different
+    /// harness. Left out of the JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<Driver>,
+}
+
+/// A harness driver: its path and content digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Driver {
+    /// Absolute path.
+    pub path: String,
+    /// SHA-256 of its content, hex.
+    pub sha256: String,
+}
+
+impl Driver {
+    /// The driver at `path`, digested now.
+    pub fn at(path: &Path) -> std::io::Result<Self> {
+        Ok(Self { path: path.display().to_string(), sha256: digest_files(&[path])? })
+    }
+
+    /// Errors unless the file still has the digest the harness was made with.
+    pub fn verify(&self) -> Result<(), String> {
+        let now =
+            digest_files(&[Path::new(&self.path)]).map_err(|e| format!("{}: {e}", self.path))?;
+        if now == self.sha256 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: the harness driver changed since the harness was made (sha256 {} → {now}); a changed driver is a different harness",
+                self.path, self.sha256
+            ))
+        }
+    }
 }
 
 impl HarnessSpec {
@@ -103,6 +139,7 @@ mod tests {
             keep_env: false,
             proxy: false,
             parallel: false,
+            driver: None,
         }
     }
 
@@ -125,11 +162,29 @@ mod tests {
             Box::new(|s| s.keep_env = true),
             Box::new(|s| s.proxy = true),
             Box::new(|s| s.parallel = true),
+            Box::new(|s| s.driver = Some(Driver { path: "/d.js".into(), sha256: "1".into() })),
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut b = spec();
             change(&mut b);
             assert_ne!(a.hash(), b.hash(), "field change {i} must change the hash");
         }
+        let d = |sha: &str| Driver { path: "/d.js".into(), sha256: sha.into() };
+        let (mut b, mut c) = (spec(), spec());
+        b.driver = Some(d("1"));
+        c.driver = Some(d("2"));
+        assert_ne!(b.hash(), c.hash(), "the driver's digest is part of the hash");
+    }
+
+    #[test]
+    fn a_driver_edited_after_the_harness_was_made_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("driver.js");
+        std::fs::write(&path, "console.log(1)\n").expect("write");
+        let d = Driver::at(&path).expect("digest");
+        assert!(d.verify().is_ok());
+        std::fs::write(&path, "console.log(2)\n").expect("write");
+        let err = d.verify().expect_err("changed");
+        assert!(err.contains("driver.js") && err.contains("changed"), "{err}");
     }
 }

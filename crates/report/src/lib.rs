@@ -97,12 +97,39 @@ pub fn summary_rows(r: &WorkResult) -> Vec<(&'static str, String)> {
             ),
             None => r.verdict.clone(),
         };
-    vec![
+    let mut rows = vec![
         ("Phase timings", format!("{} total — {phases}", secs(total))),
         ("Bug identified", bug),
         ("Root-cause hypothesis", cause),
         ("Reproduce harness result", repro),
         ("Fix approach", approach),
         ("Confirm result", confirm),
-    ]
+    ];
+    if let Some(u) = usage(r) {
+        rows.push(("Model usage", u));
+    }
+    rows
+}
+
+/// Tokens per phase and their cost, for an LLM run: `plan 7200 in / 480 out tokens · work …
+/// · $0.0540`. The cost is the provider's or from `--price`, never guessed.
+pub fn usage(r: &WorkResult) -> Option<String> {
+    let phases: Vec<(&str, af_agent::llm::Usage)> = [("plan", r.plan.usage), ("work", r.usage)]
+        .into_iter()
+        .filter_map(|(n, u)| Some((n, u?)))
+        .collect();
+    if phases.is_empty() {
+        return None;
+    }
+    let mut total = af_agent::llm::Usage::default();
+    let mut parts = Vec::new();
+    for (name, u) in &phases {
+        total.add(*u);
+        parts.push(format!("{name} {} in / {} out tokens", u.input_tokens, u.output_tokens));
+    }
+    parts.push(match total.cost_usd {
+        Some(c) => format!("${c:.4}"),
+        None => "cost not known (the provider reports none; pass --price IN/OUT)".into(),
+    });
+    Some(parts.join(" · "))
 }

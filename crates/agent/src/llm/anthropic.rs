@@ -99,7 +99,11 @@ pub fn parse(body: &Value) -> Result<Reply, String> {
     Ok(Reply {
         message: Message { role: Role::Assistant, parts },
         stop,
-        usage: Usage { input_tokens: n("input_tokens"), output_tokens: n("output_tokens") },
+        usage: Usage {
+            input_tokens: n("input_tokens"),
+            output_tokens: n("output_tokens"),
+            cost_usd: u.and_then(|u| u.get("cost")).and_then(Value::as_f64),
+        },
     })
 }
 

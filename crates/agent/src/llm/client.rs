@@ -136,6 +136,8 @@ pub struct Engine {
     pub redactor: Redactor,
     /// The model has no tool calling: tools go in the prompt, calls come back as fenced blocks.
     pub text_tools: bool,
+    /// Prices for the cost of turns whose provider reports none.
+    pub price: Option<super::model::Price>,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     log: Mutex<Vec<Exchanged>>,
 }
@@ -209,6 +211,7 @@ impl Engine {
             retry: RetryPolicy::default(),
             redactor: Redactor::default(),
             text_tools: false,
+            price: None,
             client: Client::builder(TokioExecutor::new()).build(connector),
             log: Mutex::new(Vec::new()),
         })
@@ -228,14 +231,18 @@ impl Engine {
 
     /// One model turn: the conversation (redacted here) and the tools offered.
     pub async fn turn(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Reply, LlmError> {
-        if self.text_tools {
+        let mut reply = if self.text_tools {
             let turn = messages.len();
             let as_text = super::text_tools::to_text(messages, tools);
-            return Box::pin(self.send(&as_text, &[]))
-                .await
-                .map(|r| super::text_tools::extract(r, turn));
+            Box::pin(self.send(&as_text, &[])).await.map(|r| super::text_tools::extract(r, turn))
+        } else {
+            self.send(messages, tools).await
+        }?;
+        // The provider's own figure wins; prices given by the user fill in.
+        if reply.usage.cost_usd.is_none() {
+            reply.usage.cost_usd = self.price.map(|p| p.cost(&reply.usage));
         }
-        self.send(messages, tools).await
+        Ok(reply)
     }
 
     async fn send(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Reply, LlmError> {

@@ -16,5 +16,5 @@ pub mod tools;
 pub mod worker;
 
 pub use client::{Engine, LlmError, Provider, RetryPolicy};
-pub use model::{Message, Part, Reply, Role, StopReason, ToolSpec, Usage};
+pub use model::{Message, Part, Price, Reply, Role, StopReason, ToolSpec, Usage};
 pub use redact::Redactor;

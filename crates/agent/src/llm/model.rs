@@ -91,22 +91,65 @@ pub enum StopReason {
     Other,
 }
 
-/// Tokens, when the provider reports them.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
+/// Tokens, when the provider reports them, and their cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Usage {
     /// Prompt tokens.
     pub input_tokens: u64,
     /// Completion tokens.
     pub output_tokens: u64,
+    /// US dollars: as the provider reported it (OpenRouter-style `usage.cost`), else from the
+    /// prices given with `--price`; absent when neither is known (never guessed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 impl Usage {
-    /// Adds another turn's tokens.
+    /// Adds another turn's tokens (and cost, when either side knows one).
     pub fn add(&mut self, o: Usage) {
         self.input_tokens += o.input_tokens;
         self.output_tokens += o.output_tokens;
+        self.cost_usd = match (self.cost_usd, o.cost_usd) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
+    }
+}
+
+/// Prices in US dollars per million tokens (`--price 3/15`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Price {
+    /// Per million input tokens.
+    pub input: f64,
+    /// Per million output tokens.
+    pub output: f64,
+}
+
+impl Price {
+    /// The cost of a turn's tokens.
+    pub fn cost(&self, u: &Usage) -> f64 {
+        (u.input_tokens as f64 * self.input + u.output_tokens as f64 * self.output) / 1e6
+    }
+}
+
+impl std::str::FromStr for Price {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "price {s:?}: expected INPUT/OUTPUT in US dollars per million tokens, e.g. 3/15 or 0.15/0.6"
+            )
+        };
+        let (i, o) = s.split_once('/').ok_or_else(bad)?;
+        let num = |t: &str| {
+            t.trim()
+                .trim_start_matches('$')
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+        };
+        Ok(Self { input: num(i).ok_or_else(bad)?, output: num(o).ok_or_else(bad)? })
     }
 }
 
@@ -146,4 +189,30 @@ pub fn validate_call(tools: &[ToolSpec], call: &Part) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_parse_and_cost_tokens() {
+        let p: Price = "3/15".parse().expect("price");
+        let u = Usage { input_tokens: 1_000_000, output_tokens: 200_000, cost_usd: None };
+        assert!((p.cost(&u) - 6.0).abs() < 1e-12);
+        assert_eq!("$0.15/$0.6".parse::<Price>(), Ok(Price { input: 0.15, output: 0.6 }));
+        for bad in ["3", "3/x", "-1/2", "/"] {
+            let e = bad.parse::<Price>().expect_err(bad);
+            assert!(e.contains("per million tokens"), "{e}");
+        }
+    }
+
+    #[test]
+    fn cost_adds_up_only_when_known() {
+        let mut a = Usage { input_tokens: 1, output_tokens: 2, cost_usd: None };
+        a.add(Usage { input_tokens: 3, output_tokens: 4, cost_usd: None });
+        assert_eq!(a, Usage { input_tokens: 4, output_tokens: 6, cost_usd: None });
+        a.add(Usage { input_tokens: 0, output_tokens: 0, cost_usd: Some(0.5) });
+        assert_eq!(a.cost_usd, Some(0.5));
+    }
 }

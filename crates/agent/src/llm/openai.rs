@@ -118,7 +118,11 @@ pub fn parse(body: &Value) -> Result<Reply, String> {
     Ok(Reply {
         message: Message { role: Role::Assistant, parts },
         stop,
-        usage: Usage { input_tokens: n("prompt_tokens"), output_tokens: n("completion_tokens") },
+        usage: Usage {
+            input_tokens: n("prompt_tokens"),
+            output_tokens: n("completion_tokens"),
+            cost_usd: u.and_then(|u| u.get("cost")).and_then(Value::as_f64),
+        },
     })
 }
 
@@ -129,4 +133,20 @@ pub fn is_quota(body: &Value) -> bool {
     ["insufficient_quota", "billing_hard_limit_reached", "billing_not_active"]
         .iter()
         .any(|q| s("code") == *q || s("type") == *q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cost_the_provider_reports_is_kept() {
+        let body = json!({"choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "cost": 0.00042}});
+        let r = parse(&body).expect("reply");
+        assert_eq!(r.usage, Usage { input_tokens: 10, output_tokens: 2, cost_usd: Some(0.00042) });
+        let body = json!({"choices": [{"finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2}});
+        assert_eq!(parse(&body).expect("reply").usage.cost_usd, None);
+    }
 }

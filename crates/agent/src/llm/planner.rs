@@ -4,17 +4,26 @@
 //! is how bugs outside the builtin patterns get a plan), or to abstain. It cannot change a
 //! number: an abstention the measurement made (errors not load-related, baseline already
 //! meeting the threshold) stands.
+//!
+//! When the project has no program of its own to run (no `--run`, no `[run] command`), the
+//! model writes a harness **driver** into the run directory — a small program that calls the
+//! suspect code against the mock — and runs it; the tool measures. The driver's digest is part
+//! of the harness hash, so the Worker's confirm runs the identical driver or nothing.
+
+use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::client::Engine;
 use super::model::{Message, Role};
-use super::tools::{ReadFile, Search, Trajectory, parse, read_file, search, tool};
+use super::tools::{
+    FindSymbol, ReadFile, Search, Trajectory, find_symbol, parse, read_file, search, tool,
+};
 use super::worker::Budget;
+use crate::code::{Lang, parses_cleanly};
 use crate::localize::Ranked;
-use crate::plan::{Decision, Phase, Plan, PlanError, PlanOptions};
-use crate::run_dir;
+use crate::plan::{Decision, Phase, Plan, PlanError, PlanOptions, Prepared, Stage, finish};
 
 #[derive(Deserialize, JsonSchema)]
 struct NoArgs {}
@@ -35,8 +44,28 @@ struct Abstain {
     reason: String,
 }
 
-fn tools() -> Vec<super::model::ToolSpec> {
-    vec![
+#[derive(Deserialize, JsonSchema)]
+struct ComputeMetric {
+    /// A metric: calls, errors, error_rate, peak_inflight, max_arrivals, max_rate_1s,
+    /// retry_amplification, latency_p50/p95/p99, with optional labels, e.g.
+    /// `peak_inflight{endpoint="GET /v1/items/{id}",per="caller"}`, `calls{status="429"}`.
+    metric: String,
+    /// `snapshot` (the captured traffic, default) or `baseline` (each run of the last
+    /// measured baseline).
+    over: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct WriteDriver {
+    /// File name: `driver.js`, `driver.mjs`, `driver.cjs` (run with node) or `driver.py`
+    /// (run with python3).
+    file: String,
+    /// The program.
+    code: String,
+}
+
+fn tools(driver: bool) -> Vec<super::model::ToolSpec> {
+    let mut v = vec![
         tool::<NoArgs>(
             "query_traffic",
             "The snapshot's findings (aggregated, redacted), the chosen metric and the measured baseline.",
@@ -47,9 +76,28 @@ fn tools() -> Vec<super::model::ToolSpec> {
         ),
         tool::<ReadFile>("read_file", "Read a file of the project, with line numbers."),
         tool::<Search>("search", "Find a text in the project's source files."),
-        tool::<SubmitPlan>("submit_plan", "Finish: the code to fix (file and line) and why."),
-        tool::<Abstain>("abstain", "Finish: no code change should be made, and why."),
-    ]
+        tool::<FindSymbol>(
+            "find_symbol",
+            "Where a function, class, method, variable or constant is defined and used (by syntax tree).",
+        ),
+        tool::<ComputeMetric>(
+            "compute_metric",
+            "Compute a metric over the captured traffic or the baseline runs' arrival journals.",
+        ),
+    ];
+    if driver {
+        v.push(tool::<WriteDriver>(
+            "write_driver",
+            "Write the harness driver: a program that calls the suspect code against the mock, reproducing the workload the snapshot shows, and exits 0. It runs with the project as its working directory (the fix's worktree at confirm time), so import the code by a path relative to it (Node: require(require('path').resolve('src/x.js')); Python: sys.path.insert(0, os.getcwd())). The mock's base URL is in the AF_MOCK_URL environment variable. Rewriting it invalidates the last baseline.",
+        ));
+        v.push(tool::<NoArgs>(
+            "run_harness",
+            "Measure the baseline: run the driver against a fresh mock of the upstream for every harness run and compute the metrics. Returns the values, the decision they imply and the driver's output.",
+        ));
+    }
+    v.push(tool::<SubmitPlan>("submit_plan", "Finish: the code to fix (file and line) and why."));
+    v.push(tool::<Abstain>("abstain", "Finish: no code change should be made, and why."));
+    v
 }
 
 fn traffic(p: &Plan) -> String {
@@ -63,10 +111,13 @@ fn traffic(p: &Plan) -> String {
     if let Some(m) = &p.metric {
         t.push_str(&format!("metric a fix must meet: {m}\n"));
     }
-    if let Some(b) = &p.baseline {
-        for m in &b.metrics {
-            t.push_str(&format!("baseline {} = {:?}\n", m.metric, m.values));
+    match &p.baseline {
+        Some(b) => {
+            for m in &b.metrics {
+                t.push_str(&format!("baseline {} = {:?}\n", m.metric, m.values));
+            }
         }
+        None => t.push_str("baseline: not measured yet (write_driver, then run_harness)\n"),
     }
     t
 }
@@ -96,60 +147,58 @@ fn sites(p: &Plan) -> String {
 
 /// Runs the LLM Planner: the builtin computation, then the model's decision.
 pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result<Plan, PlanError> {
-    let mut p = crate::plan::plan(opts).await?;
-    p.engine = format!("{}:{}", engine_kind(engine), engine.model);
-    // What the measurement decided, the model cannot undo.
-    if p.decision == Decision::Abstain {
-        return write(p);
+    let label = format!("{}:{}", engine_kind(engine), engine.model);
+    let mut prep = match crate::plan::prepare(opts, false).await? {
+        Stage::Done(mut p, dir) => {
+            p.engine = label;
+            return finish(*p, &dir);
+        }
+        Stage::Ready(prep) => prep,
+    };
+    prep.plan.engine = label;
+    let driver = prep.command.is_none();
+    if let Some(command) = prep.command.clone() {
+        let inputs = prep.inputs(command, None);
+        prep.baseline(inputs).await?;
+        // What the measurement decided, the model cannot undo.
+        if prep.plan.decision == Decision::Abstain {
+            return finish(prep.plan, &prep.dir);
+        }
     }
-    let dir = std::path::PathBuf::from(&p.run_dir);
-    let root = std::path::PathBuf::from(&p.source);
-    let mut traj = Trajectory::open(&dir);
-    let specs = tools();
+    let mut traj = Trajectory::open(&prep.dir);
+    let specs = tools(driver);
+    let start = if driver {
+        "The project has no program to run against the mock: read the code, write a harness driver that reproduces the snapshot's workload with the suspect code (write_driver), measure it (run_harness), then decide."
+    } else {
+        "Start with query_traffic and list_sites."
+    };
     let mut messages = vec![
         Message::text(
             Role::System,
-            "You are the Planner of Agent Factory. A finding in captured traffic has been measured against today's code. Decide which code causes it, or abstain. The tools compute; you decide.",
+            "You are the Planner of Agent Factory. A finding in captured traffic is to be measured against today's code. Decide which code causes it, or abstain. The tools compute; you decide.",
         ),
-        Message::text(
-            Role::User,
-            format!("{}\nStart with query_traffic and list_sites.", p.reason),
-        ),
+        Message::text(Role::User, format!("{}\n{start}", prep.plan.reason)),
     ];
-    let mut host = PlannerHost { p: &mut p, root: &root, outcome: None };
+    if prep.plan.reason.is_empty() {
+        let f = prep.plan.finding.as_ref().map(|f| f.summary.clone()).unwrap_or_default();
+        messages[1] = Message::text(Role::User, format!("Finding: {f}\n{start}"));
+    }
+    let mut host = PlannerHost { prep: &mut prep, driver: None, outcome: None };
     let end =
         super::tools::drive(engine, &specs, &mut messages, budget, "plan", &mut traj, &mut host)
             .await;
     let outcome = host.outcome.or(end.stopped.map(Err));
+    let root = prep.source.clone();
+    let p = &mut prep.plan;
     p.usage = Some(end.usage);
     match outcome {
         Some(Ok(a)) => {
             // The model's site first: a ranked one when it names one, else a new site.
             let pos = p.sites.iter().position(|r| r.site.file == a.file && r.site.line == a.line);
-            let chosen = match pos {
+            let mut chosen = match pos {
                 Some(i) => p.sites.remove(i),
-                None => Ranked {
-                    site: crate::patterns::Site {
-                        pattern: "llm-site".into(),
-                        file: a.file.clone(),
-                        line: a.line,
-                        start: 0,
-                        end: 0,
-                        snippet: std::fs::read_to_string(root.join(&a.file))
-                            .ok()
-                            .and_then(|t| t.lines().nth(a.line - 1).map(|l| l.trim().to_owned()))
-                            .unwrap_or_default(),
-                        description: "chosen by the model".into(),
-                        fixes: p.fix_kind.into_iter().collect(),
-                        callees: Vec::new(),
-                        bound_at: None,
-                        current_bound: None,
-                    },
-                    score: 0.0,
-                    reasons: Vec::new(),
-                },
+                None => model_site(p, &root, &a),
             };
-            let mut chosen = chosen;
             chosen.reasons.insert(0, format!("{}: {}", p.engine, a.rationale));
             p.sites.insert(0, chosen);
             p.decision = Decision::Proceed;
@@ -164,26 +213,189 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
             p.reason = "abstaining: the model did not decide".into();
         }
     }
-    write(p)
+    finish(prep.plan, &prep.dir)
+}
+
+/// A site the model found outside the builtin patterns.
+fn model_site(p: &Plan, root: &Path, a: &SubmitPlan) -> Ranked {
+    Ranked {
+        site: crate::patterns::Site {
+            pattern: "llm-site".into(),
+            file: a.file.clone(),
+            line: a.line,
+            start: 0,
+            end: 0,
+            snippet: std::fs::read_to_string(root.join(&a.file))
+                .ok()
+                .and_then(|t| t.lines().nth(a.line - 1).map(|l| l.trim().to_owned()))
+                .unwrap_or_default(),
+            description: "chosen by the model".into(),
+            fixes: p.fix_kind.into_iter().collect(),
+            callees: Vec::new(),
+            bound_at: None,
+            current_bound: None,
+        },
+        score: 0.0,
+        reasons: Vec::new(),
+    }
 }
 
 /// The Planner's tools.
 struct PlannerHost<'a> {
-    p: &'a mut Plan,
-    root: &'a std::path::Path,
+    prep: &'a mut Prepared,
+    /// The driver written so far (path, interpreter).
+    driver: Option<(PathBuf, &'static str)>,
     outcome: Option<Result<SubmitPlan, String>>,
+}
+
+impl PlannerHost<'_> {
+    fn compute_metric(&self, a: &ComputeMetric) -> Result<String, String> {
+        let metric: af_analyze::Metric =
+            a.metric.parse().map_err(|e| format!("metric {:?}: {e}", a.metric))?;
+        match a.over.as_deref().unwrap_or("snapshot") {
+            "snapshot" => {
+                let callers: af_snapshot::CallerSpec =
+                    self.prep.caller_key().parse().map_err(|e: String| e)?;
+                let cap = af_analyze::Capture::from_exchanges(
+                    &self.prep.exchanges,
+                    &af_snapshot::Templater::default(),
+                    &callers,
+                );
+                Ok(format!(
+                    "{metric} over the snapshot = {}",
+                    crate::plan::fmt_num(metric.evaluate(&cap))
+                ))
+            }
+            "baseline" => {
+                let b =
+                    self.prep.plan.baseline.as_ref().ok_or("no baseline has been measured yet")?;
+                let cfg = af_mock::MockConfig {
+                    caller_key: self.prep.caller_key().to_owned(),
+                    ..af_mock::MockConfig::default()
+                };
+                let mut out = Vec::new();
+                for r in &b.runs {
+                    let (journal, _) = af_snapshot::read_all(
+                        Path::new(&r.journal),
+                        af_snapshot::ReadOptions {
+                            lenient: false,
+                            bodies: af_snapshot::Bodies::Elide,
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let v =
+                        af_measure::metric_values(&journal, &cfg, std::slice::from_ref(&metric));
+                    out.push(format!("run {}: {}", r.run, crate::plan::fmt_num(v[0])));
+                }
+                Ok(format!("{metric} over the baseline runs: {}", out.join(", ")))
+            }
+            other => Err(format!("over {other:?}: use snapshot or baseline")),
+        }
+    }
+
+    fn write_driver(&mut self, a: &WriteDriver) -> Result<String, String> {
+        let interpreter = match Path::new(&a.file).extension().and_then(|e| e.to_str()) {
+            Some("js" | "mjs" | "cjs") => "node",
+            Some("py") => "python3",
+            _ => {
+                return Err(format!(
+                    "{}: name it driver.js, driver.mjs, driver.cjs or driver.py",
+                    a.file
+                ));
+            }
+        };
+        if a.file.contains('/') || a.file.contains('\\') || a.file.starts_with('.') {
+            return Err(format!("{}: a plain file name, no directories", a.file));
+        }
+        let lang = Lang::from_path(Path::new(&a.file)).ok_or("unknown language")?;
+        if !parses_cleanly(lang, &a.code) {
+            return Err(format!("{}: the program does not parse; nothing was written", a.file));
+        }
+        let dir = self.prep.dir.join("driver");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if let Some((old, _)) = self.driver.take() {
+            let _ = std::fs::remove_file(old);
+        }
+        let path = dir.join(&a.file);
+        std::fs::write(&path, &a.code).map_err(|e| format!("{}: {e}", path.display()))?;
+        self.driver = Some((path.clone(), interpreter));
+        // A baseline measured with another driver no longer describes this harness.
+        let p = &mut self.prep.plan;
+        p.baseline = None;
+        p.harness = None;
+        p.harness_hash = None;
+        p.harness_inputs = None;
+        p.decision = Decision::Abstain;
+        Ok(format!("wrote {} ({} bytes); run_harness measures it", path.display(), a.code.len()))
+    }
+
+    async fn run_harness(&mut self) -> Result<String, String> {
+        let (path, interpreter) = self.driver.clone().ok_or("write_driver first")?;
+        let command = vec![interpreter.to_owned(), path.display().to_string()];
+        let inputs = self.prep.inputs(command, Some(path));
+        self.prep.baseline(inputs).await.map_err(|e| e.to_string())?;
+        let p = &self.prep.plan;
+        let mut out = format!("harness {}\n", p.harness_hash.as_deref().unwrap_or(""));
+        if let Some(b) = &p.baseline {
+            for m in &b.metrics {
+                out.push_str(&format!("{} = {:?}\n", m.metric, m.values));
+            }
+            for r in &b.runs {
+                out.push_str(&format!(
+                    "run {}: exit {:?}{}, {} requests, {} unmatched\n",
+                    r.run,
+                    r.exit_code,
+                    if r.timed_out { " (timed out)" } else { "" },
+                    r.requests,
+                    r.misses
+                ));
+            }
+            // The first run's output, so a driver that fails can be mended.
+            for stream in ["stdout", "stderr"] {
+                let text =
+                    std::fs::read_to_string(Path::new(&b.dir).join(format!("run-1.{stream}")))
+                        .unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                if !lines.is_empty() {
+                    let tail = &lines[lines.len().saturating_sub(30)..];
+                    out.push_str(&format!(
+                        "run 1 {stream} (last {} lines):\n{}\n",
+                        tail.len(),
+                        tail.join("\n")
+                    ));
+                }
+            }
+        }
+        out.push_str(&format!("decision so far: {:?} — {}", p.decision, p.reason));
+        Ok(out)
+    }
 }
 
 impl super::tools::ToolHost for PlannerHost<'_> {
     async fn call(&mut self, name: &str, args: &serde_json::Value) -> Result<String, String> {
+        let root = self.prep.source.clone();
         match name {
-            "query_traffic" => Ok(traffic(self.p)),
-            "list_sites" => Ok(sites(self.p)),
-            "read_file" => parse(name, args).and_then(|a| read_file(self.root, &a)),
-            "search" => parse(name, args).and_then(|a| search(self.root, &a)),
+            "query_traffic" => Ok(traffic(&self.prep.plan)),
+            "list_sites" => Ok(sites(&self.prep.plan)),
+            "read_file" => parse(name, args).and_then(|a| read_file(&root, &a)),
+            "search" => parse(name, args).and_then(|a| search(&root, &a)),
+            "find_symbol" => parse(name, args).and_then(|a| find_symbol(&root, &a)),
+            "compute_metric" => parse(name, args).and_then(|a| self.compute_metric(&a)),
+            "write_driver" => parse(name, args).and_then(|a| self.write_driver(&a)),
+            "run_harness" => self.run_harness().await,
             "submit_plan" => {
                 let a: SubmitPlan = parse(name, args)?;
-                let path = super::tools::inside(self.root, &a.file)?;
+                let p = &self.prep.plan;
+                if p.baseline.is_none() {
+                    return Err("no baseline: write_driver and run_harness first, so the fix can be confirmed against it".into());
+                }
+                if p.decision == Decision::Abstain {
+                    return Err(format!(
+                        "the baseline does not support a fix: {} — mend the driver and run_harness again, or abstain",
+                        p.reason
+                    ));
+                }
+                let path = super::tools::inside(&root, &a.file)?;
                 let lines = std::fs::read_to_string(&path)
                     .map_err(|e| format!("{}: {e}", a.file))?
                     .lines()
@@ -211,7 +423,7 @@ impl super::tools::ToolHost for PlannerHost<'_> {
     }
 
     fn timings(&mut self) -> &mut Vec<Phase> {
-        &mut self.p.timings
+        &mut self.prep.plan.timings
     }
 }
 
@@ -220,11 +432,4 @@ fn engine_kind(e: &Engine) -> &'static str {
         super::client::Provider::OpenAi { .. } => "openai",
         super::client::Provider::Anthropic { .. } => "anthropic",
     }
-}
-
-fn write(p: Plan) -> Result<Plan, PlanError> {
-    let dir = std::path::PathBuf::from(&p.run_dir);
-    run_dir::write_json(&dir.join("plan.json"), &p)
-        .map_err(|e| PlanError::Internal(format!("{}: {e}", dir.display())))?;
-    Ok(p)
 }

@@ -29,6 +29,41 @@ pub struct Search {
     pub text: String,
 }
 
+/// `find_symbol` arguments.
+#[derive(Deserialize, JsonSchema)]
+pub struct FindSymbol {
+    /// A function, class, method, variable or constant name.
+    pub name: String,
+}
+
+/// `find_symbol`: definitions, then uses (first 50), by syntax tree.
+pub fn find_symbol(root: &Path, a: &FindSymbol) -> Result<String, String> {
+    let repo = crate::code::Repo::load(root).map_err(|e| e.to_string())?;
+    let (defs, uses) = repo.find_symbol(&a.name, 50);
+    if defs.is_empty() && uses.is_empty() {
+        return Ok(format!(
+            "{:?} is neither defined nor used in the project's source files",
+            a.name
+        ));
+    }
+    let mut out = format!("definitions of {}:\n", a.name);
+    for d in &defs {
+        out.push_str(&format!("{}:{}: [{}] {}\n", d.file, d.line, d.kind, d.text));
+    }
+    if defs.is_empty() {
+        out.push_str("(none: defined outside the project?)\n");
+    }
+    out.push_str(&format!(
+        "uses ({}{}):\n",
+        uses.len(),
+        if uses.len() == 50 { ", first 50" } else { "" }
+    ));
+    for u in &uses {
+        out.push_str(&format!("{}:{}: {}\n", u.file, u.line, u.text));
+    }
+    Ok(out)
+}
+
 /// A tool spec whose schema is `T`'s.
 pub fn tool<T: JsonSchema>(name: &str, description: &str) -> ToolSpec {
     let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();

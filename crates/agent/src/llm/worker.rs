@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use super::client::Engine;
 use super::model::{Message, Role, ToolSpec};
-use super::tools::{ReadFile, Search, Trajectory, inside, parse, read_file, search, tool};
+use super::tools::{
+    FindSymbol, ReadFile, Search, Trajectory, find_symbol, inside, parse, read_file, search, tool,
+};
 use crate::code::{Lang, parses_cleanly};
 use crate::work::{Attempt, Session, WorkError, WorkResult};
 
@@ -69,6 +71,10 @@ pub fn tools() -> Vec<ToolSpec> {
         tool::<Search>(
             "search",
             "Find a text in the project's source files; returns file:line: text.",
+        ),
+        tool::<FindSymbol>(
+            "find_symbol",
+            "Where a function, class, method, variable or constant is defined and used (by syntax tree).",
         ),
         tool::<StrReplace>(
             "str_replace",
@@ -259,6 +265,7 @@ async fn run_tool(
     match name {
         "read_file" => read_file(&s.project, &parse(name, args)?),
         "search" => search(&s.project, &parse(name, args)?),
+        "find_symbol" => find_symbol(&s.project, &parse(name, args)?),
         "str_replace" => {
             let a: StrReplace = parse(name, args)?;
             let path = inside(&s.project, &a.path)?;

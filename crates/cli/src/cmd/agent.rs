@@ -149,6 +149,9 @@ pub fn print_result(r: &WorkResult, md: &Path, html: &Path) {
             .join(", "),
         total / 1000.0
     );
+    if let Some(u) = af_report::usage(r) {
+        println!("model: {u}");
+    }
     println!("report: {}\n        {}", md.display(), html.display());
     if r.confirmed {
         println!("branch: {} in {}", r.branch, r.worktree);
@@ -205,8 +208,14 @@ fn llm_engine(
     engine: &str,
     llm: &LlmArgs,
 ) -> anyhow::Result<(af_agent::llm::Engine, af_agent::llm::worker::Budget)> {
-    let e = af_agent::llm::Engine::from_spec(engine, llm.base_url.as_deref())
+    let mut e = af_agent::llm::Engine::from_spec(engine, llm.base_url.as_deref())
         .map_err(|e| UsageError(e.to_string()))?;
+    e.price = llm
+        .price
+        .as_deref()
+        .map(str::parse::<af_agent::llm::Price>)
+        .transpose()
+        .map_err(|m| UsageError(format!("--price: {m}")))?;
     let wall = af_measure::parse_timeout_ms(&llm.max_wall).map_err(UsageError)?;
     let budget = af_agent::llm::worker::Budget {
         steps: llm.max_steps,

@@ -111,6 +111,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
             max_steps: 40,
             max_tokens: 400_000,
             max_wall: "15m".into(),
+            price: None,
         },
         serial: false,
         quiet: !a.verbose,

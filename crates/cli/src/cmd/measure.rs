@@ -40,6 +40,7 @@ pub fn run(a: &MeasureArgs) -> anyhow::Result<i32> {
         keep_env: a.keep_env,
         proxy: a.mock.proxy,
         parallel: a.parallel,
+        driver: None,
     };
     let proxy = if a.mock.proxy {
         let ca = super::ca::load(a.mock.ca_dir.as_deref())?;
