@@ -92,6 +92,12 @@ pub fn print_plan(p: &Plan) {
         Decision::NoSite => "NO SITE",
     };
     println!("  decision  {what}: {}", p.reason);
+    if let Some(u) = p.usage {
+        let cost = u
+            .cost_usd
+            .map_or_else(|| "cost not known (--price IN/OUT)".to_owned(), |c| format!("${c:.4}"));
+        println!("  model     {} in / {} out tokens · {cost}", u.input_tokens, u.output_tokens);
+    }
 }
 
 /// Writes report.md and report.html next to result.json; returns their paths.
