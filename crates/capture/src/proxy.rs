@@ -176,11 +176,12 @@ fn redacted(headers: &HeaderMap, cfg: &RecorderConfig) -> Vec<(String, String)> 
         .collect()
 }
 
-fn snap_body(c: &Captured) -> Option<SnapBody> {
+/// The stored body; takes the captured bytes (the exchange is recorded once).
+fn snap_body(c: &mut Captured) -> Option<SnapBody> {
     if c.size == 0 {
         return None;
     }
-    let mut b = SnapBody::from_bytes(c.bytes.clone());
+    let mut b = SnapBody::from_bytes(std::mem::take(&mut c.bytes));
     b.size = c.size;
     b.truncated = c.truncated || !c.complete;
     Some(b)
@@ -526,7 +527,7 @@ impl Recorder {
                     let mut ex = base;
                     ex.timing.duration_ns = Some(t0.elapsed().as_nanos() as u64);
                     ex.timing.ttfb_ns = Some(ttfb);
-                    ex.request.body = req_seen.lock().ok().and_then(|c| snap_body(&c));
+                    ex.request.body = req_seen.lock().ok().and_then(|mut c| snap_body(&mut c));
                     ex.response = Some(SnapResponse {
                         status,
                         status_text: StatusCode::from_u16(status)
@@ -535,7 +536,7 @@ impl Recorder {
                             .map(str::to_owned),
                         http_version: Some(resp_version),
                         headers: rshown,
-                        body: seen.lock().ok().and_then(|c| snap_body(&c)),
+                        body: seen.lock().ok().and_then(|mut c| snap_body(&mut c)),
                     });
                     if !complete {
                         ex.tags.insert("af.aborted".into(), serde_json::json!(true));
@@ -549,7 +550,7 @@ impl Recorder {
                 let kind = error_kind(&e);
                 let mut ex = base;
                 ex.timing.duration_ns = Some(t0.elapsed().as_nanos() as u64);
-                ex.request.body = req_seen.lock().ok().and_then(|c| snap_body(&c));
+                ex.request.body = req_seen.lock().ok().and_then(|mut c| snap_body(&mut c));
                 let message = format!(
                     "{e:#}: {}",
                     std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
