@@ -128,7 +128,7 @@ pub struct Repo {
 }
 
 /// Directories never read.
-const SKIP_DIRS: &[&str] = &[
+pub(crate) const SKIP_DIRS: &[&str] = &[
     "node_modules",
     "vendor",
     ".git",
@@ -142,6 +142,30 @@ const SKIP_DIRS: &[&str] = &[
 ];
 /// Files larger than this are not parsed (generated or bundled code).
 const MAX_FILE: u64 = 1 << 20;
+
+/// Every file under `root` the agent may look at (not vendored, generated or ignored), as
+/// relative `/`-separated paths with sizes, sorted.
+pub fn project_files(root: &Path) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = ignore::WalkBuilder::new(root)
+        .hidden(true)
+        .git_ignore(true)
+        .require_git(false)
+        .parents(false)
+        .filter_entry(|e| {
+            !(e.file_type().is_some_and(|t| t.is_dir())
+                && e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)))
+        })
+        .build()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+        .map(|e| {
+            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+            (rel.to_string_lossy().replace('\\', "/"), e.metadata().map_or(0, |m| m.len()))
+        })
+        .collect();
+    out.sort();
+    out
+}
 
 impl Repo {
     /// Reads every source file under `root`.

@@ -370,8 +370,9 @@ async fn a_scripted_planner_writes_a_harness_driver_when_there_is_no_run_command
             "compute_metric",
             &serde_json::json!({"metric": "peak_inflight{per=\"caller\"}", "over": "baseline"}),
         ),
+        call("p8", "list_files", &serde_json::json!({"under": "config"})),
         call(
-            "p8",
+            "p9",
             "submit_plan",
             &serde_json::json!({"file": "src/sync.js", "line": 26, "rationale": RATIONALE}),
         ),
@@ -382,19 +383,19 @@ async fn a_scripted_planner_writes_a_harness_driver_when_there_is_no_run_command
     let r: Value = serde_json::from_slice(&out.stdout).expect("result");
     assert_eq!(r["confirmed"], true);
     let plan = &r["plan"];
-    // Cost from --price (USD per million tokens): 8 planner turns, 6 worker turns + review,
+    // Cost from --price (USD per million tokens): 9 planner turns, 6 worker turns + review,
     // each 900 in / 60 out.
     let cost = |u: &Value, turns: f64| {
         let c = u["cost_usd"].as_f64().expect("cost");
         let want = turns * (900.0 * 3.0 + 60.0 * 15.0) / 1e6;
         assert!((c - want).abs() < 1e-9, "{c} vs {want}");
     };
-    cost(&plan["usage"], 8.0);
+    cost(&plan["usage"], 9.0);
     cost(&r["usage"], 7.0);
     let run_dir = PathBuf::from(plan["run_dir"].as_str().expect("run_dir"));
     let report = std::fs::read_to_string(run_dir.join("report.md")).expect("report");
     assert!(
-        report.contains("plan 7200 in / 480 out tokens") && report.contains("$0.0540"),
+        report.contains("plan 8100 in / 540 out tokens") && report.contains("$0.0576"),
         "{report}"
     );
     let driver_path = run_dir.join("driver/driver.js");
@@ -436,7 +437,9 @@ async fn a_scripted_planner_writes_a_harness_driver_when_there_is_no_run_command
     assert!(result(3).contains("no baseline"), "{}", result(3));
     assert!(result(5).contains("exit Some(0)"), "{}", result(5));
     assert!(result(6).contains("run 1: "), "{}", result(6));
-    assert_eq!(tools[7]["ok"], true);
+    assert!(result(7).contains("config/users.json ("), "{}", result(7));
+    assert!(!result(7).contains("src/"), "only under config/: {}", result(7));
+    assert_eq!(tools[8]["ok"], true);
 
     // The driver is part of the harness: edited after planning, the Worker refuses it.
     std::fs::write(&driver_path, format!("{driver}// edited\n")).expect("edit");

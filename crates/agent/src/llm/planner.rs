@@ -18,7 +18,8 @@ use serde::Deserialize;
 use super::client::Engine;
 use super::model::{Message, Role};
 use super::tools::{
-    FindSymbol, ReadFile, Search, Trajectory, find_symbol, parse, read_file, search, tool,
+    FindSymbol, ListFiles, ReadFile, Search, Trajectory, find_symbol, list_files, parse, read_file,
+    search, tool,
 };
 use super::worker::Budget;
 use crate::code::{Lang, parses_cleanly};
@@ -74,6 +75,7 @@ fn tools(driver: bool) -> Vec<super::model::ToolSpec> {
             "list_sites",
             "Code sites the builtin detectors ranked for this finding, with reasons.",
         ),
+        tool::<ListFiles>("list_files", "List the project's files, with sizes."),
         tool::<ReadFile>("read_file", "Read a file of the project, with line numbers."),
         tool::<Search>("search", "Find a text in the project's source files."),
         tool::<FindSymbol>(
@@ -377,6 +379,7 @@ impl super::tools::ToolHost for PlannerHost<'_> {
         match name {
             "query_traffic" => Ok(traffic(&self.prep.plan)),
             "list_sites" => Ok(sites(&self.prep.plan)),
+            "list_files" => parse(name, args).and_then(|a| list_files(&root, &a)),
             "read_file" => parse(name, args).and_then(|a| read_file(&root, &a)),
             "search" => parse(name, args).and_then(|a| search(&root, &a)),
             "find_symbol" => parse(name, args).and_then(|a| find_symbol(&root, &a)),

@@ -29,6 +29,43 @@ pub struct Search {
     pub text: String,
 }
 
+/// `list_files` arguments.
+#[derive(Deserialize, JsonSchema)]
+pub struct ListFiles {
+    /// Only files under this directory (relative to the project); default: all.
+    pub under: Option<String>,
+}
+
+/// `list_files`: the project's files with sizes (vendored, generated and ignored trees left
+/// out), first 500.
+pub fn list_files(root: &Path, a: &ListFiles) -> Result<String, String> {
+    let prefix = match a
+        .under
+        .as_deref()
+        .map(|u| u.trim_matches('/'))
+        .filter(|u| !u.is_empty() && *u != ".")
+    {
+        Some(u) => {
+            inside(root, u)?;
+            format!("{u}/")
+        }
+        None => String::new(),
+    };
+    let files: Vec<(String, u64)> = crate::code::project_files(root)
+        .into_iter()
+        .filter(|(f, _)| f.starts_with(&prefix))
+        .collect();
+    if files.is_empty() {
+        return Ok(format!("no files under {:?}", a.under.as_deref().unwrap_or(".")));
+    }
+    let mut out: Vec<String> =
+        files.iter().take(500).map(|(f, n)| format!("{f} ({n} bytes)")).collect();
+    if files.len() > 500 {
+        out.push(format!("… and {} more", files.len() - 500));
+    }
+    Ok(out.join("\n"))
+}
+
 /// `find_symbol` arguments.
 #[derive(Deserialize, JsonSchema)]
 pub struct FindSymbol {

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use super::client::Engine;
 use super::model::{Message, Role, ToolSpec};
 use super::tools::{
-    FindSymbol, ReadFile, Search, Trajectory, find_symbol, inside, parse, read_file, search, tool,
+    FindSymbol, ListFiles, ReadFile, Search, Trajectory, find_symbol, inside, list_files, parse,
+    read_file, search, tool,
 };
 use crate::code::{Lang, parses_cleanly};
 use crate::work::{Attempt, Session, WorkError, WorkResult};
@@ -67,6 +68,7 @@ struct SubmitResult {
 /// The Worker's tools.
 pub fn tools() -> Vec<ToolSpec> {
     vec![
+        tool::<ListFiles>("list_files", "List the project's files, with sizes."),
         tool::<ReadFile>("read_file", "Read a file of the project, with line numbers."),
         tool::<Search>(
             "search",
@@ -264,6 +266,7 @@ async fn run_tool(
 ) -> Result<String, String> {
     match name {
         "read_file" => read_file(&s.project, &parse(name, args)?),
+        "list_files" => list_files(&s.project, &parse(name, args)?),
         "search" => search(&s.project, &parse(name, args)?),
         "find_symbol" => find_symbol(&s.project, &parse(name, args)?),
         "str_replace" => {
