@@ -400,6 +400,14 @@ async fn a_scripted_planner_writes_a_harness_driver_when_there_is_no_run_command
     );
     let driver_path = run_dir.join("driver/driver.js");
     assert_eq!(std::fs::read_to_string(&driver_path).expect("driver"), driver);
+    // Reviewers see the workload: the driver's code is in the report.
+    assert!(
+        report.contains("### Harness driver")
+            && report.contains("for (const user of config.users) await syncUser"),
+        "{report}"
+    );
+    let html = std::fs::read_to_string(run_dir.join("report.html")).expect("html");
+    assert!(html.contains("Harness driver") && html.contains("syncUser(user, index)"));
     // The harness runs the driver and carries its digest.
     let harness = &plan["harness"];
     assert_eq!(harness["command"], serde_json::json!(["node", driver_path.display().to_string()]));

@@ -125,6 +125,17 @@ pub fn html(r: &WorkResult, charts: &Charts) -> String {
         let _ =
             write!(s, "<pre>{}</pre>", esc(&serde_json::to_string_pretty(h).unwrap_or_default()));
     }
+    if let Some((path, sha, code, same)) = crate::driver(r) {
+        let note =
+            if same { "" } else { " — <strong>the file has changed since the runs</strong>" };
+        let _ = write!(
+            s,
+            "<h3>Harness driver</h3><p>Written by the Planner (the project has no program of its own); <code>{}</code>, SHA-256 <code>{}</code>, part of the hash{note}.</p><pre>{}</pre>",
+            esc(&path),
+            esc(&sha),
+            esc(&code)
+        );
+    }
     if let Some(t) = r.chosen_attempt().and_then(|a| a.tests.as_ref()) {
         let _ = write!(
             s,

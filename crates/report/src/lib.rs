@@ -24,6 +24,17 @@ pub(crate) fn values(m: &MetricSummary) -> String {
     m.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
 }
 
+/// The harness driver, when the LLM Planner wrote one: (path, sha256 from the harness, its
+/// code as it is on disk now, and whether that still has the digest the runs used).
+pub(crate) fn driver(r: &WorkResult) -> Option<(String, String, String, bool)> {
+    let d = r.plan.harness.as_ref()?.get("driver")?;
+    let path = d.get("path")?.as_str()?.to_owned();
+    let sha = d.get("sha256")?.as_str()?.to_owned();
+    let code = std::fs::read_to_string(&path).unwrap_or_default();
+    let same = af_measure::digest_files(&[std::path::Path::new(&path)]).is_ok_and(|now| now == sha);
+    Some((path, sha, code, same))
+}
+
 /// Seconds with one decimal.
 pub(crate) fn secs(ms: f64) -> String {
     format!("{:.1} s", ms / 1000.0)

@@ -88,6 +88,15 @@ pub fn markdown(r: &WorkResult) -> String {
         let _ =
             writeln!(s, "```json\n{}\n```", serde_json::to_string_pretty(h).unwrap_or_default());
     }
+    if let Some((path, sha, code, same)) = crate::driver(r) {
+        let note = if same { "" } else { " — **the file has changed since the runs**" };
+        let lang = if path.ends_with(".py") { "python" } else { "js" };
+        let _ = writeln!(
+            s,
+            "\n### Harness driver\n\nWritten by the Planner (the project has no program of its own); `{path}`, SHA-256 `{sha}`, part of the hash{note}.\n\n````{lang}\n{}\n````",
+            code.trim_end()
+        );
+    }
     if !r.patch.is_empty() {
         let _ = writeln!(s, "\n## Patch (branch `{}`)\n\n```diff\n{}```", r.branch, r.patch);
     }

@@ -85,6 +85,12 @@ pub fn print_plan(p: &Plan) {
             );
         }
         println!("  harness   {}", p.harness_hash.as_deref().unwrap_or(""));
+        if let Some(d) = p.harness_inputs.as_ref().and_then(|h| h.driver.as_ref()) {
+            println!(
+                "  driver    {} (written by the Planner; its digest is in the hash)",
+                d.display()
+            );
+        }
     }
     let what = match p.decision {
         Decision::Proceed => "proceed",
