@@ -128,7 +128,7 @@ pub struct Repo {
 }
 
 /// Directories never read.
-pub(crate) const SKIP_DIRS: &[&str] = &[
+const SKIP_DIRS: &[&str] = &[
     "node_modules",
     "vendor",
     ".git",
@@ -143,19 +143,26 @@ pub(crate) const SKIP_DIRS: &[&str] = &[
 /// Files larger than this are not parsed (generated or bundled code).
 const MAX_FILE: u64 = 1 << 20;
 
-/// Every file under `root` the agent may look at (not vendored, generated or ignored), as
-/// relative `/`-separated paths with sizes, sorted.
-pub fn project_files(root: &Path) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = ignore::WalkBuilder::new(root)
+/// Walks `root` the way the agent reads a project: hidden entries, `.gitignore`d paths and
+/// [`SKIP_DIRS`] left out.
+fn walk_project(root: &Path) -> ignore::Walk {
+    ignore::WalkBuilder::new(root)
         .hidden(true)
         .git_ignore(true)
         .require_git(false)
+        // A worktree lives under `.af/`, whose `.gitignore` ignores everything.
         .parents(false)
         .filter_entry(|e| {
             !(e.file_type().is_some_and(|t| t.is_dir())
                 && e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)))
         })
         .build()
+}
+
+/// Every file under `root` the agent may look at (not vendored, generated or ignored), as
+/// relative `/`-separated paths with sizes, sorted.
+pub fn project_files(root: &Path) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = walk_project(root)
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
         .map(|e| {
@@ -173,18 +180,7 @@ impl Repo {
         let root = root.canonicalize()?;
         let mut files = Vec::new();
         let mut skipped = Vec::new();
-        let walker = ignore::WalkBuilder::new(&root)
-            .hidden(true)
-            .git_ignore(true)
-            .require_git(false)
-            // A worktree lives under `.af/`, whose `.gitignore` ignores everything.
-            .parents(false)
-            .filter_entry(|e| {
-                !(e.file_type().is_some_and(|t| t.is_dir())
-                    && e.file_name().to_str().is_some_and(|n| SKIP_DIRS.contains(&n)))
-            })
-            .build();
-        for entry in walker {
+        for entry in walk_project(&root) {
             let Ok(entry) = entry else { continue };
             let path = entry.path();
             let Some(lang) = Lang::from_path(path) else { continue };
