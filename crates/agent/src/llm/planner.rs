@@ -190,16 +190,15 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
         super::tools::drive(engine, &specs, &mut messages, budget, "plan", &mut traj, &mut host)
             .await;
     let outcome = host.outcome.or(end.stopped.map(Err));
-    let root = prep.source.clone();
     let p = &mut prep.plan;
     p.usage = Some(end.usage);
     match outcome {
-        Some(Ok(a)) => {
+        Some(Ok((a, snippet))) => {
             // The model's site first: a ranked one when it names one, else a new site.
             let pos = p.sites.iter().position(|r| r.site.file == a.file && r.site.line == a.line);
             let mut chosen = match pos {
                 Some(i) => p.sites.remove(i),
-                None => model_site(p, &root, &a),
+                None => model_site(p, &a, snippet),
             };
             chosen.reasons.insert(0, format!("{}: {}", p.engine, a.rationale));
             p.sites.insert(0, chosen);
@@ -219,24 +218,16 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
 }
 
 /// A site the model found outside the builtin patterns.
-fn model_site(p: &Plan, root: &Path, a: &SubmitPlan) -> Ranked {
+fn model_site(p: &Plan, a: &SubmitPlan, snippet: String) -> Ranked {
     Ranked {
-        site: crate::patterns::Site {
-            pattern: "llm-site".into(),
-            file: a.file.clone(),
-            line: a.line,
-            start: 0,
-            end: 0,
-            snippet: std::fs::read_to_string(root.join(&a.file))
-                .ok()
-                .and_then(|t| t.lines().nth(a.line - 1).map(|l| l.trim().to_owned()))
-                .unwrap_or_default(),
-            description: "chosen by the model".into(),
-            fixes: p.fix_kind.into_iter().collect(),
-            callees: Vec::new(),
-            bound_at: None,
-            current_bound: None,
-        },
+        site: crate::patterns::Site::chosen(
+            "llm-site",
+            &a.file,
+            a.line,
+            snippet,
+            "chosen by the model",
+            p.fix_kind.into_iter().collect(),
+        ),
         score: 0.0,
         reasons: Vec::new(),
     }
@@ -247,7 +238,8 @@ struct PlannerHost<'a> {
     prep: &'a mut Prepared,
     /// The driver written so far (path, interpreter).
     driver: Option<(PathBuf, &'static str)>,
-    outcome: Option<Result<SubmitPlan, String>>,
+    /// The submitted plan and the chosen line's text, or why the model abstained.
+    outcome: Option<Result<(SubmitPlan, String), String>>,
 }
 
 impl PlannerHost<'_> {
@@ -399,17 +391,17 @@ impl super::tools::ToolHost for PlannerHost<'_> {
                     ));
                 }
                 let path = super::tools::inside(&root, &a.file)?;
-                let lines = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", a.file))?
-                    .lines()
-                    .count();
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", a.file))?;
+                let lines = text.lines().count();
                 if a.line == 0 || a.line > lines {
                     return Err(format!(
                         "{}: line {} is outside the file (1–{lines})",
                         a.file, a.line
                     ));
                 }
-                self.outcome = Some(Ok(a));
+                let snippet = text.lines().nth(a.line - 1).unwrap_or("").trim().to_owned();
+                self.outcome = Some(Ok((a, snippet)));
                 Ok("plan submitted".into())
             }
             "abstain" => {

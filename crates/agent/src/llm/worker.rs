@@ -102,15 +102,7 @@ fn prompt(s: &Session) -> String {
         "You are fixing a bug found in captured HTTP traffic. The fix must make this check pass on the plan's harness:\n  {}\n\
          Baseline (today's code): {} on every run.\n",
         s.metric,
-        s.baseline
-            .primary()
-            .map(|m| m
-                .values
-                .iter()
-                .map(|v| crate::plan::fmt_num(*v))
-                .collect::<Vec<_>>()
-                .join(", "))
-            .unwrap_or_default()
+        s.baseline.primary().map(crate::plan::fmt_values).unwrap_or_default()
     );
     if let Some(f) = &p.finding {
         t.push_str(&format!("Finding {}: {}\n", f.id, f.summary));
@@ -180,21 +172,17 @@ pub async fn work(
             traj.log(&json!({"phase": "review", "kind": "model", "attempt": x.attempt, "status": x.status, "request": x.request, "response": x.response}));
         }
     }
-    let site =
-        s.plan.sites.first().map(|r| r.site.clone()).unwrap_or_else(|| crate::patterns::Site {
-            pattern: "llm-edit".into(),
-            file: files.first().cloned().unwrap_or_default(),
-            line: 1,
-            start: 0,
-            end: 0,
-            snippet: String::new(),
-            description: "edited by the model".into(),
-            fixes: Vec::new(),
-            callees: Vec::new(),
-            bound_at: None,
-            current_bound: None,
-        });
-    let mut site = site;
+    let mut site = s.plan.sites.first().map(|r| r.site.clone()).unwrap_or_else(|| {
+        let file = files.first().map_or("", String::as_str);
+        crate::patterns::Site::chosen(
+            "llm-edit",
+            file,
+            1,
+            String::new(),
+            "edited by the model",
+            Vec::new(),
+        )
+    });
     site.pattern = format!("llm-edit ({})", engine.model);
     let ok = evaluation.passed && !files.is_empty();
     let mut attempt =

@@ -5,7 +5,7 @@
 use tree_sitter::Node;
 
 use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, snippet};
-use crate::code::{Lang, Repo, SourceFile, fresh_name, walk};
+use crate::code::{Lang, Repo, SourceFile, fresh_name};
 
 /// The Go goroutine-per-item pattern.
 pub struct GoFanout;
@@ -48,24 +48,21 @@ impl Pattern for GoFanout {
         if f.lang != Lang::Go {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        walk(f.tree.root_node(), &mut |n| {
-            if let Some((for_, go, body)) = matches(f, n) {
-                // The whole loop is rewritten; the `go` line is what a reader looks for.
-                let mut site = Site::at(
-                    self.name(),
-                    f,
-                    for_,
-                    "a goroutine per item of the loop, all running at once".into(),
-                    vec![FixKind::Concurrency],
-                    identifiers(f.text_of(body)),
-                );
-                site.line = go.start_position().row + 1;
-                site.snippet = snippet(f.text_of(go));
-                out.push(site);
-            }
-        });
-        out
+        super::sites_in(f, |n| {
+            let (for_, go, body) = matches(f, n)?;
+            // The whole loop is rewritten; the `go` line is what a reader looks for.
+            let mut site = Site::at(
+                self.name(),
+                f,
+                for_,
+                "a goroutine per item of the loop, all running at once".into(),
+                vec![FixKind::Concurrency],
+                identifiers(f.text_of(body)),
+            );
+            site.line = go.start_position().row + 1;
+            site.snippet = snippet(f.text_of(go));
+            Some(site)
+        })
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {

@@ -5,8 +5,8 @@
 
 use tree_sitter::Node;
 
-use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, snippet, splice};
-use crate::code::{Lang, Repo, SourceFile, Style, fresh_name, walk};
+use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, splice};
+use crate::code::{Lang, Repo, SourceFile, Style, fresh_name};
 
 /// The JS/TS unbounded fan-out pattern.
 pub struct JsFanout;
@@ -63,29 +63,21 @@ impl Pattern for JsFanout {
         if !f.lang.is_js() {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        walk(f.tree.root_node(), &mut |n| {
-            if let Some(m) = matches(f, n).filter(|_| !super::in_bounded_function(f, n)) {
-                let which = if m.settled { "allSettled" } else { "all" };
-                out.push(Site {
-                    pattern: self.name().into(),
-                    file: f.rel.clone(),
-                    line: n.start_position().row + 1,
-                    start: n.start_byte(),
-                    end: n.end_byte(),
-                    snippet: snippet(f.text_of(n)),
-                    description: format!(
-                        "Promise.{which} over {}.map(…) starts one call per item at once",
-                        f.text_of(m.items)
-                    ),
-                    fixes: vec![FixKind::Concurrency, FixKind::Rate],
-                    callees: identifiers(f.text_of(m.func)),
-                    bound_at: None,
-                    current_bound: None,
-                });
-            }
-        });
-        out
+        super::sites_in(f, |n| {
+            let m = matches(f, n).filter(|_| !super::in_bounded_function(f, n))?;
+            let which = if m.settled { "allSettled" } else { "all" };
+            Some(Site::at(
+                self.name(),
+                f,
+                n,
+                format!(
+                    "Promise.{which} over {}.map(…) starts one call per item at once",
+                    f.text_of(m.items)
+                ),
+                vec![FixKind::Concurrency, FixKind::Rate],
+                identifiers(f.text_of(m.func)),
+            ))
+        })
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {

@@ -5,7 +5,7 @@
 
 use tree_sitter::Node;
 
-use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, snippet};
+use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers};
 use crate::code::{Repo, SourceFile, Style, fresh_name, walk};
 
 /// The JS retry-without-back-off pattern.
@@ -70,25 +70,19 @@ impl Pattern for JsRetry {
         if !f.lang.is_js() {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        walk(f.tree.root_node(), &mut |n| {
-            if let Some((l, body, res, _)) = matches(f, n) {
-                out.push(Site {
-                    pattern: self.name().into(),
-                    file: f.rel.clone(),
-                    line: l.start_position().row + 1,
-                    start: l.start_byte(),
-                    end: l.end_byte(),
-                    snippet: snippet(f.text_of(l)),
-                    description: format!("a retry loop that sends the next attempt at once, ignoring Retry-After (response `{res}`)"),
-                    fixes: vec![FixKind::Retry],
-                    callees: identifiers(f.text_of(body)),
-                    bound_at: None,
-                    current_bound: None,
-                });
-            }
-        });
-        out
+        super::sites_in(f, |n| {
+            let (l, body, res, _) = matches(f, n)?;
+            Some(Site::at(
+                self.name(),
+                f,
+                l,
+                format!(
+                    "a retry loop that sends the next attempt at once, ignoring Retry-After (response `{res}`)"
+                ),
+                vec![FixKind::Retry],
+                identifiers(f.text_of(body)),
+            ))
+        })
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {

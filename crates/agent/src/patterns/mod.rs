@@ -228,6 +228,31 @@ pub(crate) fn in_bounded_function(f: &SourceFile, n: tree_sitter::Node<'_>) -> b
 }
 
 impl Site {
+    /// A site no detector matched (chosen or edited by a model): a location, no byte range,
+    /// no bound.
+    pub fn chosen(
+        pattern: &str,
+        file: &str,
+        line: usize,
+        snippet: String,
+        description: &str,
+        fixes: Vec<FixKind>,
+    ) -> Self {
+        Self {
+            pattern: pattern.into(),
+            file: file.into(),
+            line,
+            start: 0,
+            end: 0,
+            snippet,
+            description: description.into(),
+            fixes,
+            callees: Vec::new(),
+            bound_at: None,
+            current_bound: None,
+        }
+    }
+
     /// A site at `node` in `f`: location and snippet from the node; no bound.
     pub(crate) fn at(
         pattern: &str,
@@ -251,6 +276,16 @@ impl Site {
             current_bound: None,
         }
     }
+}
+
+/// Every site `m` makes of a node of `f`, in tree order: the walk each detector shares.
+pub(crate) fn sites_in(
+    f: &SourceFile,
+    mut m: impl FnMut(tree_sitter::Node<'_>) -> Option<Site>,
+) -> Vec<Site> {
+    let mut out = Vec::new();
+    crate::code::walk(f.tree.root_node(), &mut |n| out.extend(m(n)));
+    out
 }
 
 /// The site's file in `repo`.

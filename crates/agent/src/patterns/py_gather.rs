@@ -5,8 +5,8 @@
 
 use tree_sitter::Node;
 
-use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, snippet, splice};
-use crate::code::{Lang, Repo, SourceFile, Style, contains_word, fresh_name, walk};
+use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, splice};
+use crate::code::{Lang, Repo, SourceFile, Style, contains_word, fresh_name};
 
 /// The Python `asyncio.gather` fan-out pattern.
 pub struct PyGather;
@@ -55,28 +55,18 @@ impl Pattern for PyGather {
         if f.lang != Lang::Python {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        walk(f.tree.root_node(), &mut |n| {
-            if let Some(m) = matches(f, n).filter(|_| !super::in_bounded_function(f, n)) {
-                let body = m.items.named_child(0).map(|b| f.text_of(b)).unwrap_or("");
-                out.push(Site {
-                    pattern: self.name().into(),
-                    file: f.rel.clone(),
-                    line: n.start_position().row + 1,
-                    start: n.start_byte(),
-                    end: n.end_byte(),
-                    snippet: snippet(f.text_of(n)),
-                    description:
-                        "asyncio.gather over a comprehension awaits one call per item at once"
-                            .into(),
-                    fixes: vec![FixKind::Concurrency, FixKind::Rate],
-                    callees: identifiers(body),
-                    bound_at: None,
-                    current_bound: None,
-                });
-            }
-        });
-        out
+        super::sites_in(f, |n| {
+            let m = matches(f, n).filter(|_| !super::in_bounded_function(f, n))?;
+            let body = m.items.named_child(0).map(|b| f.text_of(b)).unwrap_or("");
+            Some(Site::at(
+                self.name(),
+                f,
+                n,
+                "asyncio.gather over a comprehension awaits one call per item at once".into(),
+                vec![FixKind::Concurrency, FixKind::Rate],
+                identifiers(body),
+            ))
+        })
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {

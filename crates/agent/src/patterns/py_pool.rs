@@ -5,7 +5,7 @@
 
 use tree_sitter::Node;
 
-use super::{FileEdit, Fix, FixKind, Pattern, Site, snippet, splice};
+use super::{FileEdit, Fix, FixKind, Pattern, Site, splice};
 use crate::code::{Lang, Repo, SourceFile, walk};
 
 /// The oversized thread-pool pattern.
@@ -215,35 +215,35 @@ impl Pattern for PyPool {
         if f.lang != Lang::Python {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        walk(f.tree.root_node(), &mut |n| {
-            let Some(call) = pool_call(f, n) else { return };
+        super::sites_in(f, |n| {
+            let call = pool_call(f, n)?;
             let bound = self.bound_of(repo, f, call);
-            let (bound_at, current) = match &bound {
-                Some(b) => (Some(format!("{}:{}", b.file, b.line)), b.value),
-                None => (None, None),
+            let here = format!("{}:{}", f.rel, n.start_position().row + 1);
+            let description = match &bound {
+                Some(Bound { value: Some(v), file, line, .. })
+                    if format!("{file}:{line}") != here =>
+                {
+                    format!(
+                        "a thread pool of {v} workers (size set at {file}:{line}) runs that many calls at once"
+                    )
+                }
+                Some(Bound { value: Some(v), .. }) => {
+                    format!("a thread pool of {v} workers runs that many calls at once")
+                }
+                _ => "a thread pool whose size could not be followed to a number".into(),
             };
-            out.push(Site {
-                pattern: self.name().into(),
-                file: f.rel.clone(),
-                line: n.start_position().row + 1,
-                start: n.start_byte(),
-                end: n.end_byte(),
-                snippet: snippet(f.text_of(n)),
-                description: match (current, &bound_at) {
-                    (Some(v), Some(at)) if *at != format!("{}:{}", f.rel, n.start_position().row + 1) => {
-                        format!("a thread pool of {v} workers (size set at {at}) runs that many calls at once")
-                    }
-                    (Some(v), _) => format!("a thread pool of {v} workers runs that many calls at once"),
-                    _ => "a thread pool whose size could not be followed to a number".into(),
-                },
-                fixes: vec![FixKind::Concurrency],
-                callees: enclosing_submits(f, n),
-                bound_at,
-                current_bound: current,
-            });
-        });
-        out
+            let mut site = Site::at(
+                self.name(),
+                f,
+                n,
+                description,
+                vec![FixKind::Concurrency],
+                enclosing_submits(f, n),
+            );
+            site.bound_at = bound.as_ref().map(|b| format!("{}:{}", b.file, b.line));
+            site.current_bound = bound.and_then(|b| b.value);
+            Some(site)
+        })
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {

@@ -49,26 +49,22 @@ impl Pattern for PyTaskGroup {
         if f.lang != Lang::Python {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        walk(f.tree.root_node(), &mut |n| {
-            if let Some((with, calls)) = matches(f, n).filter(|_| !super::in_bounded_function(f, n))
-            {
-                let callees = calls
-                    .iter()
-                    .filter_map(|c| c.child_by_field_name("arguments"))
-                    .flat_map(|a| identifiers(f.text_of(a)))
-                    .collect();
-                out.push(Site::at(
-                    self.name(),
-                    f,
-                    with,
-                    "a TaskGroup task per item of a loop, all running at once".into(),
-                    vec![FixKind::Concurrency],
-                    callees,
-                ));
-            }
-        });
-        out
+        super::sites_in(f, |n| {
+            let (with, calls) = matches(f, n).filter(|_| !super::in_bounded_function(f, n))?;
+            let callees = calls
+                .iter()
+                .filter_map(|c| c.child_by_field_name("arguments"))
+                .flat_map(|a| identifiers(f.text_of(a)))
+                .collect();
+            Some(Site::at(
+                self.name(),
+                f,
+                with,
+                "a TaskGroup task per item of a loop, all running at once".into(),
+                vec![FixKind::Concurrency],
+                callees,
+            ))
+        })
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {
