@@ -94,16 +94,10 @@ pub fn parse(body: &Value) -> Result<Reply, String> {
         Some("max_tokens") => StopReason::MaxTokens,
         _ => StopReason::Other,
     };
-    let u = body.get("usage");
-    let n = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
     Ok(Reply {
         message: Message { role: Role::Assistant, parts },
         stop,
-        usage: Usage {
-            input_tokens: n("input_tokens"),
-            output_tokens: n("output_tokens"),
-            cost_usd: u.and_then(|u| u.get("cost")).and_then(Value::as_f64),
-        },
+        usage: Usage::from_wire(body.get("usage"), "input_tokens", "output_tokens"),
     })
 }
 

@@ -105,6 +105,17 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// From a provider's `usage` object: its names for input and output tokens, and a `cost`
+    /// when the provider reports one. Missing fields are 0 (or no cost).
+    pub fn from_wire(usage: Option<&serde_json::Value>, input: &str, output: &str) -> Self {
+        let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(serde_json::Value::as_u64);
+        Self {
+            input_tokens: n(input).unwrap_or(0),
+            output_tokens: n(output).unwrap_or(0),
+            cost_usd: usage.and_then(|u| u.get("cost")).and_then(serde_json::Value::as_f64),
+        }
+    }
+
     /// Adds another turn's tokens (and cost, when either side knows one).
     pub fn add(&mut self, o: Usage) {
         self.input_tokens += o.input_tokens;

@@ -113,16 +113,10 @@ pub fn parse(body: &Value) -> Result<Reply, String> {
         } else {
             stop
         };
-    let u = body.get("usage");
-    let n = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
     Ok(Reply {
         message: Message { role: Role::Assistant, parts },
         stop,
-        usage: Usage {
-            input_tokens: n("prompt_tokens"),
-            output_tokens: n("completion_tokens"),
-            cost_usd: u.and_then(|u| u.get("cost")).and_then(Value::as_f64),
-        },
+        usage: Usage::from_wire(body.get("usage"), "prompt_tokens", "completion_tokens"),
     })
 }
 
