@@ -174,33 +174,47 @@ pub fn project_files(root: &Path) -> Vec<(String, u64)> {
     out
 }
 
+/// A source file's relative path, language and text.
+pub type SourceText = (String, Lang, String);
+
+/// The text of every source file under `root` (relative path, language, text), sorted, and
+/// the files that could not be read (path, reason): no parsing.
+pub fn source_texts(root: &Path) -> (Vec<SourceText>, Vec<(String, String)>) {
+    let mut texts = Vec::new();
+    let mut skipped = Vec::new();
+    for entry in walk_project(root) {
+        let Ok(entry) = entry else { continue };
+        let path = entry.path();
+        let Some(lang) = Lang::from_path(path) else { continue };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let rel = path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/");
+        if entry.metadata().map(|m| m.len()).unwrap_or(0) > MAX_FILE {
+            skipped.push((rel, "larger than 1 MiB".into()));
+            continue;
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) => texts.push((rel, lang, text)),
+            Err(e) => skipped.push((rel, e.to_string())),
+        }
+    }
+    texts.sort_by(|a, b| a.0.cmp(&b.0));
+    (texts, skipped)
+}
+
 impl Repo {
-    /// Reads every source file under `root`.
+    /// Reads and parses every source file under `root`.
     pub fn load(root: &Path) -> std::io::Result<Self> {
         let root = root.canonicalize()?;
-        let mut files = Vec::new();
-        let mut skipped = Vec::new();
-        for entry in walk_project(&root) {
-            let Ok(entry) = entry else { continue };
-            let path = entry.path();
-            let Some(lang) = Lang::from_path(path) else { continue };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            let rel = path.strip_prefix(&root).unwrap_or(path).to_string_lossy().replace('\\', "/");
-            if entry.metadata().map(|m| m.len()).unwrap_or(0) > MAX_FILE {
-                skipped.push((rel, "larger than 1 MiB".into()));
-                continue;
-            }
-            match std::fs::read_to_string(path) {
-                Ok(text) => match SourceFile::new(rel.clone(), lang, text) {
-                    Some(f) => files.push(f),
-                    None => skipped.push((rel, "tree-sitter could not parse it".into())),
-                },
-                Err(e) => skipped.push((rel, e.to_string())),
+        let (texts, mut skipped) = source_texts(&root);
+        let mut files = Vec::with_capacity(texts.len());
+        for (rel, lang, text) in texts {
+            match SourceFile::new(rel.clone(), lang, text) {
+                Some(f) => files.push(f),
+                None => skipped.push((rel, "tree-sitter could not parse it".into())),
             }
         }
-        files.sort_by(|a, b| a.rel.cmp(&b.rel));
         Ok(Self { root, files, skipped })
     }
 

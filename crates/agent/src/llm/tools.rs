@@ -142,18 +142,17 @@ pub fn read_file(root: &Path, a: &ReadFile) -> Result<String, String> {
         .join("\n"))
 }
 
-/// `search`: `file:line: text` for every source line containing the text (first 100).
+/// `search`: `file:line: text` for every source line containing the text (first 100). Plain
+/// text: nothing is parsed.
 pub fn search(root: &Path, a: &Search) -> Result<String, String> {
-    let repo = crate::code::Repo::load(root).map_err(|e| e.to_string())?;
-    let hits: Vec<String> = repo
-        .files
+    let (texts, _) = crate::code::source_texts(root);
+    let hits: Vec<String> = texts
         .iter()
-        .flat_map(|f| {
-            f.text
-                .lines()
+        .flat_map(|(rel, _, text)| {
+            text.lines()
                 .enumerate()
                 .filter(|(_, l)| l.contains(&a.text))
-                .map(|(i, l)| format!("{}:{}: {}", f.rel, i + 1, l.trim()))
+                .map(|(i, l)| format!("{rel}:{}: {}", i + 1, l.trim()))
                 .collect::<Vec<_>>()
         })
         .take(100)
