@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Measured, fmt_num};
+use crate::plan::{Measured, fmt_num, fmt_values};
 
 /// One check.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -84,9 +84,6 @@ pub fn evaluate(e: &Evidence<'_>) -> Evaluation {
         },
     });
     if let (Some(b), Some(c)) = (e.baseline.primary(), e.confirm.primary()) {
-        let vals = |m: &af_measure::MetricSummary| {
-            m.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
-        };
         checks.push(Check {
             name: "metric met on every run".into(),
             passed: Some(c.passed == Some(true)),
@@ -94,8 +91,8 @@ pub fn evaluate(e: &Evidence<'_>) -> Evaluation {
                 "{} {}: baseline [{}] → confirm [{}]",
                 c.metric,
                 c.expect.clone().unwrap_or_default(),
-                vals(b),
-                vals(c)
+                fmt_values(b),
+                fmt_values(c)
             ),
         });
     }

@@ -616,10 +616,7 @@ impl Prepared {
         let metric = plan.metric.clone().unwrap_or_default();
         let program_failed =
             result.runs.iter().any(|r| r.timed_out || r.exit_code != Some(0) || r.requests == 0);
-        let values = primary
-            .as_ref()
-            .map(|p| p.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default();
+        let values = primary.as_ref().map(fmt_values).unwrap_or_default();
         plan.decision = Decision::Abstain;
         if program_failed {
             plan.reason = format!(
@@ -661,6 +658,11 @@ pub(crate) fn finish(plan: Plan, dir: &Path) -> Result<Plan, PlanError> {
             .map_err(|e| PlanError::Internal(e.to_string()))?;
     }
     Ok(plan)
+}
+
+/// Every run's value of a metric: `100, 100, 100`.
+pub fn fmt_values(m: &MetricSummary) -> String {
+    m.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
 }
 
 /// `10`, `2.5`.

@@ -3,10 +3,10 @@
 use std::fmt::Write;
 
 use af_agent::WorkResult;
-use af_agent::plan::fmt_num;
+use af_agent::plan::{fmt_num, fmt_values};
 
 use crate::charts::{Charts, svg};
-use crate::{summary_rows, values, worst};
+use crate::{summary_rows, worst};
 
 /// HTML-escapes text.
 pub(crate) fn esc(s: &str) -> String {
@@ -50,8 +50,8 @@ pub fn html(r: &WorkResult, charts: &Charts) -> String {
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&m.metric),
                 esc(m.expect.as_deref().unwrap_or("—")),
-                values(m),
-                c.map(values).unwrap_or_else(|| "—".into()),
+                fmt_values(m),
+                c.map(fmt_values).unwrap_or_else(|| "—".into()),
                 fmt_num(worst(m)),
                 c.map(|c| fmt_num(worst(c))).unwrap_or_else(|| "—".into())
             );

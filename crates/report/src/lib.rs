@@ -11,17 +11,12 @@ pub use html::html;
 pub use markdown::markdown;
 
 use af_agent::WorkResult;
-use af_agent::plan::fmt_num;
+use af_agent::plan::fmt_values;
 use af_measure::MetricSummary;
 
 /// The worst run's value: what the check was decided on (measure computes it), else the max.
 pub(crate) fn worst(m: &MetricSummary) -> f64 {
     m.checked.unwrap_or(m.max)
-}
-
-/// `a, b, c`.
-pub(crate) fn values(m: &MetricSummary) -> String {
-    m.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
 }
 
 /// The harness driver, when the LLM Planner wrote one: (path, sha256 from the harness, its
@@ -77,7 +72,7 @@ pub fn summary_rows(r: &WorkResult) -> Vec<(&'static str, String)> {
                 "{} {} violated on today's code: [{}] over {} runs (harness {})",
                 m.metric,
                 m.expect.clone().unwrap_or_default(),
-                values(m),
+                fmt_values(m),
                 m.values.len(),
                 p.harness_hash.as_deref().map_or("", |h| h.get(..12).unwrap_or(h))
             )
@@ -103,7 +98,7 @@ pub fn summary_rows(r: &WorkResult) -> Vec<(&'static str, String)> {
                 "{} {} met: [{}] over {} runs on the identical harness",
                 m.metric,
                 m.expect.clone().unwrap_or_default(),
-                values(m),
+                fmt_values(m),
                 m.values.len()
             ),
             None => r.verdict.clone(),

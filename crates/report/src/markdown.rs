@@ -3,9 +3,9 @@
 use std::fmt::Write;
 
 use af_agent::WorkResult;
-use af_agent::plan::fmt_num;
+use af_agent::plan::{fmt_num, fmt_values};
 
-use crate::{summary_rows, values, worst};
+use crate::{summary_rows, worst};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -47,8 +47,8 @@ pub fn markdown(r: &WorkResult) -> String {
                 "| `{}` | {} | {} | {} | {} | {} |",
                 cell(&m.metric),
                 m.expect.as_deref().unwrap_or("—"),
-                values(m),
-                c.map(values).unwrap_or_else(|| "—".into()),
+                fmt_values(m),
+                c.map(fmt_values).unwrap_or_else(|| "—".into()),
                 fmt_num(worst(m)),
                 c.map(|c| fmt_num(worst(c))).unwrap_or_else(|| "—".into())
             );

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use af_agent::plan::fmt_values;
 use af_agent::{Decision, Plan, PlanOptions, WorkOptions, WorkResult};
 use af_measure::Echo;
 use anyhow::Context;
@@ -76,11 +77,10 @@ pub fn print_plan(p: &Plan) {
     }
     if let Some(b) = &p.baseline {
         for m in &b.metrics {
-            let vals: Vec<String> = m.values.iter().map(|v| af_agent::plan::fmt_num(*v)).collect();
             println!(
                 "  baseline  {} = [{}]{}",
                 m.metric,
-                vals.join(", "),
+                fmt_values(m),
                 m.expect.as_ref().map(|e| format!(" (expect {e})")).unwrap_or_default()
             );
         }
@@ -128,14 +128,14 @@ pub fn print_result(r: &WorkResult, md: &Path, html: &Path) {
     let confirm = r.shown_attempt().and_then(|a| a.confirm.as_ref());
     if let Some(b) = &r.plan.baseline {
         for (i, m) in b.metrics.iter().enumerate() {
-            let vals = |m: &af_measure::MetricSummary| {
-                m.values.iter().map(|v| af_agent::plan::fmt_num(*v)).collect::<Vec<_>>().join(", ")
-            };
             t.add_row([
                 m.metric.clone(),
                 m.expect.clone().unwrap_or_else(|| "—".into()),
-                vals(m),
-                confirm.and_then(|c| c.metrics.get(i)).map(vals).unwrap_or_else(|| "—".into()),
+                fmt_values(m),
+                confirm
+                    .and_then(|c| c.metrics.get(i))
+                    .map(fmt_values)
+                    .unwrap_or_else(|| "—".into()),
             ]);
         }
     }
