@@ -74,6 +74,21 @@ fn af_fix_confirms_the_radar_fix_on_the_identical_harness() {
     }
 }
 
+/// `af plan --quiet --runs 1` of `fixtures/programs/fanout.js` against `snapshot`.
+fn plan_fanout(snapshot: &Path, runs_dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    Command::cargo_bin("af")
+        .expect("af")
+        .envs(env.iter().copied())
+        .args(["plan", "--quiet", "--runs", "1", "--snapshot"])
+        .arg(snapshot)
+        .arg("--source")
+        .arg(repo_root().join("fixtures/programs"))
+        .args(["--run", "node fanout.js", "--url-env", "API_URL", "--runs-dir"])
+        .arg(runs_dir)
+        .output()
+        .expect("run")
+}
+
 #[test]
 fn plan_abstains_when_errors_are_spread_and_load_independent() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -83,16 +98,7 @@ fn plan_abstains_when_errors_are_spread_and_load_independent() {
         w.write(&e).expect("write");
     }
     w.finish().expect("finish");
-    let out = Command::cargo_bin("af")
-        .expect("af")
-        .args(["plan", "--snapshot"])
-        .arg(&snap)
-        .arg("--source")
-        .arg(repo_root().join("fixtures/programs"))
-        .args(["--run", "node fanout.js", "--url-env", "API_URL", "--runs-dir"])
-        .arg(tmp.path().join("runs"))
-        .output()
-        .expect("run");
+    let out = plan_fanout(&snap, &tmp.path().join("runs"), &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("ABSTAIN") && stdout.contains("not load-related"), "{stdout}");
@@ -101,18 +107,8 @@ fn plan_abstains_when_errors_are_spread_and_load_independent() {
 #[test]
 fn plan_abstains_when_the_baseline_already_meets_the_threshold() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let out = Command::cargo_bin("af")
-        .expect("af")
-        .env("POOL", "4")
-        .env("N", "40")
-        .args(["plan", "--quiet", "--runs", "1", "--snapshot"])
-        .arg(repo_root().join("fixtures/gmail/capture.har"))
-        .arg("--source")
-        .arg(repo_root().join("fixtures/programs"))
-        .args(["--run", "node fanout.js", "--url-env", "API_URL", "--runs-dir"])
-        .arg(tmp.path().join("runs"))
-        .output()
-        .expect("run");
+    let snap = repo_root().join("fixtures/gmail/capture.har");
+    let out = plan_fanout(&snap, &tmp.path().join("runs"), &[("POOL", "4"), ("N", "40")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("already meets"), "{stdout}");
