@@ -35,7 +35,7 @@ pub fn run(cli: Cli) -> i32 {
             }
             let code = classify(&e);
             // One line, the whole chain: `error: capture.har:45: entry 3: field `…`: why`.
-            let mut msg = format!("error: {e:#}");
+            let mut msg = format!("error: {}", chain(&e));
             if code == INTERNAL {
                 msg.push_str("\n(this is a bug in af; please report it with the command line)");
             }
@@ -43,6 +43,23 @@ pub fn run(cli: Cli) -> i32 {
             code
         }
     }
+}
+
+/// The error and its causes, `: `-separated, each cause said once: an error whose message
+/// already quotes its source (`cannot access x: No such file…`) does not get it again.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for c in e.chain() {
+        let text = c.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn classify(e: &anyhow::Error) -> i32 {
@@ -62,4 +79,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = anyhow::Error::new(SnapshotError::io("/x.har", io));
+        assert_eq!(chain(&e), "cannot access /x.har: No such file or directory");
+        let e = anyhow::Error::new(UsageError("bad".into())).context("before (a.har)");
+        assert_eq!(chain(&e), "before (a.har): bad");
+    }
 }

@@ -58,6 +58,31 @@ pub struct ReadInfo {
     pub errors: Vec<String>,
     /// Files whose last line was incomplete (an interrupted writer); that line is not counted.
     pub truncated_tails: Vec<String>,
+    /// Files in directories that are no capture (a recorder's log), with what they looked like.
+    pub not_captures: Vec<String>,
+    /// Records of protocols other than HTTP (Postgres, AMQP, ...), by protocol: not exchanges.
+    pub non_http: std::collections::BTreeMap<String, u64>,
+    /// Benign deviations read past (`null` where HAR allows absence), one line per kind.
+    pub warnings: Vec<String>,
+}
+
+impl ReadInfo {
+    /// The JSON form of a read summary.
+    pub fn of(s: &af_snapshot::ReadSummary) -> Self {
+        Self {
+            exchanges: s.exchanges,
+            skipped: s.skipped,
+            errors: s.errors.iter().map(ToString::to_string).collect(),
+            truncated_tails: s.truncated_tails.iter().map(ToString::to_string).collect(),
+            not_captures: s
+                .not_captures
+                .iter()
+                .map(|(p, why)| format!("{}: {why}", p.display()))
+                .collect(),
+            non_http: s.non_http.clone(),
+            warnings: s.warnings.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 /// Filters as given.

@@ -150,8 +150,9 @@ pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: boo
         f
     };
     out.push_str(&format!(
-        "read: {} exchanges from {} file{} ({})",
+        "read: {} exchange{} from {} file{} ({})",
         read.exchanges,
+        if read.exchanges == 1 { "" } else { "s" },
         read.files.len(),
         if read.files.len() == 1 { "" } else { "s" },
         formats.join(", ")
@@ -174,8 +175,9 @@ pub fn inspect(table: &StatsTable, read: &ReadSummary, by_caller: bool, tty: boo
     out
 }
 
-/// What reading passed over without it being an error: an interrupted writer's last line, and
-/// hidden files in directories. Said, never silent.
+/// What reading passed over without it being an error: an interrupted writer's last line,
+/// hidden files and files that are no capture in directories, records of other protocols, and
+/// benign deviations from a format. Said, never silent.
 pub fn read_notes(read: &ReadSummary) -> String {
     let mut out = String::new();
     for loc in &read.truncated_tails {
@@ -185,6 +187,21 @@ pub fn read_notes(read: &ReadSummary) -> String {
     }
     for p in &read.hidden_skipped {
         out.push_str(&format!("note: {}: hidden file not read\n", p.display()));
+    }
+    for (p, why) in &read.not_captures {
+        out.push_str(&format!("note: {}: not a capture ({why}), not read\n", p.display()));
+    }
+    if !read.non_http.is_empty() {
+        let n = read.non_http_total();
+        let by: Vec<String> = read.non_http.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!(
+            "note: {n} record{} of other protocols skipped ({}): af analyses HTTP\n",
+            if n == 1 { "" } else { "s" },
+            by.join(", ")
+        ));
+    }
+    for w in &read.warnings {
+        out.push_str(&format!("warning: {w}\n"));
     }
     out
 }

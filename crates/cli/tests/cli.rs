@@ -412,7 +412,7 @@ fn import_proxymock_directories_into_one_native_snapshot() {
     .success()
     .stderr(predicate::str::contains("wrote 9 exchanges from 6 files"));
     let first = std::fs::read_to_string(&out).expect("read");
-    assert!(first.starts_with("{\"format\":\"af-snapshot\",\"version\":1"), "{first}");
+    assert!(first.starts_with("{\"format\":\"af-snapshot\",\"version\":2"), "{first}");
     let doc: serde_json::Value = serde_json::from_slice(
         &af().args(["inspect", "--json"]).arg(&out).output().expect("runs").stdout,
     )

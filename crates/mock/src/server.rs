@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, SizeHint};
 use serde_json::json;
 
-use crate::catalog::{Catalog, Match};
+use crate::catalog::{Catalog, Match, Wanted};
 use crate::config::{MockConfig, Unmatched};
 use crate::limits::{Held, Limiter};
 use crate::live::Live;
@@ -126,13 +126,18 @@ impl Mock {
         let path = parts.uri.path().to_owned();
         let query = parts.uri.query().map(str::to_owned);
         let method = parts.method.as_str().to_owned();
-        let host = parts
+        let host_header = parts
             .headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned)
-            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
-            .unwrap_or_else(|| "mock".into());
+            .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+        let host = host_header.clone().unwrap_or_else(|| "mock".into());
+        let accept_encoding = parts
+            .headers
+            .get(http::header::ACCEPT_ENCODING)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned);
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()
@@ -193,7 +198,7 @@ impl Mock {
             match self.limiter.admit(&method, &template, &caller, arrival) {
                 Err(rule) => {
                     let (headers, body) = match self.catalog.throttle(&endpoint) {
-                        Some(r) => (r.headers.clone(), r.body.clone()),
+                        Some(r) => r.representation(accept_encoding.as_deref()),
                         None => (json_ct(), Bytes::from(json!({"error": {"code": 429, "message": "rate limited (emulated by af mock)"}}).to_string())),
                     };
                     let mut headers: Vec<(String, String)> = headers
@@ -215,44 +220,36 @@ impl Mock {
                 Ok(h) => {
                     guard.held = Some(h);
                     let nearest = self.cfg.unmatched == Unmatched::Nearest;
-                    match self.catalog.lookup(
-                        &method,
-                        &path,
-                        query.as_deref(),
-                        &body,
-                        self.cfg.failures,
-                        nearest,
-                    ) {
-                        Match::Exact(r) => {
+                    let wanted = Wanted {
+                        host: host_header.as_deref(),
+                        method: &method,
+                        path: &path,
+                        query: query.as_deref(),
+                        body: &body,
+                    };
+                    let served =
+                        |r: &crate::catalog::Recorded,
+                         tags: &mut Vec<(&str, serde_json::Value)>| {
                             tags.push(("af.matched_id", json!(r.id.as_str())));
-                            (
-                                r.status,
-                                r.headers.clone(),
-                                r.body.clone(),
-                                self.cfg.latency.delay(r.duration_ns),
-                                "exact",
-                            )
+                            if r.incomplete {
+                                tags.push(("af.body_incomplete", json!(true)));
+                            }
+                            let (h, b) = r.representation(accept_encoding.as_deref());
+                            (h, b, self.cfg.latency.delay(r.duration_ns))
+                        };
+                    match self.catalog.lookup(wanted, self.cfg.failures, nearest) {
+                        Match::Exact(r) => {
+                            let (h, b, d) = served(r, &mut tags);
+                            (r.status, h, b, d, "exact")
                         }
                         Match::Template(r) => {
-                            tags.push(("af.matched_id", json!(r.id.as_str())));
-                            (
-                                r.status,
-                                r.headers.clone(),
-                                r.body.clone(),
-                                self.cfg.latency.delay(r.duration_ns),
-                                "template",
-                            )
+                            let (h, b, d) = served(r, &mut tags);
+                            (r.status, h, b, d, "template")
                         }
                         Match::Nearest(r, which) => {
-                            tags.push(("af.matched_id", json!(r.id.as_str())));
                             tags.push(("af.nearest", json!(which)));
-                            (
-                                r.status,
-                                r.headers.clone(),
-                                r.body.clone(),
-                                self.cfg.latency.delay(r.duration_ns),
-                                "nearest",
-                            )
+                            let (h, b, d) = served(r, &mut tags);
+                            (r.status, h, b, d, "nearest")
                         }
                         Match::Miss(near) => {
                             let fail = self.cfg.unmatched == Unmatched::Fail;
@@ -309,6 +306,7 @@ impl Mock {
                     data: BodyData::Text(String::new()),
                     size: resp_body.len() as u64,
                     truncated: true,
+                    decoded: false,
                 }),
             });
         }

@@ -28,6 +28,7 @@
 
 mod background;
 mod caller;
+pub mod coding;
 mod error;
 pub mod formats;
 mod id;
@@ -46,6 +47,8 @@ pub use model::{
     Body, BodyData, Direction, ErrorKind, Exchange, Headers, Phases, Request, Response, Tags,
     Timing, TransportError, UrlParts, header,
 };
-pub use read::{Bodies, KEPT_ERRORS, ReadOptions, ReadSummary, fold_paths, read_all, read_path};
+pub use read::{
+    Bodies, KEPT_ERRORS, ReadOptions, ReadSummary, Warning, fold_paths, read_all, read_path,
+};
 pub use template::{PathPattern, Templater, endpoint_matches};
 pub use time::Timestamp;

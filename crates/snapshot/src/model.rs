@@ -114,6 +114,12 @@ pub enum ErrorKind {
     Tls,
     /// Malformed HTTP on the wire.
     Protocol,
+    /// The host name did not resolve.
+    Dns,
+    /// No route: the network or host was unreachable, or the machine was offline.
+    Unreachable,
+    /// The client gave up or cancelled (a browser's `net::ERR_ABORTED`), not the upstream.
+    Aborted,
     /// The source said it failed but not how.
     Other,
 }
@@ -127,27 +133,99 @@ impl ErrorKind {
             Self::Timeout => "timeout",
             Self::Tls => "tls",
             Self::Protocol => "protocol",
+            Self::Dns => "dns",
+            Self::Unreachable => "unreachable",
+            Self::Aborted => "aborted",
             Self::Other => "other",
         }
     }
 
-    /// Best guess from a free-text error (`net::ERR_CONNECTION_REFUSED`, `ECONNRESET`, ...).
+    /// Best guess from a free-text error, as browsers (`net::ERR_CONNECTION_REFUSED`,
+    /// `NS_ERROR_UNKNOWN_HOST`), Node (`ECONNRESET`, `ENOTFOUND`), Python (`[Errno 111] Connect
+    /// call failed`) and proxies write them.
     pub fn classify(message: &str) -> Self {
         let m = message.to_ascii_lowercase();
-        if m.contains("refused") {
-            Self::Refused
-        } else if m.contains("reset") || m.contains("closed") || m.contains("aborted") {
-            Self::Reset
-        } else if m.contains("timeout") || m.contains("timed out") || m.contains("timed_out") {
-            Self::Timeout
-        } else if m.contains("tls") || m.contains("ssl") || m.contains("cert") {
-            Self::Tls
-        } else if m.contains("protocol") || m.contains("parse") || m.contains("invalid") {
-            Self::Protocol
-        } else {
-            Self::Other
+        let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+        // Specific names first: `ERR_NAME_NOT_RESOLVED` must not read as a generic failure.
+        if has(&[
+            "name_not_resolved",
+            "name_resolution",
+            "unknown_host",
+            "enotfound",
+            "eai_again",
+            "getaddrinfo",
+            "nodename nor servname",
+            "name or service not known",
+            "temporary failure in name resolution",
+            "no such host",
+            "dns",
+        ]) {
+            return Self::Dns;
         }
+        if has(&[
+            "internet_disconnected",
+            "address_unreachable",
+            "network_unreachable",
+            "ehostunreach",
+            "enetunreach",
+            "no route to host",
+            "network is unreachable",
+            "host is unreachable",
+            "network_changed",
+            "net_offline",
+            "offline",
+        ]) {
+            return Self::Unreachable;
+        }
+        if has(&["cert", "ssl", "tls", "handshake"]) {
+            return Self::Tls;
+        }
+        if has(&["refused"]) {
+            return Self::Refused;
+        }
+        if has(&["timeout", "timed out", "timed_out", "etimedout"]) {
+            return Self::Timeout;
+        }
+        // Python's socket errors name only the errno: Linux and macOS numbers never collide
+        // for the errors a connect can return.
+        if let Some(errno) = errno_of(&m) {
+            match errno {
+                111 | 61 => return Self::Refused,
+                110 | 60 => return Self::Timeout,
+                104 | 54 | 32 => return Self::Reset,
+                113 | 65 | 101 | 51 => return Self::Unreachable,
+                _ => {}
+            }
+        }
+        if has(&["err_aborted", "binding_aborted", "cancel"]) {
+            return Self::Aborted;
+        }
+        if has(&[
+            "reset",
+            "closed",
+            "aborted",
+            "epipe",
+            "broken pipe",
+            "empty_response",
+            "socket hang up",
+            "eof",
+        ]) {
+            return Self::Reset;
+        }
+        if has(&["protocol", "parse", "invalid", "malformed"]) {
+            return Self::Protocol;
+        }
+        Self::Other
     }
+}
+
+/// The number in `[Errno 111]` / `errno 111` / `os error 111`, when a message carries one.
+fn errno_of(m: &str) -> Option<u32> {
+    ["[errno ", "errno ", "os error "].iter().find_map(|k| {
+        let rest = &m[m.find(k)? + k.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
 }
 
 /// A transport-level failure: there is no HTTP status to report.
@@ -211,10 +289,13 @@ pub struct Phases {
     pub receive_ns: Option<u64>,
 }
 
-/// A message body as captured (still Content-Encoded if it was on the wire).
+/// A message body as captured: the bytes as they went over the wire (still content-encoded
+/// when the message had a `Content-Encoding`), unless `decoded` says the source kept the decoded
+/// content instead (HAR and proxymock do).
 ///
 /// On disk: `{"text": "...", "size": N}` for UTF-8, `{"base64": "...", "size": N}` otherwise;
-/// `size` is the full size and `truncated` marks a body cut by a size cap.
+/// `size` is the full size, `truncated` marks a body cut by a size cap (or not stored at all)
+/// and `"decoded": true` a body whose message's `Content-Encoding` was undone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Body {
     /// The stored bytes.
@@ -223,6 +304,9 @@ pub struct Body {
     pub size: u64,
     /// True when only a prefix of the body was kept.
     pub truncated: bool,
+    /// True when the bytes are the content after undoing the message's `Content-Encoding`
+    /// (a server replaying them must encode them again, or drop the header).
+    pub decoded: bool,
 }
 
 /// Stored body bytes: text when valid UTF-8.
@@ -265,13 +349,13 @@ impl Body {
             Ok(s) => BodyData::Text(s),
             Err(e) => BodyData::Binary(e.into_bytes()),
         };
-        Self { data, size, truncated: false }
+        Self { data, size, truncated: false, decoded: false }
     }
 
     /// A complete text body.
     pub fn text(s: impl Into<String>) -> Self {
         let s = s.into();
-        Self { size: s.len() as u64, data: BodyData::Text(s), truncated: false }
+        Self { size: s.len() as u64, data: BodyData::Text(s), truncated: false, decoded: false }
     }
 
     /// The stored bytes (empty when elided).
@@ -325,6 +409,8 @@ struct BodyRepr {
     size: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     truncated: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    decoded: bool,
 }
 
 /// A body read without decoding: its literals are borrowed from the input and only hashed.
@@ -339,6 +425,8 @@ struct BodySkim<'a> {
     size: Option<u64>,
     #[serde(default)]
     truncated: bool,
+    #[serde(default)]
+    decoded: bool,
 }
 
 fn digest_literal(kind: u8, literal: &str) -> u64 {
@@ -363,7 +451,14 @@ impl Serialize for Body {
                 ));
             }
         };
-        BodyRepr { text, base64, size: Some(self.size), truncated: self.truncated }.serialize(s)
+        BodyRepr {
+            text,
+            base64,
+            size: Some(self.size),
+            truncated: self.truncated,
+            decoded: self.decoded,
+        }
+        .serialize(s)
     }
 }
 
@@ -383,6 +478,7 @@ impl<'de> Deserialize<'de> for Body {
                 data: BodyData::Elided { digest },
                 size: r.size.unwrap_or(0),
                 truncated: r.truncated,
+                decoded: r.decoded,
             });
         }
         let r = BodyRepr::deserialize(d)?;
@@ -409,7 +505,7 @@ impl<'de> Deserialize<'de> for Body {
                 "body `size` {size} is smaller than the {stored} bytes stored"
             )));
         }
-        Ok(Body { data, size, truncated: r.truncated })
+        Ok(Body { data, size, truncated: r.truncated, decoded: r.decoded })
     }
 }
 
@@ -558,5 +654,21 @@ mod tests {
         assert_eq!(ErrorKind::classify("ECONNRESET"), ErrorKind::Reset);
         assert_eq!(ErrorKind::classify("request timed out"), ErrorKind::Timeout);
         assert_eq!(ErrorKind::classify("TLS handshake failed"), ErrorKind::Tls);
+        // As real captures write them (mitmproxy's Chrome and error-log HARs among them).
+        assert_eq!(ErrorKind::classify("net::ERR_INTERNET_DISCONNECTED"), ErrorKind::Unreachable);
+        assert_eq!(ErrorKind::classify("net::ERR_NAME_NOT_RESOLVED"), ErrorKind::Dns);
+        assert_eq!(ErrorKind::classify("net::ERR_CERT_AUTHORITY_INVALID"), ErrorKind::Tls);
+        assert_eq!(ErrorKind::classify("net::ERR_ABORTED"), ErrorKind::Aborted);
+        assert_eq!(ErrorKind::classify("net::ERR_CONNECTION_CLOSED"), ErrorKind::Reset);
+        assert_eq!(ErrorKind::classify("getaddrinfo ENOTFOUND api.test"), ErrorKind::Dns);
+        assert_eq!(ErrorKind::classify("NS_ERROR_UNKNOWN_HOST"), ErrorKind::Dns);
+        assert_eq!(
+            ErrorKind::classify(
+                "Multiple exceptions: [Errno 60] Connect call failed ('123.58.180.8', 80)"
+            ),
+            ErrorKind::Timeout
+        );
+        assert_eq!(ErrorKind::classify("[Errno 111] Connect call failed"), ErrorKind::Refused);
+        assert_eq!(ErrorKind::classify("something odd"), ErrorKind::Other);
     }
 }

@@ -5,6 +5,7 @@
 //! Lenient skips bad records, counts them and keeps the first few messages; the caller must say
 //! how many were skipped. Either way nothing is dropped silently.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,38 @@ pub struct ReadSummary {
     pub truncated_tails: Vec<Location>,
     /// Hidden files (dot-files) in directories, not read.
     pub hidden_skipped: Vec<PathBuf>,
+    /// Files in directories that are no capture at all (a recorder's `proxymock.log`, a
+    /// config file), with what they looked like: not read, not errors, listed.
+    pub not_captures: Vec<(PathBuf, String)>,
+    /// Records of a protocol other than HTTP (proxymock's Postgres, AMQP, ...), by protocol:
+    /// neither exchanges nor errors, counted.
+    pub non_http: BTreeMap<String, u64>,
+    /// Benign deviations from a format that were read anyway (a `null` where HAR allows the
+    /// field to be absent), grouped by field and message.
+    pub warnings: Vec<Warning>,
+}
+
+/// A deviation from a format that `af` read past, with how often it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// The field, without record indices (`request.headersSize`).
+    pub field: String,
+    /// What was read instead (`null, read as absent`).
+    pub message: String,
+    /// The first place it happened.
+    pub first: Location,
+    /// How many times.
+    pub count: u64,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: field `{}`: {}", self.first, self.field, self.message)?;
+        if self.count > 1 {
+            write!(f, " ({} times in all)", self.count)?;
+        }
+        Ok(())
+    }
 }
 
 impl ReadSummary {
@@ -66,6 +99,26 @@ impl ReadSummary {
         }
         self.truncated_tails.extend(other.truncated_tails);
         self.hidden_skipped.extend(other.hidden_skipped);
+        self.not_captures.extend(other.not_captures);
+        for (k, v) in other.non_http {
+            *self.non_http.entry(k).or_default() += v;
+        }
+        for w in other.warnings {
+            self.warn(w);
+        }
+    }
+
+    /// Adds a warning, folding it into an earlier one of the same field and message.
+    pub fn warn(&mut self, w: Warning) {
+        match self.warnings.iter_mut().find(|o| o.field == w.field && o.message == w.message) {
+            Some(o) => o.count += w.count,
+            None => self.warnings.push(w),
+        }
+    }
+
+    /// Records of other protocols, in all.
+    pub fn non_http_total(&self) -> u64 {
+        self.non_http.values().sum()
     }
 }
 
@@ -110,6 +163,26 @@ impl<'a> Sink<'a> {
             }
             Err(e) => self.bad(e),
         }
+    }
+
+    /// Notes a benign deviation that was read past (see [`Warning`]).
+    pub(crate) fn warn(
+        &mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        at: Location,
+    ) {
+        self.summary.warn(Warning {
+            field: field.into(),
+            message: message.into(),
+            first: at,
+            count: 1,
+        });
+    }
+
+    /// Counts a record of another protocol (not an exchange, not an error).
+    pub(crate) fn non_http(&mut self, protocol: &str) {
+        *self.summary.non_http.entry(protocol.to_ascii_lowercase()).or_default() += 1;
     }
 
     /// The body mode records are read in.
@@ -161,17 +234,29 @@ pub fn read_path(
         for f in &files {
             match read_file(f, opts, out) {
                 Ok(s) => total.merge(s),
-                // In a directory, a file that is not a snapshot at all is one bad record.
-                Err(e @ (SnapshotError::UnknownFormat { .. } | SnapshotError::Empty { .. }))
-                    if opts.lenient =>
-                {
-                    total.skipped += 1;
-                    if total.errors.len() < KEPT_ERRORS {
-                        total.errors.push(RecordError::new(Location::file(f), None, e.to_string()));
-                    }
+                // A recorder's log or a config file beside the captures is plainly not one:
+                // listed, not read, never an error (a capture that is broken still is one).
+                Err(SnapshotError::UnknownFormat { why, .. }) => {
+                    total.not_captures.push((f.clone(), why));
+                }
+                Err(SnapshotError::Empty { .. }) => {
+                    total.not_captures.push((f.clone(), "empty file".into()));
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if total.files.is_empty()
+            && let Some((first, why)) = total.not_captures.first()
+        {
+            return Err(SnapshotError::UnknownFormat {
+                path: path.to_owned(),
+                why: format!(
+                    "directory holds no capture: {} file{}, none in a format af reads (first: {}: {why})",
+                    total.not_captures.len(),
+                    if total.not_captures.len() == 1 { "" } else { "s" },
+                    first.display()
+                ),
+            });
         }
         total
     } else {

@@ -503,13 +503,245 @@ fn directory_of_mixed_files() {
     .expect("copy");
     std::fs::write(dir.path().join("notes.txt"), "remember to rotate the key").expect("write");
     std::fs::write(dir.path().join(".DS_Store"), [0u8, 1, 2]).expect("write");
-    let err = read_all(dir.path(), ReadOptions::default()).expect_err("strict fails").to_string();
-    assert!(err.contains("notes.txt") && err.contains("not a snapshot"), "{err}");
-    let (v, s) = read_all(dir.path(), ReadOptions { lenient: true, ..ReadOptions::default() })
-        .expect("lenient");
+    // A file that is plainly no capture is listed and passed over, strict or not.
+    let (v, s) = read_all(dir.path(), ReadOptions::default()).expect("strict reads the capture");
     assert_eq!(v.len(), 1);
-    assert_eq!(s.skipped, 1);
+    assert_eq!(s.skipped, 0);
+    assert_eq!(s.not_captures.len(), 1);
+    assert!(s.not_captures[0].0.ends_with("notes.txt"), "{:?}", s.not_captures);
+    assert!(s.not_captures[0].1.contains("remember"), "{:?}", s.not_captures);
     assert_eq!(s.hidden_skipped.len(), 1, "hidden files are listed, not read");
+    // A broken capture in the same directory still stops a strict read.
+    std::fs::write(
+        dir.path().join("b.jsonl"),
+        "{\"format\":\"af-snapshot\",\"version\":2}\nnot json\n",
+    )
+    .expect("write");
+    let err = read_all(dir.path(), ReadOptions::default()).expect_err("strict fails").to_string();
+    assert!(err.contains("b.jsonl:2"), "{err}");
+    // Nothing but non-captures: an error naming the directory and what was there.
+    let only = tempfile::tempdir().expect("tempdir");
+    std::fs::write(only.path().join("proxymock.log"), "recording outbound traffic on proxy port")
+        .expect("write");
+    let err = read_all(only.path(), ReadOptions::default()).expect_err("no capture").to_string();
+    assert!(err.contains("directory holds no capture") && err.contains("proxymock.log"), "{err}");
+}
+
+// ------------------------------------------- real-world captures (../shared/realworld)
+// Each test reproduces, in a file of our own, what one file of the public corpus does; its name
+// says which file (see SOURCES.md there).
+
+/// A HAR document around `entries` (a list of entry objects as JSON text).
+fn har_doc(entries: &str) -> String {
+    format!(
+        "{{\"log\":{{\"version\":\"1.2\",\"creator\":{{\"name\":\"t\",\"version\":\"1\"}},\"entries\":[{entries}]}}}}"
+    )
+}
+
+fn har_entry(request_extra: &str, response_extra: &str) -> String {
+    format!(
+        "{{\"startedDateTime\":\"2026-11-20T11:15:04.120Z\",\"time\":12.5,\
+        \"request\":{{\"method\":\"GET\",\"url\":\"https://mitmproxy.org/\",\"httpVersion\":\"HTTP/1.1\",\
+        \"headers\":[],\"queryString\":[],\"cookies\":[],\"bodySize\":0{request_extra}}},\
+        \"response\":{{\"status\":200,\"statusText\":\"OK\",\"httpVersion\":\"HTTP/1.1\",\"headers\":[],\"cookies\":[],\
+        \"content\":{{\"size\":2,\"mimeType\":\"text/plain\",\"text\":\"ok\"}},\"bodySize\":2{response_extra}}},\
+        \"cache\":{{}},\"timings\":{{\"send\":1,\"wait\":10,\"receive\":1.5}}}}"
+    )
+}
+
+#[test]
+fn firefox_har_null_headers_size_reads_as_absent_with_a_warning() {
+    // Firefox 111 writes `"headersSize": null` on requests; absence is what it means.
+    let e = har_entry(",\"headersSize\":null", ",\"headersSize\":-1,\"redirectURL\":\"\"");
+    let (_d, p) = bad("firefox.har", har_doc(&[e.clone(), e.clone(), e].join(",")).as_bytes());
+    let (v, s) = read_all(&p, ReadOptions::default()).expect("strict reads it");
+    assert_eq!(v.len(), 3);
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    let w = &s.warnings[0];
+    assert_eq!((w.field.as_str(), w.count), ("request.headersSize", 3));
+    assert!(
+        w.to_string().contains("firefox.har:1: entry 0") && w.to_string().contains("null"),
+        "{w}"
+    );
+}
+
+#[test]
+fn charles_har_null_redirect_url_reads_as_absent() {
+    let e = har_entry("", ",\"redirectURL\":null");
+    let (_d, p) = bad("charles.har", har_doc(&e).as_bytes());
+    let (v, s) = read_all(&p, ReadOptions::default()).expect("strict reads it");
+    assert_eq!(v[0].status(), Some(200));
+    assert_eq!(s.warnings[0].field, "response.redirectURL");
+    // A null where HAR requires a value is still an error, and says so.
+    let e = har_entry("", "").replace("\"method\":\"GET\"", "\"method\":null");
+    let (_d, p) = bad("nullmethod.har", har_doc(&e).as_bytes());
+    let err = strict_error(&p);
+    assert!(err.contains("request.method") && err.contains("is null"), "{err}");
+}
+
+#[test]
+fn with_bom_har_reads() {
+    let mut bytes = b"\xef\xbb\xbf".to_vec();
+    bytes.extend(har_doc(&har_entry("", "")).as_bytes());
+    let (_d, p) = bad("with-bom.har", &bytes);
+    assert_eq!(read_all(&p, ReadOptions::default()).expect("BOM ignored").0.len(), 1);
+}
+
+#[test]
+fn brokenfile_har_with_log_as_an_array_says_so() {
+    let (_d, p) = bad("brokenfile.har", b"{\"log\":\n[\n    2,1,3\n]\n}");
+    let err = strict_error(&p);
+    assert!(
+        err.contains("brokenfile.har:2: field `log`") && err.contains("`log` is an array"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pollyjs_node_fetch_header_value_arrays_are_repeated_headers() {
+    let e = har_entry("", "").replace(
+        "\"headers\":[],\"queryString\"",
+        "\"headers\":[{\"name\":\"accept\",\"value\":[\"*/*\"]},{\"name\":\"x-two\",\"value\":[\"a\",\"b\"]},{\"name\":\"host\",\"value\":\"jsonplaceholder.typicode.com\"}],\"queryString\"",
+    );
+    let (_d, p) = bad("node-fetch__should-work.har", har_doc(&e).as_bytes());
+    let v = read_all(&p, ReadOptions::default()).expect("reads").0;
+    let h: Vec<(&str, &str)> =
+        v[0].request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        h,
+        [
+            ("accept", "*/*"),
+            ("x-two", "a"),
+            ("x-two", "b"),
+            ("host", "jsonplaceholder.typicode.com")
+        ]
+    );
+}
+
+#[test]
+fn playwright_har_sha1_body_is_read_from_the_file_beside_it() {
+    let e =
+        har_entry("", "").replace("\"text\":\"ok\"", "\"_file\":\"har-sha1-main-response.txt\"");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("har-sha1.har");
+    std::fs::write(&p, har_doc(&e)).expect("write");
+    std::fs::write(dir.path().join("har-sha1-main-response.txt"), "Hello, world").expect("write");
+    let (v, s) = read_all(&p, ReadOptions::default()).expect("reads");
+    let body = v[0].response.as_ref().and_then(|r| r.body.as_ref()).expect("body");
+    assert_eq!((body.as_text(), body.truncated), (Some("Hello, world"), false));
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // Without the file: the body is missing, and the read says so.
+    std::fs::remove_file(dir.path().join("har-sha1-main-response.txt")).expect("rm");
+    let (v, s) = read_all(&p, ReadOptions::default()).expect("reads");
+    let body = v[0].response.as_ref().and_then(|r| r.body.as_ref()).expect("body");
+    assert!(body.truncated && body.bytes().is_empty(), "{body:?}");
+    assert_eq!(s.warnings[0].field, "response.content._file");
+    assert!(s.warnings[0].message.contains("body missing"), "{:?}", s.warnings);
+    // Only a plain name beside the HAR is ever read.
+    let e = har_entry("", "").replace("\"text\":\"ok\"", "\"_file\":\"../../etc/passwd\"");
+    std::fs::write(&p, har_doc(&e)).expect("write");
+    let (_, s) = read_all(&p, ReadOptions::default()).expect("reads");
+    assert!(s.warnings[0].message.contains("not a file name beside the HAR"), "{:?}", s.warnings);
+}
+
+#[test]
+fn safari_har_gzip_body_is_kept_decoded_and_marked_so() {
+    let e = har_entry("", "").replace(
+        "\"response\":{\"status\":200,\"statusText\":\"OK\",\"httpVersion\":\"HTTP/1.1\",\"headers\":[]",
+        "\"response\":{\"status\":200,\"statusText\":\"OK\",\"httpVersion\":\"HTTP/1.1\",\"headers\":[{\"name\":\"Content-Encoding\",\"value\":\"gzip\"}]",
+    );
+    let (_d, p) = bad("safari.har", har_doc(&e).as_bytes());
+    let v = read_all(&p, ReadOptions::default()).expect("reads").0;
+    let body = v[0].response.as_ref().and_then(|r| r.body.as_ref()).expect("body");
+    assert!(body.decoded && body.as_text() == Some("ok"), "{body:?}");
+    // A native snapshot keeps the mark; HAR export writes the decoded text as HAR says.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let native = dir.path().join("s.jsonl");
+    write_native(&v, &native, false);
+    let back = read_all(&native, ReadOptions::default()).expect("native").0;
+    assert_eq!(back, v);
+}
+
+#[test]
+fn a_wire_gzip_body_is_exported_to_har_decoded() {
+    let gz = coding::encode(&[coding::Coding::Gzip], b"{\"a\":1}").expect("gzip");
+    let mut ex = read("har/mitmproxy.har").remove(0);
+    let r = ex.response.as_mut().expect("response");
+    r.headers = vec![("Content-Encoding".into(), "gzip".into())];
+    r.body = Some(Body::from_bytes(gz));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let har = dir.path().join("x.har");
+    write_har(&[ex], &har);
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&har).expect("read")).expect("json");
+    assert_eq!(doc["log"]["entries"][0]["response"]["content"]["text"], "{\"a\":1}");
+    let back = read_all(&har, ReadOptions::default()).expect("reads").0;
+    let body = back[0].response.as_ref().and_then(|r| r.body.as_ref()).expect("body");
+    assert!(body.decoded && body.as_text() == Some("{\"a\":1}"), "{body:?}");
+}
+
+#[test]
+fn chrome_har_transport_error_kind_comes_from_its_error_text() {
+    let e = har_entry("", "").replace(
+        "\"response\":{\"status\":200",
+        "\"response\":{\"_error\":\"net::ERR_INTERNET_DISCONNECTED\",\"status\":0",
+    );
+    let (_d, p) = bad("chrome.har", har_doc(&e).as_bytes());
+    let v = read_all(&p, ReadOptions::default()).expect("reads").0;
+    assert_eq!(v[0].error.as_ref().map(|e| e.kind), Some(ErrorKind::Unreachable));
+}
+
+#[test]
+fn speedscale_demo_recording_with_proxymock_log_reads_strict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = dir.path().join("catfact.ninja");
+    std::fs::create_dir(&host).expect("mkdir");
+    std::fs::copy(
+        fixture("proxymock/markdown/2025-08-12_12-18-35.383552Z.md"),
+        host.join("2025-08-12_12-18-35.383552Z.md"),
+    )
+    .expect("copy");
+    std::fs::write(
+        dir.path().join("proxymock.log"),
+        "2026-06-12 14:12:08 INFO  started user app\nrecording outbound traffic on proxy port 4140\n",
+    )
+    .expect("write");
+    let (v, s) = read_all(dir.path(), ReadOptions::default()).expect("strict read");
+    assert_eq!((v.len(), s.skipped), (1, 0));
+    assert_eq!(s.not_captures.len(), 1);
+    assert!(s.not_captures[0].0.ends_with("proxymock.log"));
+}
+
+#[test]
+fn ruby_api_subset_postgres_and_amqp_rrpairs_are_counted_not_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("2025-10-09_14-42-45.559715009Z.json"),
+        r#"{"msgType":"rrpair","ts":"2025-10-09T14:42:45.559715009Z","l7protocol":"postgres","uuid":"b0j2jZ6mT0mxxpDCeoNJPQ==","tech":"Postgres","network_address":"postgres-service:5432","postgres":{"request":{"ssl":{}},"response":{"ssl":{"willingToEncrypt":false}}}}"#,
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("2025-12-15_21-09-50.885061Z.json"),
+        r#"{"msgType":"rrpair","ts":"2025-12-15T21:09:50.885061Z","l7protocol":"amqp091","uuid":"fkLomPS/Rkmpnld2m9uHvw==","AmqpV091":{"client":{}}}"#,
+    )
+    .expect("write");
+    std::fs::copy(
+        fixture("proxymock/json/2025-02-11_21-07-54.542084Z.json"),
+        dir.path().join("2025-02-11_21-07-54.542084Z.json"),
+    )
+    .expect("copy");
+    let (v, s) = read_all(dir.path(), ReadOptions::default()).expect("strict read");
+    assert_eq!((v.len(), s.skipped), (1, 0));
+    assert_eq!(s.non_http.get("postgres"), Some(&1));
+    assert_eq!(s.non_http.get("amqp091"), Some(&1));
+    // A record that says it is HTTP but has no request is still broken.
+    std::fs::write(
+        dir.path().join("broken.json"),
+        r#"{"msgType":"rrpair","ts":"2025-12-15T21:09:50Z","l7protocol":"http","uuid":"AAAA"}"#,
+    )
+    .expect("write");
+    let err = strict_error(dir.path());
+    assert!(err.contains("broken.json") && err.contains("http.req"), "{err}");
 }
 
 #[test]

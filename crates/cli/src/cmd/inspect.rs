@@ -132,12 +132,7 @@ pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {
                 .iter()
                 .map(|(p, f)| Source { path: p.display().to_string(), format: f.to_string() })
                 .collect(),
-            read: ReadInfo {
-                exchanges: summary.exchanges,
-                skipped: summary.skipped,
-                errors: summary.errors.iter().map(ToString::to_string).collect(),
-                truncated_tails: summary.truncated_tails.iter().map(ToString::to_string).collect(),
-            },
+            read: ReadInfo::of(&summary),
             filters: Filters {
                 endpoint: a.endpoint.clone(),
                 status: a.status.clone(),

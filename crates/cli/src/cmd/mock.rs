@@ -104,6 +104,7 @@ pub(super) fn load_recorded(paths: &[PathBuf], lenient: bool) -> anyhow::Result<
     for p in paths {
         let s =
             read_path(p, ReadOptions { lenient, ..ReadOptions::default() }, &mut |e| v.push(e))?;
+        eprint!("{}", crate::render::read_notes(&s));
         super::warn_skipped(&s);
     }
     Ok(v)
@@ -132,6 +133,12 @@ pub fn run(a: &MockArgs) -> anyhow::Result<i32> {
             if a.mock.proxy { "; forward proxy with CONNECT interception" } else { "" },
             a.journal.as_ref().map(|j| format!(", journal: {}", j.display())).unwrap_or_default()
         );
+        if mock.catalog().incomplete_bodies > 0 {
+            eprintln!(
+                "af mock: {} recorded response bodies were not kept whole by the capture; they are served as kept (journal tag af.body_incomplete)",
+                mock.catalog().incomplete_bodies
+            );
+        }
         if mock.catalog().unservable > 0 {
             eprintln!("af mock: {} exchanges without a response (transport errors) cannot be replayed", mock.catalog().unservable);
         }

@@ -30,7 +30,7 @@ use crate::time::Timestamp;
 #[derive(Deserialize)]
 struct Doc<'a> {
     #[serde(borrow)]
-    log: Log<'a>,
+    log: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -64,7 +64,46 @@ struct Entry {
 #[derive(Serialize, Deserialize)]
 struct NameValue {
     name: String,
-    value: String,
+    value: Values,
+}
+
+/// A header or query value: a string in HAR 1.2; Polly.js 1.x writes a list for a header it saw
+/// more than once (read as repeated headers), and some tools write numbers.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Values {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Values {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let scalar = |v: Value| match v {
+            Value::String(s) => Ok(s),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            other => Err(D::Error::custom(format!(
+                "expected a string or a list of strings, found {}",
+                kind_of(&other)
+            ))),
+        };
+        match Value::deserialize(d)? {
+            Value::Array(a) => Ok(Self::Many(a.into_iter().map(scalar).collect::<Result<_, _>>()?)),
+            v => Ok(Self::One(scalar(v)?)),
+        }
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,6 +138,10 @@ struct PostData {
     encoding: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     params: Vec<Value>,
+    /// Playwright's `recordHar` with `content: "attach"`: the body is in this file beside the
+    /// HAR, not in `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "_file")]
+    file: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -136,6 +179,9 @@ struct Content {
     text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     encoding: Option<String>,
+    /// As in [`PostData`]: the body in a file beside the HAR.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "_file")]
+    file: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -196,6 +242,10 @@ struct BodyMeta {
     size: u64,
     #[serde(default)]
     truncated: bool,
+    /// The text is the body as it went over the wire, still content-encoded (an export that
+    /// could not decode it); HAR's own meaning is decoded content.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    wire: bool,
 }
 
 fn minus_one() -> i64 {
@@ -210,65 +260,224 @@ fn line_of(text: &[u8], offset: usize) -> u64 {
     memchr::memchr_iter(b'\n', &text[..offset.min(text.len())]).count() as u64 + 1
 }
 
+/// The UTF-8 byte-order mark: HAR 1.2 says readers ignore it (Windows tools write one).
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Why an entry could not be read: the field, the message, and where (line and column inside
+/// the entry when the parser knew them).
+struct EntryError {
+    field: String,
+    message: String,
+    at: Option<(u64, u64)>,
+}
+
+/// Reads one entry. HAR 1.2 fields written as `null` by real tools (Firefox's
+/// `request.headersSize`, Charles's `response.redirectURL`) are read as absent, and returned so
+/// that the caller can warn; only entries that fail to parse strictly pay for the second pass.
+fn parse_entry(text: &str) -> Result<(Entry, Vec<String>), EntryError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let first = match serde_path_to_error::deserialize::<_, Entry>(&mut de) {
+        Ok(e) => return Ok((e, Vec::new())),
+        Err(e) => e,
+    };
+    let strict = || {
+        let inner = first.inner();
+        let message = json_message(inner);
+        let (field, missing) = field_of(first.path().to_string(), &message);
+        // serde reports a missing field at the end of its parent: point at the entry instead.
+        let at = (!missing).then(|| (inner.line() as u64, inner.column() as u64));
+        EntryError { field, message, at }
+    };
+    let Ok(mut v) = serde_json::from_str::<Value>(text) else { return Err(strict()) };
+    let mut nulls = Vec::new();
+    strip_nulls(&mut v, &mut String::new(), &mut nulls);
+    if nulls.is_empty() {
+        return Err(strict());
+    }
+    match serde_path_to_error::deserialize::<_, Entry>(v) {
+        Ok(e) => Ok((e, nulls)),
+        Err(e) => {
+            let message = e.inner().to_string();
+            let (field, missing) = field_of(e.path().to_string(), &message);
+            let message = if missing && nulls.iter().any(|n| *n == strip_indices(&field)) {
+                "is null, and HAR 1.2 requires a value here".to_owned()
+            } else {
+                message
+            };
+            Err(EntryError { field, message, at: None })
+        }
+    }
+}
+
+/// The field a serde error names (`request.url`), with a missing field's own name appended;
+/// and whether it was missing.
+fn field_of(path: String, message: &str) -> (String, bool) {
+    let path = if path == "." { String::new() } else { path };
+    match message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+        Some(name) if path.is_empty() => (name.to_owned(), true),
+        Some(name) => (format!("{path}.{name}"), true),
+        None => (path, false),
+    }
+}
+
+/// `request.headers[2].value` → `request.headers[].value`: the field, whatever the record.
+fn strip_indices(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut in_index = false;
+    for c in field.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Removes object members whose value is `null` (recording their paths, indices stripped),
+/// except inside `_`-prefixed custom fields, whose values are kept as the tool wrote them.
+fn strip_nulls(v: &mut Value, path: &mut String, found: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|k, v| {
+                if v.is_null() && !k.starts_with('_') {
+                    let mut p = path.clone();
+                    if !p.is_empty() {
+                        p.push('.');
+                    }
+                    p.push_str(k);
+                    found.push(p);
+                    false
+                } else {
+                    true
+                }
+            });
+            for (k, v) in m.iter_mut() {
+                if k.starts_with('_') {
+                    continue;
+                }
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                strip_nulls(v, path, found);
+                path.truncate(len);
+            }
+        }
+        Value::Array(a) => {
+            for v in a.iter_mut() {
+                let len = path.len();
+                path.push_str("[]");
+                strip_nulls(v, path, found);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
 pub(crate) fn parse(
     path: &Path,
     reader: Box<dyn Read + Send>,
     sink: &mut Sink<'_>,
 ) -> Result<(), SnapshotError> {
-    let bytes = super::read_whole(path, reader)?;
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
-    let doc: Doc<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        let loc = Location {
-            column: Some(inner.column() as u64),
-            ..Location::file(path).at_line(inner.line() as u64)
-        };
-        let field = e.path().to_string();
+    let whole = super::read_whole(path, reader)?;
+    let bytes = whole.strip_prefix(BOM).unwrap_or(&whole);
+    let at = |line: u64, column: u64| Location {
+        column: Some(column),
+        ..Location::file(path).at_line(line)
+    };
+    let not_har = |loc: Location, field: Option<String>, why: String| {
         SnapshotError::Record(RecordError::new(
             loc,
-            (field != ".").then_some(field),
-            format!("not a HAR 1.2 document: {}", json_message(inner)),
+            field,
+            format!("not a HAR 1.2 document: {why}"),
         ))
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let doc: Doc<'_> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        // After a syntax error the path is `?`: no field is to blame.
+        let field = e.path().to_string();
+        not_har(
+            at(inner.line() as u64, inner.column() as u64),
+            (field != "." && field != "?").then_some(field),
+            json_message(inner),
+        )
     })?;
     let base = bytes.as_ptr() as usize;
-    for (i, raw) in doc.log.entries.iter().enumerate() {
-        let start = raw.get().as_ptr() as usize - base;
-        let first_line = line_of(&bytes, start);
+    let offset = |raw: &RawValue| raw.get().as_ptr() as usize - base;
+    // `log` must be an object: serde would also read a struct from an array, and then blame
+    // the array's first element for not being `entries`.
+    let log_line = line_of(bytes, offset(doc.log));
+    let log_text = doc.log.get();
+    if !log_text.starts_with('{') {
+        let kind = serde_json::from_str::<Value>(log_text).map_or("not an object", |v| kind_of(&v));
+        return Err(not_har(
+            Location::file(path).at_line(log_line),
+            Some("log".into()),
+            format!("`log` is {kind}; expected an object with `entries`"),
+        ));
+    }
+    let log: Log<'_> =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(log_text))
+            .map_err(|e| {
+                let inner = e.inner();
+                let message = json_message(inner);
+                let (field, missing) = field_of(e.path().to_string(), &message);
+                let field =
+                    if field.is_empty() { "log".to_owned() } else { format!("log.{field}") };
+                let loc = if missing {
+                    Location::file(path).at_line(log_line)
+                } else {
+                    at(log_line + inner.line() as u64 - 1, inner.column() as u64)
+                };
+                not_har(loc, Some(field), message)
+            })?;
+    let dir = path.parent();
+    for (i, raw) in log.entries.iter().enumerate() {
+        let first_line = line_of(bytes, offset(raw));
         let loc = |line: u64, column: Option<u64>| Location {
             column,
             record: Some(format!("entry {i}")),
             ..Location::file(path).at_line(line)
         };
-        let mut de = serde_json::Deserializer::from_str(raw.get());
-        let entry: Entry = match serde_path_to_error::deserialize(&mut de) {
-            Ok(e) => e,
+        let (entry, nulls) = match parse_entry(raw.get()) {
+            Ok(parsed) => parsed,
             Err(e) => {
-                let inner = e.inner();
-                let message = json_message(inner);
-                let mut field = match e.path().to_string().as_str() {
-                    "." => format!("log.entries[{i}]"),
-                    p => format!("log.entries[{i}].{p}"),
+                let field = if e.field.is_empty() {
+                    format!("log.entries[{i}]")
+                } else {
+                    format!("log.entries[{i}].{}", e.field)
                 };
-                // serde reports a missing field at the end of its parent; name the field itself
-                // and point at the start of the entry instead.
-                let (line, column) =
-                    match message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`'))
-                    {
-                        Some(name) => {
-                            field = format!("{field}.{name}");
-                            (first_line, None)
-                        }
-                        None => (first_line + inner.line() as u64 - 1, Some(inner.column() as u64)),
-                    };
-                if !sink.bad(RecordError::new(loc(line, column), Some(field), message)) {
+                let (line, column) = match e.at {
+                    Some((l, c)) => (first_line + l - 1, Some(c)),
+                    None => (first_line, None),
+                };
+                if !sink.bad(RecordError::new(loc(line, column), Some(field), e.message)) {
                     return Ok(());
                 }
                 continue;
             }
         };
-        let rec = to_exchange(entry, i).map_err(|(field, msg)| {
+        for n in nulls {
+            sink.warn(n, "null, read as absent", loc(first_line, None));
+        }
+        let mut notes = Vec::new();
+        let rec = to_exchange(entry, i, dir, &mut notes).map_err(|(field, msg)| {
             RecordError::new(loc(first_line, None), Some(format!("log.entries[{i}].{field}")), msg)
         });
+        for (field, message) in notes {
+            sink.warn(field, message, loc(first_line, None));
+        }
         if !sink.push(rec, || loc(first_line, None)) {
             return Ok(());
         }
@@ -285,11 +494,35 @@ fn ns_to_ms(ns: Option<u64>) -> f64 {
 }
 
 fn headers_in(v: Vec<NameValue>) -> Headers {
-    v.into_iter().map(|h| (h.name, h.value)).collect()
+    let mut out = Headers::with_capacity(v.len());
+    for h in v {
+        match h.value {
+            Values::One(s) => out.push((h.name, s)),
+            Values::Many(vs) => out.extend(vs.into_iter().map(|s| (h.name.clone(), s))),
+        }
+    }
+    out
 }
 
 fn headers_out(h: &Headers) -> Vec<NameValue> {
-    h.iter().map(|(n, v)| NameValue { name: n.clone(), value: v.clone() }).collect()
+    h.iter().map(|(n, v)| NameValue { name: n.clone(), value: Values::One(v.clone()) }).collect()
+}
+
+/// The body Playwright kept in a file beside the HAR (`_file`). Only a plain file name under
+/// the HAR's directory is read: a capture must not make `af` read (and the mock serve) any
+/// other file on the machine.
+fn sidecar(dir: Option<&Path>, name: &str) -> Result<Vec<u8>, String> {
+    let rel = Path::new(name);
+    let plain =
+        !name.is_empty() && rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !plain {
+        return Err(format!(
+            "body file {name:?} is not a file name beside the HAR; not read, body missing"
+        ));
+    }
+    let file = dir.unwrap_or(Path::new(".")).join(rel);
+    std::fs::read(&file)
+        .map_err(|e| format!("body file {} not read ({e}); body missing", file.display()))
 }
 
 fn decode_text(
@@ -323,10 +556,33 @@ fn body_in(data: Option<BodyData>, declared: i64, meta: Option<BodyMeta>) -> Opt
     if size == 0 && data.is_none() {
         return None;
     }
-    Some(Body { data: data.unwrap_or(BodyData::Text(String::new())), size, truncated })
+    Some(Body {
+        data: data.unwrap_or(BodyData::Text(String::new())),
+        size,
+        truncated,
+        decoded: false,
+    })
 }
 
-fn to_exchange(e: Entry, index: usize) -> Result<Exchange, (&'static str, String)> {
+/// True when the headers name a content coding other than `identity`.
+fn content_encoded(headers: &[NameValue]) -> bool {
+    headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("content-encoding")
+            && match &h.value {
+                Values::One(v) => {
+                    !v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("identity")
+                }
+                Values::Many(vs) => vs.iter().any(|v| !v.trim().eq_ignore_ascii_case("identity")),
+            }
+    })
+}
+
+fn to_exchange(
+    e: Entry,
+    index: usize,
+    dir: Option<&Path>,
+    notes: &mut Vec<(String, String)>,
+) -> Result<Exchange, (&'static str, String)> {
     let start = Timestamp::parse(&e.started_date_time)
         .map_err(|m| ("startedDateTime", format!("invalid timestamp {m}")))?;
     let af = e.af.unwrap_or_default();
@@ -360,16 +616,30 @@ fn to_exchange(e: Entry, index: usize) -> Result<Exchange, (&'static str, String
     };
 
     let req = e.request;
+    let req_wire = af.request_body.as_ref().is_some_and(|m| m.wire);
     let req_body = match req.post_data {
         Some(pd) => {
-            let data = pd
-                .text
-                .map(|t| decode_text(t, pd.encoding.as_deref(), "request.postData.text"))
-                .transpose()?;
+            let data = match (pd.text, pd.file) {
+                (Some(t), _) => {
+                    Some(decode_text(t, pd.encoding.as_deref(), "request.postData.text")?)
+                }
+                (None, Some(f)) => match sidecar(dir, &f) {
+                    Ok(bytes) => Some(Body::from_bytes(bytes).data),
+                    Err(why) => {
+                        notes.push(("request.postData._file".into(), why));
+                        None
+                    }
+                },
+                (None, None) => None,
+            };
             body_in(data, req.body_size, af.request_body)
         }
         None => body_in(None, req.body_size.max(0), af.request_body),
     };
+    let req_body = req_body.map(|mut b| {
+        b.decoded = !req_wire && content_encoded(&req.headers);
+        b
+    });
     let request = Request {
         method: req.method,
         url: req.url,
@@ -404,12 +674,26 @@ fn to_exchange(e: Entry, index: usize) -> Result<Exchange, (&'static str, String
             .ok()
             .filter(|s| (100..=999).contains(s))
             .ok_or(("response.status", format!("{} is not an HTTP status", res.status)))?;
-        let data = res
-            .content
-            .text
-            .map(|t| decode_text(t, res.content.encoding.as_deref(), "response.content.text"))
-            .transpose()?;
-        let body = body_in(data, res.content.size.max(res.body_size), af.response_body);
+        let data = match (res.content.text, res.content.file) {
+            (Some(t), _) => {
+                Some(decode_text(t, res.content.encoding.as_deref(), "response.content.text")?)
+            }
+            (None, Some(f)) => match sidecar(dir, &f) {
+                Ok(bytes) => Some(Body::from_bytes(bytes).data),
+                Err(why) => {
+                    notes.push(("response.content._file".into(), why));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let wire = af.response_body.as_ref().is_some_and(|m| m.wire);
+        let mut body = body_in(data, res.content.size.max(res.body_size), af.response_body);
+        // HAR's `content.text` is the decoded content, whatever `Content-Encoding` the
+        // response went over the wire with; an export of ours says when it could not decode.
+        if let Some(b) = body.as_mut() {
+            b.decoded = !wire && content_encoded(&res.headers);
+        }
         if let Some(err) = res.error {
             tags.insert("_error".into(), Value::String(err));
         }
@@ -457,26 +741,46 @@ fn to_exchange(e: Entry, index: usize) -> Result<Exchange, (&'static str, String
     })
 }
 
-fn body_out(body: Option<&Body>) -> (Option<String>, Option<String>, i64, Option<BodyMeta>) {
-    match body {
-        None => (None, None, 0, None),
-        Some(b) => {
-            let (text, enc) = match &b.data {
-                // HarWriter::write refuses elided bodies before getting here.
-                BodyData::Elided { .. } => {
-                    return (None, None, i64::try_from(b.size).unwrap_or(i64::MAX), None);
-                }
-                BodyData::Text(t) => (t.clone(), None),
-                BodyData::Binary(bytes) => (
-                    base64::engine::general_purpose::STANDARD.encode(bytes),
-                    Some("base64".to_owned()),
-                ),
-            };
-            let meta = (b.truncated || b.size != b.bytes().len() as u64)
-                .then_some(BodyMeta { size: b.size, truncated: b.truncated });
-            (Some(text), enc, i64::try_from(b.size).unwrap_or(i64::MAX), meta)
-        }
+/// A body as HAR writes it: `(text, encoding, size, what _af must add)`. HAR's text is the
+/// decoded content, so a body kept as it went over the wire is decoded when af can; when it
+/// cannot (an unknown coding, a truncated stream), the wire bytes are written and `_af` says so.
+fn body_out(
+    body: Option<&Body>,
+    headers: &Headers,
+) -> (Option<String>, Option<String>, i64, Option<BodyMeta>) {
+    let Some(b) = body else { return (None, None, 0, None) };
+    if let BodyData::Elided { .. } = b.data {
+        // HarWriter::write refuses elided bodies before getting here.
+        return (None, None, i64::try_from(b.size).unwrap_or(i64::MAX), None);
     }
+    let coding = crate::model::header(headers, "content-encoding")
+        .map(crate::coding::codings)
+        .filter(|c| c.as_ref().map_or(true, |c| !c.is_empty()));
+    let (bytes, size, truncated, wire) = match coding {
+        Some(Ok(codings)) if !b.decoded && !b.truncated => {
+            match crate::coding::decode(&codings, b.bytes()) {
+                Ok(plain) => {
+                    let n = plain.len() as u64;
+                    (std::borrow::Cow::Owned(plain), n, false, false)
+                }
+                Err(_) => (std::borrow::Cow::Borrowed(b.bytes()), b.size, b.truncated, true),
+            }
+        }
+        Some(_) if !b.decoded => (std::borrow::Cow::Borrowed(b.bytes()), b.size, b.truncated, true),
+        _ => (std::borrow::Cow::Borrowed(b.bytes()), b.size, b.truncated, false),
+    };
+    let (text, enc) = match std::str::from_utf8(&bytes) {
+        Ok(t) => (t.to_owned(), None),
+        Err(_) => {
+            (base64::engine::general_purpose::STANDARD.encode(&bytes), Some("base64".to_owned()))
+        }
+    };
+    let meta = (truncated || wire || size != bytes.len() as u64).then_some(BodyMeta {
+        size,
+        truncated,
+        wire,
+    });
+    (Some(text), enc, i64::try_from(size).unwrap_or(i64::MAX), meta)
 }
 
 fn to_entry(ex: &Exchange) -> Entry {
@@ -510,7 +814,8 @@ fn to_entry(ex: &Exchange) -> Entry {
             }
         }
     }
-    let (req_text, req_enc, req_size, req_meta) = body_out(ex.request.body.as_ref());
+    let (req_text, req_enc, req_size, req_meta) =
+        body_out(ex.request.body.as_ref(), &ex.request.headers);
     af.request_body = req_meta;
     let mime = |h: &Headers| crate::model::header(h, "content-type").unwrap_or("").to_owned();
     let parts = UrlParts::split(&ex.request.url);
@@ -521,7 +826,7 @@ fn to_entry(ex: &Exchange) -> Entry {
                 .filter(|kv| !kv.is_empty())
                 .map(|kv| {
                     let (n, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    NameValue { name: n.to_owned(), value: v.to_owned() }
+                    NameValue { name: n.to_owned(), value: Values::One(v.to_owned()) }
                 })
                 .collect()
         })
@@ -538,13 +843,14 @@ fn to_entry(ex: &Exchange) -> Entry {
             text: Some(text),
             encoding: req_enc,
             params: Vec::new(),
+            file: None,
         }),
         headers_size: -1,
         body_size: req_size,
     };
     let response = match &ex.response {
         Some(r) => {
-            let (text, encoding, size, meta) = body_out(r.body.as_ref());
+            let (text, encoding, size, meta) = body_out(r.body.as_ref(), &r.headers);
             af.response_body = meta;
             HarResponse {
                 status: i64::from(r.status),
@@ -552,7 +858,7 @@ fn to_entry(ex: &Exchange) -> Entry {
                 http_version: r.http_version.clone().unwrap_or_default(),
                 headers: headers_out(&r.headers),
                 cookies: Vec::new(),
-                content: Content { size, mime_type: mime(&r.headers), text, encoding },
+                content: Content { size, mime_type: mime(&r.headers), text, encoding, file: None },
                 redirect_url: crate::model::header(&r.headers, "location").unwrap_or("").to_owned(),
                 headers_size: -1,
                 body_size: size,

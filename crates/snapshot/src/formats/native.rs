@@ -1,7 +1,7 @@
 //! The native snapshot: JSON Lines with a versioned header line, optionally zstd-compressed.
 //!
 //! ```text
-//! {"format":"af-snapshot","version":1,"created":"2026-11-20T11:20:00Z","tool":"af 0.1.0"}
+//! {"format":"af-snapshot","version":2,"created":"2026-11-20T11:20:00Z","tool":"af 0.1.0"}
 //! {"id":"3f2a…","request":{"method":"GET","url":"https://…"},"response":{"status":200},"timing":{…}}
 //! ```
 //!
@@ -26,7 +26,10 @@ use crate::time::Timestamp;
 /// The format name in the header line.
 pub const FORMAT_NAME: &str = "af-snapshot";
 /// The newest format version this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+///
+/// 2 added `decoded` on bodies and the transport error kinds `dns`, `unreachable` and
+/// `aborted`; a version-1 file is a version-2 file that uses none of them.
+pub const FORMAT_VERSION: u64 = 2;
 
 /// The first line of a native snapshot.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,15 +49,17 @@ pub struct Header {
 /// Upgrades an exchange of an older format version to the current model.
 ///
 /// The migration chain: each released version gets one step here and one committed fixture under
-/// `fixtures/formats/native-vN.jsonl` that a test loads. Version 1 is the first, so there is
-/// nothing to migrate yet.
+/// `fixtures/formats/native-vN.jsonl` that a test loads. Version 2 only added optional fields
+/// and enum values, so version 1 reads as it is.
 fn migrate(version: u64, line: &[u8]) -> Result<Exchange, serde_json::Error> {
-    debug_assert!(version == FORMAT_VERSION);
+    debug_assert!((1..=FORMAT_VERSION).contains(&version));
     serde_json::from_slice(line)
 }
 
 fn parse_header(path: &Path, line_no: u64, line: &[u8]) -> Result<Header, SnapshotError> {
     let loc = || Location::file(path).at_line(line_no);
+    // A byte-order mark is not part of the JSON (an editor on Windows may add one).
+    let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
     let h: Header = serde_json::from_slice(line).map_err(|e| {
         RecordError::new(
             loc(),

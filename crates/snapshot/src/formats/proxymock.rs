@@ -43,6 +43,9 @@ struct RRPair {
     service: Option<String>,
     #[serde(default)]
     l7protocol: Option<String>,
+    /// The protocol by name (`Postgres`), beside `l7protocol`.
+    #[serde(default)]
+    tech: Option<String>,
     #[serde(default, rename = "network_address")]
     network_address: Option<String>,
     #[serde(default)]
@@ -198,6 +201,36 @@ fn build_url(
     format!("{scheme}://{authority}{path}")
 }
 
+/// The protocol of a record that is not HTTP (proxymock also records Postgres, AMQP, MySQL,
+/// Redis, ... as RRPairs): such a record has no `http` part and says what it is instead.
+fn other_protocol(rr: &RRPair) -> Option<String> {
+    if rr.http.is_some() {
+        return None;
+    }
+    match (rr.l7protocol.as_deref(), rr.tech.as_deref()) {
+        (Some(p), _) if !p.is_empty() && !p.to_ascii_lowercase().starts_with("http") => {
+            Some(p.to_owned())
+        }
+        (None | Some(""), Some(t)) if !t.is_empty() => Some(t.to_owned()),
+        _ => None,
+    }
+}
+
+/// Whether a proxymock body is the decoded content: proxymock says so in its `decoded` tag;
+/// without the tag, bytes that do not decode as the declared coding are taken as decoded.
+fn body_decoded(tags: &serde_json::Map<String, Value>, headers: &Headers, bytes: &[u8]) -> bool {
+    let Some(ce) = crate::model::header(headers, "content-encoding") else { return false };
+    let Ok(codings) = crate::coding::codings(ce) else { return true };
+    if codings.is_empty() {
+        return false;
+    }
+    match tags.get("decoded") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => crate::coding::decode(&codings, bytes).is_err(),
+    }
+}
+
 /// Turns the JSON RRPair into an exchange. `fallback_ts` comes from the file name.
 fn from_rrpair(
     rr: RRPair,
@@ -259,6 +292,11 @@ fn from_rrpair(
             seed,
         ])
     });
+    let res_body = res_body.map(|b| {
+        let mut body = Body::from_bytes(b);
+        body.decoded = body_decoded(&rr.tags, &res.headers, body.bytes());
+        body
+    });
     let tags: Tags = rr.tags.into_iter().collect();
     Ok(Exchange {
         id,
@@ -288,7 +326,7 @@ fn from_rrpair(
                 .filter(|m| !m.is_empty()),
             http_version: None,
             headers: res.headers,
-            body: res_body.map(Body::from_bytes),
+            body: res_body,
         }),
         error: None,
         timing: Timing::new(
@@ -314,12 +352,13 @@ pub(crate) fn parse_json(
     reader: Box<dyn Read + Send>,
     sink: &mut Sink<'_>,
 ) -> Result<(), SnapshotError> {
-    let bytes = super::read_whole(path, reader)?;
+    let whole = super::read_whole(path, reader)?;
+    let bytes = whole.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&whole);
     let fallback = ts_from_file_name(path);
     // One (possibly pretty-printed) object per file, or JSON Lines.
-    let single = serde_json::from_slice::<Value>(&bytes).is_ok();
+    let single = serde_json::from_slice::<Value>(bytes).is_ok();
     let records: Vec<(u64, &[u8])> = if single {
-        vec![(1, &bytes[..])]
+        vec![(1, bytes)]
     } else {
         bytes
             .split(|&b| b == b'\n')
@@ -332,6 +371,10 @@ pub(crate) fn parse_json(
         let loc = |column: Option<u64>| Location { column, ..Location::file(path).at_line(line) };
         let mut de = serde_json::Deserializer::from_slice(text);
         let rec = match serde_path_to_error::deserialize::<_, RRPair>(&mut de) {
+            Ok(rr) if other_protocol(&rr).is_some() => {
+                sink.non_http(&other_protocol(&rr).unwrap_or_default());
+                continue;
+            }
             Ok(rr) => from_rrpair(rr, fallback, &line.to_le_bytes())
                 .map_err(|(f, m)| RecordError::new(loc(None), Some(f), m)),
             Err(e) => {
@@ -442,7 +485,7 @@ pub(crate) fn parse_markdown(
 ) -> Result<(), SnapshotError> {
     let bytes = super::read_whole(path, reader)?;
     let rec = match String::from_utf8(bytes) {
-        Ok(text) => markdown_exchange(path, &text),
+        Ok(text) => markdown_exchange(path, text.strip_prefix('\u{feff}').unwrap_or(&text)),
         Err(e) => Err(RecordError::new(
             Location { offset: Some(e.utf8_error().valid_up_to() as u64), ..Location::file(path) },
             None,
@@ -602,8 +645,14 @@ fn markdown_exchange(path: &Path, text: &str) -> Result<Exchange, RecordError> {
             status,
             status_text,
             http_version,
+            // A markdown body is text: the decoded content, whatever the header says.
+            body: res_body.map(|t| {
+                let mut b = Body::text(t);
+                b.decoded = crate::model::header(&res_headers, "content-encoding")
+                    .is_some_and(|ce| crate::coding::codings(ce).map_or(true, |c| !c.is_empty()));
+                b
+            }),
             headers: res_headers,
-            body: res_body.map(Body::text),
         }),
         error: None,
         timing: Timing::new(start, duration_ns),

@@ -1,0 +1,66 @@
+//! Helpers the CLI test binaries share: the workspace root, the `af` binary, and `af` servers
+//! (`af mock`, `af record`) started as real processes on loopback.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+pub fn af_bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("af")
+}
+
+/// A running `af` server and the addresses it announced on stderr.
+pub struct Server {
+    pub child: Child,
+    pub addrs: Vec<String>,
+}
+
+impl Server {
+    /// Starts `af ARGS` and waits for `lines` announcements containing an address.
+    pub fn start(args: &[&str], env: &[(&str, &Path)], lines: usize) -> Self {
+        let mut cmd = Command::new(af_bin());
+        cmd.current_dir(root()).args(args).stderr(Stdio::piped()).stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn af");
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut addrs = Vec::new();
+        let mut line = String::new();
+        while addrs.len() < lines {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).expect("read") > 0,
+                "af exited before announcing: {args:?}"
+            );
+            if let Some(a) = line.split_whitespace().find_map(|w| {
+                let w = w.trim_end_matches([';', ',', ')']);
+                let w = w.split("://").last().unwrap_or(w);
+                (w.starts_with("127.0.0.1:") && w[10..].chars().all(|c| c.is_ascii_digit()))
+                    .then(|| w.to_owned())
+            }) {
+                addrs.push(a);
+            }
+        }
+        // Keep draining so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in err.lines() {});
+        Self { child, addrs }
+    }
+
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        self.child.wait().expect("wait")
+    }
+}
+
+/// curl with a timeout: (succeeded, stdout).
+pub fn curl(args: &[&str]) -> (bool, String) {
+    let out =
+        Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().expect("curl");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
