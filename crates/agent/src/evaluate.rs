@@ -97,8 +97,9 @@ pub fn evaluate(e: &Evidence<'_>) -> Evaluation {
         });
     }
     // The same work: a "fix" that drops calls would pass any load metric.
-    let calls =
-        |m: &Measured| m.metrics.iter().find(|x| x.metric.starts_with("calls")).map(|x| x.median);
+    let calls = |m: &Measured| {
+        m.metrics.iter().find(|x| x.metric.starts_with("calls")).and_then(|x| x.median)
+    };
     if let (Some(b), Some(c)) = (calls(e.baseline), calls(e.confirm)) {
         checks.push(Check {
             name: "same workload".into(),

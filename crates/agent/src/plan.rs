@@ -169,7 +169,7 @@ impl Measured {
 
     /// The first metric's worst-run value, as text (`100`).
     pub fn worst_text(&self) -> String {
-        self.primary().map(|m| fmt_num(m.checked.unwrap_or(m.max))).unwrap_or_default()
+        self.primary().map(|m| fmt_opt(m.checked.or(m.max))).unwrap_or_default()
     }
 }
 
@@ -334,6 +334,10 @@ pub(crate) struct Prepared {
     pub dir: PathBuf,
     /// The snapshot's exchanges.
     pub exchanges: Vec<Exchange>,
+    /// The snapshot's templates, learned from it as the harness's mock learns them (the
+    /// harness names no explicit ones): one endpoint selector means the same calls in the
+    /// snapshot and in every journal.
+    pub templater: Templater,
     /// The snapshot (absolute).
     pub snapshot: PathBuf,
     /// The code (absolute).
@@ -427,7 +431,8 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
     let callers: CallerSpec = caller_key.parse().map_err(|e: String| {
         PlanError::Input(format!("{}: [run] caller_key: {e}", source.join("af.toml").display()))
     })?;
-    let cap = Capture::from_exchanges(&exchanges, &Templater::default(), &callers);
+    let templater = Templater::default().learning_from(&exchanges);
+    let cap = Capture::from_exchanges(&exchanges, &templater, &callers);
     let findings = analyze(&cap, &default_detectors());
     timings.push(Phase::since("analyze", t));
     let lines: Vec<String> = findings
@@ -532,6 +537,7 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
         plan,
         dir,
         exchanges,
+        templater,
         snapshot,
         source,
         command,
@@ -623,6 +629,11 @@ impl Prepared {
                 "abstaining: the baseline runs did not complete cleanly ({}) — a harness that does not run cannot confirm a fix",
                 result.problems.join("; ")
             );
+        } else if primary.as_ref().is_none_or(|p| p.values.iter().any(Option::is_none)) {
+            plan.reason = format!(
+                "abstaining: {metric} selected no call in the baseline journals (values {values}): the program does not call the finding's endpoint, so nothing could confirm a fix ({})",
+                result.problems.join("; ")
+            );
         } else if primary.as_ref().and_then(|p| p.passed) == Some(true) {
             plan.reason = format!(
                 "abstaining: today's code already meets {metric} on every baseline run (values {values}); the finding is not reproduced by this program, so there is nothing to confirm"
@@ -660,9 +671,15 @@ pub(crate) fn finish(plan: Plan, dir: &Path) -> Result<Plan, PlanError> {
     Ok(plan)
 }
 
-/// Every run's value of a metric: `100, 100, 100`.
+/// Every run's value of a metric: `100, 100, 100` (`not measured` for a run whose journal had
+/// no call the metric selects).
 pub fn fmt_values(m: &MetricSummary) -> String {
-    m.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
+    m.values.iter().map(|v| fmt_opt(*v)).collect::<Vec<_>>().join(", ")
+}
+
+/// A value, or `not measured`.
+pub fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "not measured".to_owned(), fmt_num)
 }
 
 /// `10`, `2.5`.

@@ -134,6 +134,34 @@ impl Capture {
             .collect()
     }
 
+    /// The capture with every endpoint's key mapped to its template by `templater` (endpoints
+    /// that map to one template merge), keeping only the calls whose endpoint `keep` selects.
+    pub fn retemplate(mut self, templater: &Templater, keep: impl Fn(&Endpoint) -> bool) -> Self {
+        let mut ix: HashMap<Endpoint, u32> = HashMap::new();
+        let mut endpoints = Vec::new();
+        let map: Vec<Option<u32>> = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                let e = Endpoint {
+                    method: e.method.clone(),
+                    host: e.host.clone(),
+                    template: templater.template_on(&e.host, &e.template).into_owned(),
+                };
+                keep(&e).then(|| intern(&mut ix, &mut endpoints, e))
+            })
+            .collect();
+        self.calls.retain_mut(|c| match map[c.endpoint as usize] {
+            Some(i) => {
+                c.endpoint = i;
+                true
+            }
+            None => false,
+        });
+        self.endpoints = endpoints;
+        self
+    }
+
     /// Earliest start and latest end, ns.
     pub fn span(&self) -> Option<(i64, i64)> {
         let first = self.calls.first()?.start;
@@ -189,14 +217,16 @@ fn retry_after_ms(v: &str, now: i64) -> Option<u32> {
 }
 
 impl CaptureBuilder {
-    /// Adds one exchange.
+    /// Adds one exchange, under its template.
     pub fn add(&mut self, ex: &Exchange, templater: &Templater, callers: &CallerSpec) {
-        let template = templater.template(ex.url_parts().path);
-        self.add_templated(ex, &template, callers);
+        let parts = ex.url_parts();
+        let template = templater.template_on(parts.host(), parts.path);
+        self.add_keyed(ex, &template, callers);
     }
 
-    /// Adds one exchange whose path template the caller already computed.
-    pub fn add_templated(&mut self, ex: &Exchange, template: &str, callers: &CallerSpec) {
+    /// Adds one exchange under `key`: its template, or a provisional key to be mapped to one
+    /// by [`Capture::retemplate`] once the whole capture was read.
+    pub fn add_keyed(&mut self, ex: &Exchange, template: &str, callers: &CallerSpec) {
         let parts = ex.url_parts();
         let endpoint = self.endpoint_index(&ex.request.method, parts.host(), template);
         let caller = self.caller_index(ex, callers);

@@ -69,19 +69,19 @@ impl Filter {
             && self.until.is_none()
     }
 
-    /// Does `ex` (with its endpoint template already computed) pass?
-    pub fn keeps(&self, ex: &Exchange, template: &str) -> bool {
+    /// Does `ex` pass the time and status filters? (The endpoint filter needs the endpoint's
+    /// template, known only once the whole capture was read: [`Filter::keeps_endpoint`].)
+    pub fn keeps_exchange(&self, ex: &Exchange) -> bool {
         let start = ex.timing.start;
         if self.since.is_some_and(|s| start < s) || self.until.is_some_and(|u| start >= u) {
             return false;
         }
-        if !self.status.is_empty() && !self.status.iter().any(|s| s.matches(ex)) {
-            return false;
-        }
-        match &self.endpoint {
-            Some(p) => endpoint_matches(p, &ex.request.method, template),
-            None => true,
-        }
+        self.status.is_empty() || self.status.iter().any(|s| s.matches(ex))
+    }
+
+    /// Does the endpoint `method template` pass the endpoint filter?
+    pub fn keeps_endpoint(&self, method: &str, template: &str) -> bool {
+        self.endpoint.as_deref().is_none_or(|p| endpoint_matches(p, method, template))
     }
 }
 

@@ -17,7 +17,8 @@
 //! let cfg = StatsConfig::default();
 //! let mut stats = Stats::default();
 //! stats.add(&cfg, &ex);
-//! let table = stats.table(GroupBy::Endpoint);
+//! let table = stats.table(&cfg);
+//! assert_eq!(table.group_by, GroupBy::Endpoint);
 //! assert_eq!(table.endpoints[0].endpoint, "GET /users/{id}");
 //! assert_eq!(table.totals.errors, 1);
 //! ```
@@ -38,5 +39,5 @@ pub use detectors::{Detector, analyze, default_detectors, rank};
 pub use diff::{Diff, DiffRow, Pair, diff};
 pub use filter::{Filter, StatusSel, parse_status_list};
 pub use finding::{Finding, Severity};
-pub use metric::{Check, Metric, MetricName, Op, Per, parse_duration_ns};
+pub use metric::{Check, Metric, MetricName, NoCalls, Op, Per, parse_duration_ns};
 pub use stats::{Counts, EndpointStats, GroupBy, Latency, Span, Stats, StatsConfig, StatsTable};

@@ -83,6 +83,37 @@ pub struct Metric {
     pub window_ns: i64,
 }
 
+/// A metric that selected no call: it has no value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
+pub struct NoCalls {
+    /// The metric, canonical form.
+    pub metric: String,
+    /// Its endpoint selector, when it had one.
+    pub endpoint: Option<String>,
+    /// The endpoints most like the selector, best first.
+    pub nearest: Vec<String>,
+}
+
+impl NoCalls {
+    fn describe(&self) -> String {
+        match &self.endpoint {
+            Some(e) if self.nearest.is_empty() => {
+                format!(
+                    "`{}`: the selector {e:?} matches no exchange (there are none)",
+                    self.metric
+                )
+            }
+            Some(e) => format!(
+                "`{}`: the selector {e:?} matches no exchange; nearest endpoints: {}",
+                self.metric,
+                self.nearest.join(", ")
+            ),
+            None => format!("`{}`: there is no exchange to measure", self.metric),
+        }
+    }
+}
+
 /// A comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -341,7 +372,43 @@ impl Metric {
         true
     }
 
-    /// The metric's value over `cap`.
+    /// Calls of `cap` on the endpoints the metric selects (all calls without an endpoint
+    /// selector), before any status selector narrows them.
+    pub fn endpoint_calls(&self, cap: &Capture) -> usize {
+        match &self.endpoint {
+            None => cap.calls.len(),
+            Some(p) => {
+                let selected: Vec<bool> = cap
+                    .endpoints
+                    .iter()
+                    .map(|e| endpoint_matches(p, &e.method, &e.template))
+                    .collect();
+                cap.calls.iter().filter(|c| selected[c.endpoint as usize]).count()
+            }
+        }
+    }
+
+    /// An error naming the selector and the nearest endpoints `cap` has, when the metric
+    /// selects no call at all: a metric over nothing is not 0, it was not measured.
+    pub fn check_selects(&self, cap: &Capture) -> Result<(), NoCalls> {
+        if self.endpoint_calls(cap) > 0 {
+            return Ok(());
+        }
+        let keys: Vec<String> = cap.endpoints.iter().map(super::capture::Endpoint::key).collect();
+        let nearest = match &self.endpoint {
+            Some(p) => af_snapshot::nearest_endpoints(p, keys.iter().map(String::as_str), 3),
+            None => Vec::new(),
+        };
+        Err(NoCalls { metric: self.to_string(), endpoint: self.endpoint.clone(), nearest })
+    }
+
+    /// The metric's value over `cap`, or [`NoCalls`] when it selects no call.
+    pub fn measure(&self, cap: &Capture) -> Result<f64, NoCalls> {
+        self.check_selects(cap)?;
+        Ok(self.evaluate(cap))
+    }
+
+    /// The metric's value over `cap` (0 for counts over nothing; see [`Metric::measure`]).
     pub fn evaluate(&self, cap: &Capture) -> f64 {
         let status = self
             .status

@@ -1,13 +1,17 @@
 //! Per-endpoint statistics: calls, status histogram, error rate, latency percentiles, first and
 //! last time. One accumulator per worker thread; accumulators merge.
 //!
+//! Rows are counted per *provisional key* (the path with id-shaped segments replaced, see
+//! [`af_snapshot::PathSet`]) because which positions are parameters is only known once the
+//! whole capture was read; [`Stats::table`] then maps every key to its template and merges.
+//!
 //! Definitions (DESIGN.md §4): an *error* is a response with status ≥ 400 or a transport error;
 //! `error_rate` = errors ÷ calls; latency is the exchange's duration, in an HdrHistogram with 3
 //! significant digits (so p99 is exact to 0.1 %).
 
 use std::collections::{BTreeMap, HashMap};
 
-use af_snapshot::{CallerSpec, Exchange, Templater, Timestamp};
+use af_snapshot::{CallerSpec, Exchange, Templater, Timestamp, provisional};
 use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -46,7 +50,7 @@ pub struct Acc {
     transport: BTreeMap<&'static str, u64>,
     incomplete: u64,
     errors: u64,
-    latency_us: Histogram<u64>,
+    latency_us: Durations,
     first: Timestamp,
     last: Timestamp,
     end: Timestamp,
@@ -60,8 +64,7 @@ impl Default for Acc {
             transport: BTreeMap::new(),
             incomplete: 0,
             errors: 0,
-            // 1 µs .. 1 h at 3 significant digits; larger values resize the histogram.
-            latency_us: new_histogram(),
+            latency_us: Durations::default(),
             first: Timestamp::from_nanos(i64::MAX),
             last: Timestamp::from_nanos(i64::MIN),
             end: Timestamp::from_nanos(i64::MIN),
@@ -69,7 +72,78 @@ impl Default for Acc {
     }
 }
 
+/// Durations of one row, µs: kept as values while there are few (a capture with thousands of
+/// rows of a few calls each must not hold thousands of histograms), as an HdrHistogram beyond.
+#[derive(Clone, Debug)]
+enum Durations {
+    Few(Vec<u64>),
+    Many(Box<Histogram<u64>>),
+}
+
+impl Default for Durations {
+    fn default() -> Self {
+        Self::Few(Vec::new())
+    }
+}
+
+/// Values kept before switching to a histogram: 8 KiB, far below one histogram's size.
+const FEW: usize = 1024;
+
+impl Durations {
+    fn record(&mut self, us: u64) {
+        match self {
+            Self::Few(v) if v.len() < FEW => v.push(us),
+            Self::Few(v) => {
+                let mut h = new_histogram();
+                for x in v.iter() {
+                    let _ = h.record(*x);
+                }
+                let _ = h.record(us);
+                *self = Self::Many(Box::new(h));
+            }
+            Self::Many(h) => {
+                let _ = h.record(us);
+            }
+        }
+    }
+
+    fn merge(&mut self, o: &Durations) {
+        match o {
+            Self::Few(v) => v.iter().for_each(|x| self.record(*x)),
+            Self::Many(oh) => {
+                let mut h = match std::mem::take(self) {
+                    Self::Many(h) => h,
+                    Self::Few(v) => {
+                        let mut h = Box::new(new_histogram());
+                        v.iter().for_each(|x| {
+                            let _ = h.record(*x);
+                        });
+                        h
+                    }
+                };
+                let _ = h.add(oh.as_ref());
+                *self = Self::Many(h);
+            }
+        }
+    }
+
+    /// As a histogram (the percentiles are HdrHistogram's either way).
+    fn histogram(&self) -> std::borrow::Cow<'_, Histogram<u64>> {
+        match self {
+            Self::Many(h) => std::borrow::Cow::Borrowed(h.as_ref()),
+            Self::Few(v) => {
+                let mut h = new_histogram();
+                v.iter().for_each(|x| {
+                    let _ = h.record(*x);
+                });
+                std::borrow::Cow::Owned(h)
+            }
+        }
+    }
+}
+
 fn new_histogram() -> Histogram<u64> {
+    // 1 µs .. 1 h at 3 significant digits; larger values resize the histogram.
     let mut h = Histogram::new_with_bounds(1, 3_600_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()));
     h.auto(true);
@@ -93,7 +167,7 @@ impl Acc {
             (None, None) => self.incomplete += 1,
         }
         if let Some(d) = ex.timing.duration_ns {
-            let _ = self.latency_us.record((d / 1_000).max(1));
+            self.latency_us.record((d / 1_000).max(1));
         }
         let start = ex.timing.start;
         self.first = self.first.min(start);
@@ -111,17 +185,15 @@ impl Acc {
         }
         self.incomplete += o.incomplete;
         self.errors += o.errors;
-        let _ = self.latency_us.add(&o.latency_us);
+        self.latency_us.merge(&o.latency_us);
         self.first = self.first.min(o.first);
         self.last = self.last.max(o.last);
         self.end = self.end.max(o.end);
     }
 
     fn finish(&self) -> Counts {
-        let q = |p: f64| {
-            (!self.latency_us.is_empty())
-                .then(|| self.latency_us.value_at_quantile(p) as f64 / 1000.0)
-        };
+        let h = self.latency_us.histogram();
+        let q = |p: f64| (!h.is_empty()).then(|| h.value_at_quantile(p) as f64 / 1000.0);
         Counts {
             calls: self.calls,
             status: self.statuses.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
@@ -130,11 +202,11 @@ impl Acc {
             errors: self.errors,
             error_rate: if self.calls == 0 { 0.0 } else { self.errors as f64 / self.calls as f64 },
             latency_ms: Latency {
-                samples: self.latency_us.len(),
+                samples: h.len(),
                 p50: q(0.50),
                 p95: q(0.95),
                 p99: q(0.99),
-                max: (!self.latency_us.is_empty()).then(|| self.latency_us.max() as f64 / 1000.0),
+                max: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
             },
             first: (self.calls > 0).then_some(self.first),
             last: (self.calls > 0).then_some(self.last),
@@ -230,7 +302,6 @@ pub struct Span {
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     rows: HashMap<String, Acc>,
-    total: Acc,
     filtered_out: u64,
     key: String,
 }
@@ -240,15 +311,17 @@ const SEP: char = '\u{1f}';
 impl Stats {
     /// Counts one exchange (or notes that the filter dropped it).
     pub fn add(&mut self, cfg: &StatsConfig, ex: &Exchange) {
-        let template = cfg.templater.template(ex.url_parts().path);
-        self.add_templated(cfg, ex, &template);
+        let key = provisional(ex.url_parts().path);
+        self.add_keyed(cfg, ex, &key);
     }
 
-    /// [`Stats::add`] for an exchange whose path template the caller already computed. Returns
-    /// whether the filter selected it (so callers need not evaluate the filter again).
-    pub fn add_templated(&mut self, cfg: &StatsConfig, ex: &Exchange, template: &str) -> bool {
+    /// [`Stats::add`] for an exchange whose provisional key (see [`af_snapshot::PathSet::key`])
+    /// the caller already computed. Returns whether the time and status filters selected it (so
+    /// callers need not evaluate them again); the endpoint filter applies in
+    /// [`Stats::table`].
+    pub fn add_keyed(&mut self, cfg: &StatsConfig, ex: &Exchange, key: &str) -> bool {
         let parts = ex.url_parts();
-        if !cfg.filter.keeps(ex, template) {
+        if !cfg.filter.keeps_exchange(ex) {
             self.filtered_out += 1;
             return false;
         }
@@ -257,7 +330,7 @@ impl Stats {
         self.key.push(SEP);
         self.key.push_str(parts.host());
         self.key.push(SEP);
-        self.key.push_str(template);
+        self.key.push_str(key);
         if cfg.group_by == GroupBy::Caller {
             self.key.push(SEP);
             if let Some(c) = cfg.caller.caller_of(ex) {
@@ -272,7 +345,6 @@ impl Stats {
                 self.rows.insert(self.key.clone(), acc);
             }
         }
-        self.total.add(ex);
         true
     }
 
@@ -286,31 +358,44 @@ impl Stats {
                 }
             }
         }
-        self.total.merge(&other.total);
         self.filtered_out += other.filtered_out;
     }
 
-    /// The finished table, rows sorted by calls (descending), then endpoint.
-    pub fn table(&self, group_by: GroupBy) -> StatsTable {
-        let mut endpoints: Vec<EndpointStats> = self
-            .rows
-            .iter()
-            .map(|(k, acc)| {
-                let mut it = k.split(SEP);
-                let method = it.next().unwrap_or("").to_owned();
-                let host = it.next().unwrap_or("").to_owned();
-                let template = it.next().unwrap_or("").to_owned();
-                let caller = it
-                    .next()
-                    .map(|c| if c.is_empty() { "(none)".to_owned() } else { c.to_owned() });
-                EndpointStats {
-                    endpoint: format!("{method} {template}"),
-                    method,
-                    host,
-                    template,
-                    caller,
-                    counts: acc.finish(),
-                }
+    /// The finished table: every row's key mapped to its template by `cfg.templater` (with
+    /// what it learned from the capture), rows of one template merged, the endpoint filter
+    /// applied; rows sorted by calls (descending), then endpoint.
+    pub fn table(&self, cfg: &StatsConfig) -> StatsTable {
+        let mut merged: BTreeMap<(String, String, String, Option<String>), Acc> = BTreeMap::new();
+        let mut filtered_out = self.filtered_out;
+        for (k, acc) in &self.rows {
+            let mut it = k.split(SEP);
+            let method = it.next().unwrap_or("");
+            let host = it.next().unwrap_or("");
+            let template = cfg.templater.template_on(host, it.next().unwrap_or(""));
+            if !cfg.filter.keeps_endpoint(method, &template) {
+                filtered_out += acc.calls;
+                continue;
+            }
+            let caller =
+                it.next().map(|c| if c.is_empty() { "(none)".to_owned() } else { c.to_owned() });
+            merged
+                .entry((method.to_owned(), host.to_owned(), template.into_owned(), caller))
+                .or_default()
+                .merge(acc);
+        }
+        let mut total = Acc::default();
+        for acc in merged.values() {
+            total.merge(acc);
+        }
+        let mut endpoints: Vec<EndpointStats> = merged
+            .into_iter()
+            .map(|((method, host, template, caller), acc)| EndpointStats {
+                endpoint: format!("{method} {template}"),
+                method,
+                host,
+                template,
+                caller,
+                counts: acc.finish(),
             })
             .collect();
         endpoints.sort_by(|a, b| {
@@ -318,18 +403,18 @@ impl Stats {
                 (&a.endpoint, &a.host, &a.caller).cmp(&(&b.endpoint, &b.host, &b.caller))
             })
         });
-        let totals = self.total.finish();
-        let span = if self.total.calls == 0 {
+        let totals = total.finish();
+        let span = if total.calls == 0 {
             Span { start: None, end: None, seconds: 0.0 }
         } else {
-            let (s, e) = (self.total.first, self.total.end.max(self.total.last));
+            let (s, e) = (total.first, total.end.max(total.last));
             Span {
                 start: Some(s),
                 end: Some(e),
                 seconds: (e.as_nanos() - s.as_nanos()) as f64 / 1e9,
             }
         };
-        StatsTable { group_by, endpoints, totals, span, filtered_out: self.filtered_out }
+        StatsTable { group_by: cfg.group_by, endpoints, totals, span, filtered_out }
     }
 }
 
@@ -359,7 +444,7 @@ mod tests {
             s.add(&cfg, &ex(i, &format!("/users/{i}"), status, (i + 1) as u64));
         }
         s.add(&cfg, &ex(100, "/other", None, 5));
-        let t = s.table(GroupBy::Endpoint);
+        let t = s.table(&cfg);
         assert_eq!(t.endpoints.len(), 2);
         let users = &t.endpoints[0];
         assert_eq!(users.endpoint, "GET /users/{id}");
@@ -390,6 +475,6 @@ mod tests {
             .enumerate()
             .for_each(|(i, e)| if i % 2 == 0 { a.add(&cfg, e) } else { b.add(&cfg, e) });
         a.merge(b);
-        assert_eq!(a.table(GroupBy::Endpoint), one.table(GroupBy::Endpoint));
+        assert_eq!(a.table(&cfg), one.table(&cfg));
     }
 }

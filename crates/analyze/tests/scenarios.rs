@@ -144,7 +144,8 @@ fn gmail_fixture_tells_the_story() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/gmail/capture.har");
     let (ex, _) = read_all(&path, ReadOptions::default()).expect("fixture");
-    let cap = Capture::from_exchanges(&ex, &Templater::default(), &CallerSpec::default());
+    let templater = Templater::default().learning_from(&ex);
+    let cap = Capture::from_exchanges(&ex, &templater, &CallerSpec::default());
     let fs = analyze(&cap, &default_detectors());
     let burst = one(&fs, "error-burst", Some(429));
     assert_eq!(detail(burst, &["errors"]), 28);
@@ -157,15 +158,16 @@ fn gmail_fixture_tells_the_story() {
     assert_eq!(
         limit.suggested_metric.as_deref(),
         Some(
-            "peak_inflight{endpoint=\"GET /gmail/v1/users/{userId}/messages/{id}\",per=\"caller\"} <= 15"
+            "peak_inflight{endpoint=\"GET /gmail/v1/users/me/messages/{id}\",per=\"caller\"} <= 15"
         )
     );
     let fan = one(&fs, "fan-out", None);
     assert_eq!(detail(fan, &["occurrences"]), 3);
     assert_eq!(fs[0].severity, Severity::High);
 
-    // The metrics the Planner would measure, evaluated on the capture itself.
-    let m = |e: &str| e.parse::<af_analyze::Metric>().expect(e).evaluate(&cap);
+    // The metrics the Planner would measure, evaluated on the capture itself. The capture calls
+    // `users/me`: a selector written with the API's `{userId}` unifies with it.
+    let m = |e: &str| e.parse::<af_analyze::Metric>().expect(e).measure(&cap).expect(e);
     let gets = "endpoint=\"GET /gmail/v1/users/{userId}/messages/{id}\"";
     assert_eq!(m(&format!("errors{{{gets},status=\"429\"}}")), 28.0);
     assert_eq!(m(&format!("calls{{{gets}}}")), 170.0);

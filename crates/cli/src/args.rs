@@ -204,9 +204,14 @@ pub struct InspectArgs {
 /// How traffic is grouped; shared by `inspect` and `diff`.
 #[derive(Debug, clap::Args)]
 pub struct AnalysisArgs {
-    /// Extra path template, tried before the built-in heuristics (repeatable): `/repos/{owner}/{repo}`.
+    /// Path template, tried before those learned from the capture (repeatable):
+    /// `/repos/{owner}/{repo}`.
     #[arg(long = "template", value_name = "TEMPLATE")]
     pub templates: Vec<String>,
+    /// The path templates of an OpenAPI document (3.x or Swagger 2.0, JSON or YAML), after
+    /// `--template` and before those learned from the capture (repeatable).
+    #[arg(long = "templates-from", value_name = "OPENAPI")]
+    pub templates_from: Vec<PathBuf>,
     /// How callers are identified: `auto` (recorded caller, else a hash of the credential),
     /// `header:NAME`, `query:NAME`.
     #[arg(long, default_value = "auto", value_name = "SPEC")]
@@ -216,6 +221,28 @@ pub struct AnalysisArgs {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+impl AnalysisArgs {
+    /// The explicit templates, checked: `--template`s first, then each document's.
+    pub fn explicit_templates(
+        &self,
+    ) -> Result<Vec<af_snapshot::PathPattern>, crate::exit::UsageError> {
+        let mut out = Vec::new();
+        for t in &self.templates {
+            out.push(
+                af_snapshot::PathPattern::parse(t)
+                    .map_err(|e| crate::exit::UsageError(format!("--template: {e}")))?,
+            );
+        }
+        for doc in &self.templates_from {
+            out.extend(
+                af_snapshot::templates_from_openapi(doc)
+                    .map_err(|e| crate::exit::UsageError(format!("--templates-from: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
 }
 
 /// `af diff`.

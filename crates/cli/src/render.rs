@@ -352,6 +352,11 @@ fn num3(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.3}") }
 }
 
+/// A measured value, or `none` where the metric selected no call (never a 0).
+fn opt3(v: Option<f64>) -> String {
+    v.map_or_else(|| "none".to_owned(), num3)
+}
+
 /// The `af measure` table: each metric's value in every run, min/median/max and the check.
 pub fn measure(r: &af_measure::MeasureResult, tty: bool) -> String {
     let mut t = new_table(tty);
@@ -362,16 +367,16 @@ pub fn measure(r: &af_measure::MeasureResult, tty: bool) -> String {
     for m in &r.metrics {
         let mut row: Vec<Cell> = vec![Cell::new(&m.metric)];
         row.extend(
-            m.values.iter().map(|v| Cell::new(num3(*v)).set_alignment(CellAlignment::Right)),
+            m.values.iter().map(|v| Cell::new(opt3(*v)).set_alignment(CellAlignment::Right)),
         );
         row.extend(
-            [num3(m.min), num3(m.median), num3(m.max)]
+            [opt3(m.min), opt3(m.median), opt3(m.max)]
                 .map(|v| Cell::new(v).set_alignment(CellAlignment::Right)),
         );
         row.push(Cell::new(m.expect.as_deref().unwrap_or("-")));
         row.push(Cell::new(match m.passed {
-            Some(true) => format!("pass (worst {})", num3(m.checked.unwrap_or(0.0))),
-            Some(false) => format!("FAIL (worst {})", num3(m.checked.unwrap_or(0.0))),
+            Some(true) => format!("pass (worst {})", opt3(m.checked)),
+            Some(false) => format!("FAIL (worst {})", opt3(m.checked)),
             None => "-".into(),
         }));
         t.add_row(row);

@@ -154,6 +154,20 @@ fn diff_rejects_bad_gates_as_usage_errors() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("nope.har"));
+    // A gate whose selector selects nothing after is an error, not a pass.
+    af().args([
+        "diff",
+        "fixtures/gmail/capture.har",
+        "fixtures/gmail/after.har",
+        "--fail-if",
+        "errors{endpoint=\"GET /gmail/v1/users/me/mesages/{id}\",status=\"429\"} > 0",
+    ])
+    .assert()
+    .code(2)
+    .stderr(
+        predicate::str::contains("matches no exchange")
+            .and(predicate::str::contains("GET /gmail/v1/users/me/messages/{id}")),
+    );
 }
 
 #[test]
@@ -170,7 +184,7 @@ fn inspect_json_numbers_for_the_gmail_capture() {
     assert_eq!(limit["details"]["verdict"], "concurrency");
     assert!(limit["suggested_metric"].as_str().is_some_and(|m| m.starts_with("peak_inflight{")));
     let conc = &doc["concurrency"]["endpoints"][0];
-    assert_eq!(conc["endpoint"], "GET /gmail/v1/users/{userId}/messages/{id}");
+    assert_eq!(conc["endpoint"], "GET /gmail/v1/users/me/messages/{id}");
     assert!(
         conc["peak_inflight_per_caller"].as_u64().is_some_and(|p| (38..=40).contains(&p)),
         "{conc}"
@@ -182,7 +196,7 @@ fn inspect_json_numbers_for_the_gmail_capture() {
     assert_eq!(doc["totals"]["calls"], 183);
     assert_eq!(doc["totals"]["status"]["429"], 28);
     let gets = &doc["endpoints"][0];
-    assert_eq!(gets["endpoint"], "GET /gmail/v1/users/{userId}/messages/{id}");
+    assert_eq!(gets["endpoint"], "GET /gmail/v1/users/me/messages/{id}");
     assert_eq!(gets["host"], "gmail.googleapis.com");
     assert_eq!(gets["calls"], 170);
     assert_eq!(doc["sources"][0]["format"], "har");

@@ -80,6 +80,55 @@ fn node_unbounded_fan_out_measures_exactly_100_and_a_pool_exactly_10() {
     assert_eq!(doc["metrics"][0]["passed"], true);
 }
 
+/// The selector spelled as the program calls it (`users/me`), as the API documents it
+/// (`users/{userId}`), misspelled, or naming an endpoint this program never calls: a metric over
+/// nothing never prints 0 and PASSED.
+#[test]
+fn no_metric_passes_on_nothing() {
+    for spelled in ["GET /gmail/v1/users/me/messages/{id}", GETS] {
+        let peak = format!("peak_inflight{{endpoint=\"{spelled}\",per=\"caller\"}}");
+        let (code, doc) = measure(
+            &["--latency", "fixed:500ms", "--metric", &peak, "--expect", "<= 10", "--runs", "1"],
+            &["node", "fixtures/programs/fanout.js"],
+        );
+        assert_eq!((code, values(&doc, 0)), (1, vec![100.0]), "{spelled}: {doc}");
+    }
+    // A typo: refused before anything runs, with the endpoints it may have meant.
+    let _one = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out = af()
+        .args(["measure", "--snapshot", "fixtures/gmail/capture.har", "--url-env", "API_URL"])
+        .args(["--metric", "peak_inflight{endpoint=\"GET /gmail/v1/users/me/mesages/{id}\"}"])
+        .args(["--expect", "<= 10", "--", "node", "fixtures/programs/fanout.js"])
+        .output()
+        .expect("runs");
+    drop(_one);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("GET /gmail/v1/users/me/mesages/{id}")
+            && err.contains("matches no exchange")
+            && err.contains("nearest endpoints: GET /gmail/v1/users/me/messages/{id}"),
+        "{err}"
+    );
+    // In the snapshot, but the program never calls it: not measured, and the check fails.
+    let (code, doc) = measure(
+        &[
+            "--latency",
+            "none",
+            "--metric",
+            "peak_inflight{endpoint=\"GET /gmail/v1/users/me/messages\"}",
+            "--expect",
+            "<= 10",
+            "--runs",
+            "1",
+        ],
+        &["node", "fixtures/programs/fanout.js"],
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["metrics"][0]["values"], serde_json::json!([null]));
+    assert!(doc["problems"].to_string().contains("selected no call"), "{doc}");
+}
+
 #[test]
 fn parallel_runs_overlap_keep_their_own_mocks_and_measure_the_same() {
     let peak = format!("peak_inflight{{endpoint=\"{GETS}\",per=\"caller\"}}");
@@ -236,7 +285,15 @@ fn a_failing_program_is_reported_and_still_measured() {
     assert_eq!(code, 0);
     assert_eq!(doc["runs"][0]["exit_code"], 3);
     assert!(doc["problems"].to_string().contains("exited with Some(3)"), "{doc}");
-    assert_eq!(values(&doc, 0), [0.0]);
+    // No request, nothing measured: `null`, never a 0 that an expectation could pass on.
+    assert_eq!(doc["metrics"][0]["values"], serde_json::json!([null]));
+    assert!(doc["problems"].to_string().contains("not measured"), "{doc}");
+    let (code, doc) = measure(
+        &["--metric", "peak_inflight", "--expect", "<= 10", "--runs", "1"],
+        &["node", "-e", "process.exit(0)"],
+    );
+    assert_eq!(code, 1, "an expectation on nothing fails: {doc}");
+    assert_eq!(doc["metrics"][0]["passed"], false);
 }
 
 #[test]

@@ -24,8 +24,9 @@ pub struct RunResult {
     pub misses: u64,
     /// Requests answered 429 by an emulated limit.
     pub limited: u64,
-    /// Metric values, in spec order.
-    pub values: Vec<f64>,
+    /// Metric values, in spec order; `null` for a metric that selected no call on this run
+    /// (it was not measured: never a 0).
+    pub values: Vec<Option<f64>>,
     /// The run's arrival journal (a native snapshot).
     pub journal: String,
 }
@@ -35,14 +36,14 @@ pub struct RunResult {
 pub struct MetricSummary {
     /// The metric, canonical form.
     pub metric: String,
-    /// Every run's value.
-    pub values: Vec<f64>,
-    /// Minimum over runs.
-    pub min: f64,
-    /// Median over runs.
-    pub median: f64,
-    /// Maximum over runs.
-    pub max: f64,
+    /// Every run's value (`null` where the metric selected no call).
+    pub values: Vec<Option<f64>>,
+    /// Minimum over the runs that measured it.
+    pub min: Option<f64>,
+    /// Median over the runs that measured it.
+    pub median: Option<f64>,
+    /// Maximum over the runs that measured it.
+    pub max: Option<f64>,
     /// The expectation (`<= 10`), if any.
     pub expect: Option<String>,
     /// The value the expectation was checked on: the worst run for it.
@@ -84,36 +85,34 @@ impl MeasureResult {
             .iter()
             .enumerate()
             .map(|(i, (name, check))| {
-                let values: Vec<f64> =
-                    runs.iter().map(|r| r.values.get(i).copied().unwrap_or(f64::NAN)).collect();
-                let mut sorted = values.clone();
+                let values: Vec<Option<f64>> =
+                    runs.iter().map(|r| r.values.get(i).copied().flatten()).collect();
+                let mut sorted: Vec<f64> = values.iter().flatten().copied().collect();
                 sorted.sort_by(f64::total_cmp);
-                let (min, max) =
-                    (sorted.first().copied().unwrap_or(0.0), sorted.last().copied().unwrap_or(0.0));
-                let median = if sorted.is_empty() {
-                    0.0
-                } else if sorted.len() % 2 == 1 {
-                    sorted[sorted.len() / 2]
-                } else {
-                    (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0
+                let (min, max) = (sorted.first().copied(), sorted.last().copied());
+                let median = match sorted.len() {
+                    0 => None,
+                    n if n % 2 == 1 => Some(sorted[n / 2]),
+                    n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
                 };
+                let all_measured = !values.is_empty() && values.iter().all(Option::is_some);
                 let (checked, passed) = match check {
                     Some(c) => {
                         // The worst run for this comparison; == and != must hold on every run.
                         let worst = match c.op {
                             Op::Le | Op::Lt => max,
                             Op::Ge | Op::Gt => min,
-                            Op::Eq | Op::Ne => values
+                            Op::Eq | Op::Ne => sorted
                                 .iter()
                                 .copied()
                                 .find(|v| !c.op.holds(*v, c.threshold))
-                                .unwrap_or(max),
+                                .or(max),
                         };
+                        // A run that measured nothing fails the check: nothing is not a pass.
                         (
-                            Some(worst),
+                            worst,
                             Some(
-                                !values.is_empty()
-                                    && values.iter().all(|v| c.op.holds(*v, c.threshold)),
+                                all_measured && sorted.iter().all(|v| c.op.holds(*v, c.threshold)),
                             ),
                         )
                     }
@@ -133,6 +132,15 @@ impl MeasureResult {
             .collect();
         let mut problems = Vec::new();
         for r in &runs {
+            for (i, v) in r.values.iter().enumerate() {
+                if v.is_none() {
+                    let m = checks.get(i).map_or("?", |c| c.0.as_str());
+                    problems.push(format!(
+                        "run {}: `{m}` selected no call in the journal: not measured (see {})",
+                        r.run, r.journal
+                    ));
+                }
+            }
             if r.timed_out {
                 problems.push(format!(
                     "run {}: timed out after {} ms; its process group was killed",
@@ -156,6 +164,8 @@ impl MeasureResult {
         }
         let fail_on_miss =
             spec.mock.unmatched == af_mock::Unmatched::Fail && runs.iter().any(|r| r.misses > 0);
+        // A run that measured nothing fails every expectation on it (see `checked`); a metric
+        // without one is reported as not measured, like a timeout.
         let passed =
             metrics.iter().all(|m| m.passed != Some(false)) && !fail_on_miss && !runs.is_empty();
         MeasureResult {

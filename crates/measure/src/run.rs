@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use af_analyze::{CaptureBuilder, Check, Metric};
-use af_mock::{Journal, Mock, MockConfig};
-use af_snapshot::{CallerSpec, Exchange, PathPattern, ReadOptions, Templater, read_all};
+use af_mock::{Journal, Mock};
+use af_snapshot::{CallerSpec, Exchange, ReadOptions, Templater, read_all};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::result::{MeasureResult, RunResult};
@@ -165,8 +165,21 @@ pub async fn measure_in(
         v.sort();
         v
     };
-    let ctx =
-        Ctx { spec, parsed: &parsed, exchanges, out_dir, echo, stripped: &stripped, proxy, cwd };
+    // The snapshot's templates, for the mock and for reading its journals: one selector means
+    // the same endpoint in both.
+    let templater = spec.mock.templater(exchanges).map_err(MeasureError::Spec)?;
+    check_selectors(&parsed, exchanges, &templater)?;
+    let ctx = Ctx {
+        spec,
+        parsed: &parsed,
+        exchanges,
+        templater: &templater,
+        out_dir,
+        echo,
+        stripped: &stripped,
+        proxy,
+        cwd,
+    };
     let runs = if spec.parallel {
         futures_util::future::join_all((1..=spec.runs).map(|n| one_run(&ctx, n)))
             .await
@@ -192,6 +205,7 @@ struct Ctx<'a> {
     spec: &'a HarnessSpec,
     parsed: &'a Parsed,
     exchanges: &'a [Exchange],
+    templater: &'a Templater,
     out_dir: &'a Path,
     echo: Echo,
     stripped: &'a [String],
@@ -200,7 +214,7 @@ struct Ctx<'a> {
 }
 
 async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
-    let Ctx { spec, parsed, exchanges, out_dir, echo, stripped, proxy, cwd } = *ctx;
+    let Ctx { spec, parsed, exchanges, templater, out_dir, echo, stripped, proxy, cwd } = *ctx;
     let journal_path = out_dir.join(format!("run-{n}.journal.jsonl"));
     let journal = Journal::create(&journal_path)?;
     let mock = Mock::new(exchanges, spec.mock.clone(), Some(journal))
@@ -301,7 +315,7 @@ async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
     let (journal, _) = read_all(&journal_path, ReadOptions::default())?;
     let values = metric_values(
         &journal,
-        &spec.mock,
+        templater,
         &parsed.checks.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
     );
     let tag = |e: &Exchange, v: &str| e.tags.get("af.match").and_then(|t| t.as_str()) == Some(v);
@@ -318,18 +332,45 @@ async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
     })
 }
 
-/// The metrics over a journal (or any exchanges), with the mock's templates and caller key.
-pub fn metric_values(journal: &[Exchange], cfg: &MockConfig, metrics: &[Metric]) -> Vec<f64> {
-    let patterns = cfg.templates.iter().filter_map(|t| PathPattern::parse(t).ok()).collect();
-    let templater = Templater::new(patterns);
+/// Refuses metrics whose endpoint selector matches no exchange of the snapshot: a typo, or
+/// a template spelled differently from the snapshot's, would measure nothing and pass.
+fn check_selectors(
+    parsed: &Parsed,
+    exchanges: &[Exchange],
+    templater: &Templater,
+) -> Result<(), MeasureError> {
+    if parsed.checks.iter().all(|(m, _)| m.endpoint.is_none()) {
+        return Ok(());
+    }
+    let mut b = CaptureBuilder::default();
+    for e in exchanges {
+        b.add(e, templater, &CallerSpec::Auto);
+    }
+    let cap = b.finish();
+    for (m, _) in &parsed.checks {
+        if m.endpoint.is_some() {
+            m.check_selects(&cap)
+                .map_err(|e| MeasureError::Spec(format!("--metric: {e} (in the snapshot)")))?;
+        }
+    }
+    Ok(())
+}
+
+/// The metrics over a journal (or any exchanges) with the snapshot's templates; `None` for a
+/// metric that selected no call (it was not measured).
+pub fn metric_values(
+    journal: &[Exchange],
+    templater: &Templater,
+    metrics: &[Metric],
+) -> Vec<Option<f64>> {
     // The journal records each request's caller as the mock saw it.
     let callers = CallerSpec::Auto;
     let mut b = CaptureBuilder::default();
     for e in journal {
-        b.add(e, &templater, &callers);
+        b.add(e, templater, &callers);
     }
     let cap = b.finish();
-    metrics.iter().map(|m| m.evaluate(&cap)).collect()
+    metrics.iter().map(|m| m.measure(&cap).ok()).collect()
 }
 
 #[cfg(test)]

@@ -174,6 +174,22 @@ impl Default for MockConfig {
     }
 }
 
+impl MockConfig {
+    /// The templates a mock of `recorded` serves by, and its journal is read with: this
+    /// configuration's explicit ones, then those learned from the recording.
+    pub fn templater(
+        &self,
+        recorded: &[af_snapshot::Exchange],
+    ) -> Result<af_snapshot::Templater, String> {
+        let patterns = self
+            .templates
+            .iter()
+            .map(|t| af_snapshot::PathPattern::parse(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(af_snapshot::Templater::new(patterns).learning_from(recorded))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

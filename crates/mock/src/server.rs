@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use af_snapshot::{
-    Body as SnapBody, BodyData, CallerSpec, Exchange, ExchangeId, PathPattern,
-    Request as SnapRequest, Response as SnapResponse, Templater, Timestamp, Timing,
+    Body as SnapBody, BodyData, CallerSpec, Exchange, ExchangeId, Request as SnapRequest,
+    Response as SnapResponse, Timestamp, Timing,
 };
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -58,14 +58,11 @@ impl Mock {
         cfg: MockConfig,
         journal: Option<Journal>,
     ) -> Result<Arc<Self>, MockError> {
-        let patterns = cfg
-            .templates
-            .iter()
-            .map(|t| PathPattern::parse(t).map_err(MockError::Config))
-            .collect::<Result<Vec<_>, _>>()?;
+        let templater = cfg.templater(exchanges).map_err(MockError::Config)?;
         let caller = cfg.caller_key.parse::<CallerSpec>().map_err(MockError::Config)?;
         Ok(Arc::new(Self {
-            catalog: Catalog::new(exchanges, Templater::new(patterns)),
+            // The capture's own templates, so the journal's endpoints are the snapshot's.
+            catalog: Catalog::new(exchanges, templater),
             limiter: Limiter::new(cfg.limits.clone()),
             cfg,
             caller,

@@ -35,13 +35,14 @@ pub struct Charts {
 fn load(path: &Path, endpoint: Option<&str>) -> Result<Capture, String> {
     let (ex, _) = read_all(path, ReadOptions { lenient: true, bodies: Bodies::Elide })
         .map_err(|e| e.to_string())?;
-    let cap = Capture::from_exchanges(&ex, &Templater::default(), &CallerSpec::Auto);
+    let cap =
+        Capture::from_exchanges(&ex, &Templater::default().learning_from(&ex), &CallerSpec::Auto);
     let Some(ep) = endpoint else { return Ok(cap) };
     let keep: Vec<u32> = cap
         .endpoints
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.key() == ep)
+        .filter(|(_, e)| af_snapshot::endpoint_matches(ep, &e.method, &e.template))
         .map(|(i, _)| i as u32)
         .collect();
     let mut cap = cap;

@@ -11,12 +11,13 @@ pub use html::html;
 pub use markdown::markdown;
 
 use af_agent::WorkResult;
-use af_agent::plan::fmt_values;
+use af_agent::plan::{fmt_opt, fmt_values};
 use af_measure::MetricSummary;
 
-/// The worst run's value: what the check was decided on (measure computes it), else the max.
-pub(crate) fn worst(m: &MetricSummary) -> f64 {
-    m.checked.unwrap_or(m.max)
+/// The worst run's value, as text: what the check was decided on (measure computes it), else
+/// the max; `not measured` when no run selected a call.
+pub(crate) fn worst(m: &MetricSummary) -> String {
+    fmt_opt(m.checked.or(m.max))
 }
 
 /// The harness driver, when the LLM Planner wrote one: (path, sha256 from the harness, its

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use af_agent::WorkResult;
-use af_agent::plan::{fmt_num, fmt_values};
+use af_agent::plan::fmt_values;
 
 use crate::{summary_rows, worst};
 
@@ -49,8 +49,8 @@ pub fn markdown(r: &WorkResult) -> String {
                 m.expect.as_deref().unwrap_or("—"),
                 fmt_values(m),
                 c.map(fmt_values).unwrap_or_else(|| "—".into()),
-                fmt_num(worst(m)),
-                c.map(|c| fmt_num(worst(c))).unwrap_or_else(|| "—".into())
+                worst(m),
+                c.map(worst).unwrap_or_else(|| "—".into())
             );
         }
     }

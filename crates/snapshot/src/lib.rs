@@ -50,5 +50,8 @@ pub use model::{
 pub use read::{
     Bodies, KEPT_ERRORS, ReadOptions, ReadSummary, Warning, fold_paths, read_all, read_path,
 };
-pub use template::{PathPattern, Templater, endpoint_matches};
+pub use template::{
+    Learned, MIN_DISTINCT, OVERFLOW, OpenApiError, PathPattern, PathSet, Templater,
+    endpoint_matches, nearest_endpoints, provisional, templates_from_openapi,
+};
 pub use time::Timestamp;

@@ -252,21 +252,15 @@ impl PlannerHost<'_> {
                     self.prep.caller_key().parse().map_err(|e: String| e)?;
                 let cap = af_analyze::Capture::from_exchanges(
                     &self.prep.exchanges,
-                    &af_snapshot::Templater::default(),
+                    &self.prep.templater,
                     &callers,
                 );
-                Ok(format!(
-                    "{metric} over the snapshot = {}",
-                    crate::plan::fmt_num(metric.evaluate(&cap))
-                ))
+                let v = metric.measure(&cap).map_err(|e| e.to_string())?;
+                Ok(format!("{metric} over the snapshot = {}", crate::plan::fmt_num(v)))
             }
             "baseline" => {
                 let b =
                     self.prep.plan.baseline.as_ref().ok_or("no baseline has been measured yet")?;
-                let cfg = af_mock::MockConfig {
-                    caller_key: self.prep.caller_key().to_owned(),
-                    ..af_mock::MockConfig::default()
-                };
                 let mut out = Vec::new();
                 for r in &b.runs {
                     let (journal, _) = af_snapshot::read_all(
@@ -277,9 +271,16 @@ impl PlannerHost<'_> {
                         },
                     )
                     .map_err(|e| e.to_string())?;
-                    let v =
-                        af_measure::metric_values(&journal, &cfg, std::slice::from_ref(&metric));
-                    out.push(format!("run {}: {}", r.run, crate::plan::fmt_num(v[0])));
+                    let v = af_measure::metric_values(
+                        &journal,
+                        &self.prep.templater,
+                        std::slice::from_ref(&metric),
+                    );
+                    out.push(format!(
+                        "run {}: {}",
+                        r.run,
+                        crate::plan::fmt_opt(v.first().copied().flatten())
+                    ));
                 }
                 Ok(format!("{metric} over the baseline runs: {}", out.join(", ")))
             }

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use af_analyze::{Check, Filter, diff};
 use anyhow::Context;
 
-use super::inspect::{config, load};
+use super::inspect::{config, learned, read};
 use crate::args::{By, DiffArgs};
 use crate::exit::{self, UsageError};
 use crate::output::{DIFF_SCHEMA, DiffOutput, Gate, Side};
@@ -17,10 +17,22 @@ pub fn run(a: &DiffArgs) -> anyhow::Result<i32> {
         .map(|e| e.parse::<Check>().map_err(|m| UsageError(format!("--fail-if: {m}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let cfg = config(&a.analysis, By::Endpoint, Filter::default())?;
-    let before = load(std::slice::from_ref(&a.before), &cfg, &a.analysis, true)
+    let before = read(std::slice::from_ref(&a.before), &cfg, &a.analysis, true)
         .with_context(|| format!("before ({})", a.before.display()))?;
-    let after = load(std::slice::from_ref(&a.after), &cfg, &a.analysis, true)
+    let after = read(std::slice::from_ref(&a.after), &cfg, &a.analysis, true)
         .with_context(|| format!("after ({})", a.after.display()))?;
+    // One set of templates for both sides, learned from both: an endpoint whose ids the
+    // after capture has too few of to learn by itself is still the same row.
+    let mut paths = before.paths.clone();
+    paths.merge(after.paths.clone());
+    let cfg = learned(&cfg, &paths);
+    let (before, after) = (before.finish(&cfg), after.finish(&cfg));
+    // A gate whose selector selects nothing after would hold or fail on nothing.
+    for c in &checks {
+        c.metric.check_selects(&after.capture).map_err(|e| {
+            UsageError(format!("--fail-if: {e} (in the after capture {})", a.after.display()))
+        })?;
+    }
     let d = diff((&before.table, &before.capture), (&after.table, &after.capture));
     let gates: Vec<Gate> = checks
         .iter()

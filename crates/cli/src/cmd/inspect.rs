@@ -6,7 +6,7 @@ use af_analyze::{
     CaptureBuilder, Filter, GroupBy, Stats, StatsConfig, analyze, default_detectors,
     parse_status_list,
 };
-use af_snapshot::{Bodies, CallerSpec, PathPattern, ReadOptions, Templater, Timestamp, fold_paths};
+use af_snapshot::{Bodies, CallerSpec, PathSet, ReadOptions, Templater, Timestamp, fold_paths};
 
 use crate::args::{AnalysisArgs, By, InspectArgs};
 use crate::exit::{self, UsageError};
@@ -21,13 +21,8 @@ fn time_arg(flag: &str, v: Option<&String>) -> Result<Option<Timestamp>, UsageEr
 
 /// Validated configuration from the arguments.
 pub(super) fn config(a: &AnalysisArgs, by: By, filter: Filter) -> Result<StatsConfig, UsageError> {
-    let patterns = a
-        .templates
-        .iter()
-        .map(|t| PathPattern::parse(t).map_err(|e| UsageError(format!("--template: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
     Ok(StatsConfig {
-        templater: Templater::new(patterns),
+        templater: Templater::new(a.explicit_templates()?),
         caller: a
             .caller_key
             .parse::<CallerSpec>()
@@ -60,11 +55,22 @@ fn timing(phase: &str, since: std::time::Instant) {
     }
 }
 
-/// What each reader thread accumulates.
+/// What each reader thread accumulates: rows and calls under provisional keys, and the paths
+/// that decide the templates.
 #[derive(Default)]
 struct Acc {
     stats: Stats,
     capture: CaptureBuilder,
+    paths: PathSet,
+}
+
+/// A capture read once, before its templates are known.
+pub(super) struct Read {
+    stats: Stats,
+    capture: CaptureBuilder,
+    /// The capture's paths: learn templates from them (with another capture's, for a diff).
+    pub paths: PathSet,
+    pub summary: af_snapshot::ReadSummary,
 }
 
 /// A capture read once into its table and (when wanted) its analysis input.
@@ -74,13 +80,13 @@ pub(super) struct Loaded {
     pub summary: af_snapshot::ReadSummary,
 }
 
-/// Reads `paths` in parallel into the table and the capture the detectors use.
-pub(super) fn load(
+/// Reads `paths` in parallel into per-key counts and calls.
+pub(super) fn read(
     paths: &[std::path::PathBuf],
     cfg: &StatsConfig,
     a: &AnalysisArgs,
     capture: bool,
-) -> anyhow::Result<Loaded> {
+) -> anyhow::Result<Read> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -89,19 +95,54 @@ pub(super) fn load(
     let opts = ReadOptions { lenient: a.read.lenient, bodies: Bodies::Elide };
     let (parts, summary) =
         fold_paths(paths, opts, threads, &Acc::default, &|acc: &mut Acc, ex| {
-            let template = cfg.templater.template(ex.url_parts().path);
-            // Findings look at the same selection the table shows.
-            if acc.stats.add_templated(cfg, &ex, &template) && capture {
-                acc.capture.add_templated(&ex, &template, &cfg.caller);
+            let url = ex.url_parts();
+            // Every exchange teaches the templates, whatever the filters select.
+            let key = acc.paths.key(url.host(), url.path);
+            if acc.stats.add_keyed(cfg, &ex, &key) && capture {
+                acc.capture.add_keyed(&ex, &key, &cfg.caller);
             }
         })?;
-    let mut stats = Stats::default();
-    let mut builder = CaptureBuilder::default();
+    let mut read = Read {
+        stats: Stats::default(),
+        capture: CaptureBuilder::default(),
+        paths: PathSet::default(),
+        summary,
+    };
     for p in parts {
-        stats.merge(p.stats);
-        builder.merge(p.capture);
+        read.stats.merge(p.stats);
+        read.capture.merge(p.capture);
+        read.paths.merge(p.paths);
     }
-    Ok(Loaded { table: stats.table(cfg.group_by), capture: builder.finish(), summary })
+    Ok(read)
+}
+
+impl Read {
+    /// The table and capture under the templates `cfg.templater` knows (explicit and learned);
+    /// the endpoint filter applies to both, so findings look at what the table shows.
+    pub(super) fn finish(self, cfg: &StatsConfig) -> Loaded {
+        let capture = self
+            .capture
+            .finish()
+            .retemplate(&cfg.templater, |e| cfg.filter.keeps_endpoint(&e.method, &e.template));
+        Loaded { table: self.stats.table(cfg), capture, summary: self.summary }
+    }
+}
+
+/// `cfg` with the templates learned from `paths` added.
+pub(super) fn learned(cfg: &StatsConfig, paths: &PathSet) -> StatsConfig {
+    StatsConfig { templater: cfg.templater.clone().with_learned(paths.learn()), ..cfg.clone() }
+}
+
+/// Reads `paths` and templates them by what they teach.
+pub(super) fn load(
+    paths: &[std::path::PathBuf],
+    cfg: &StatsConfig,
+    a: &AnalysisArgs,
+    capture: bool,
+) -> anyhow::Result<Loaded> {
+    let r = read(paths, cfg, a, capture)?;
+    let cfg = learned(cfg, &r.paths);
+    Ok(r.finish(&cfg))
 }
 
 pub fn run(a: &InspectArgs) -> anyhow::Result<i32> {

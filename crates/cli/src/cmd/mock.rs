@@ -26,9 +26,10 @@ pub(super) fn mock_config(
         .caller_key
         .parse::<af_snapshot::CallerSpec>()
         .map_err(|e| UsageError(format!("--caller-key: {e}")))?;
-    for t in &o.analysis.templates {
-        af_snapshot::PathPattern::parse(t).map_err(|e| UsageError(format!("--template: {e}")))?;
-    }
+    // `--template`s and an OpenAPI document's, written out: the harness holds every template
+    // it used, so its hash changes when the document does.
+    let templates =
+        o.analysis.explicit_templates()?.iter().map(|p| p.as_str().to_owned()).collect();
     Ok(MockConfig {
         unmatched: match o.unmatched.as_str() {
             "nearest" => Unmatched::Nearest,
@@ -42,7 +43,7 @@ pub(super) fn mock_config(
         latency: o.latency.parse().map_err(|e| UsageError(format!("--latency: {e}")))?,
         limits,
         caller_key: o.analysis.caller_key.clone(),
-        templates: o.analysis.templates.clone(),
+        templates,
         max_body: o.max_body,
     })
 }
@@ -51,14 +52,10 @@ pub(super) fn mock_config(
 /// or rate bound per endpoint (and per caller when callers are known), at the inferred bound.
 fn auto_limits(recorded: &[Exchange], o: &MockOptions) -> Result<Vec<LimitRule>, UsageError> {
     use af_analyze::{Capture, Detector, detectors::LimitModel};
-    let patterns = o
-        .analysis
-        .templates
-        .iter()
-        .filter_map(|t| af_snapshot::PathPattern::parse(t).ok())
-        .collect();
+    let templater =
+        af_snapshot::Templater::new(o.analysis.explicit_templates()?).learning_from(recorded);
     let caller: af_snapshot::CallerSpec = o.analysis.caller_key.parse().map_err(UsageError)?;
-    let cap = Capture::from_exchanges(recorded, &af_snapshot::Templater::new(patterns), &caller);
+    let cap = Capture::from_exchanges(recorded, &templater, &caller);
     let mut rules = Vec::new();
     for f in LimitModel.detect(&cap) {
         let (Some(endpoint), Some(bound)) =

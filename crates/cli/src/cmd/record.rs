@@ -146,6 +146,7 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
         // The same table `af inspect` prints, read in this process.
         let analysis = crate::args::AnalysisArgs {
             templates: Vec::new(),
+            templates_from: Vec::new(),
             caller_key: "auto".into(),
             threads: None,
             read: crate::args::ReadArgs { lenient: false },
