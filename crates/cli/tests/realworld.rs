@@ -214,3 +214,81 @@ fn ruby_api_subset_non_http_records_are_said_not_silent() {
     assert_eq!(doc["read"]["non_http"]["postgres"], 1);
     assert_eq!(doc["read"]["exchanges"], 1);
 }
+
+/// A HAR of `n` reads of `/v1/stock/ID` with `ids(i)`, 100 ms apart.
+fn stock_har(n: usize, id: impl Fn(usize) -> String) -> String {
+    let entries: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"startedDateTime":"2026-11-20T11:15:{:02}.{:03}Z","time":12,
+        "request":{{"method":"GET","url":"https://inventory.test/v1/stock/{}","httpVersion":"HTTP/1.1","headers":[],"queryString":[],"cookies":[],"headersSize":-1,"bodySize":0}},
+        "response":{{"status":{},"statusText":"","httpVersion":"HTTP/1.1","headers":[],"cookies":[],"content":{{"size":2,"mimeType":"application/json","text":"{{}}"}},"redirectURL":"","headersSize":-1,"bodySize":2}},
+        "cache":{{}},"timings":{{"send":1,"wait":10,"receive":1}}}}"#,
+                i / 10,
+                (i % 10) * 100,
+                id(i),
+                if i % 4 == 0 { 429 } else { 200 }
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"log":{{"version":"1.2","creator":{{"name":"t","version":"1"}},"entries":[{}]}}}}"#,
+        entries.join(",")
+    )
+}
+
+#[test]
+fn inventory_reads_with_ids_of_no_known_shape_are_one_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("stock.har");
+    // City-named warehouses, then a code: words no shape rule knows.
+    let cities = ["oslo", "lima", "kyiv", "rome", "doha", "riga", "baku", "bern"];
+    std::fs::write(
+        &p,
+        stock_har(160, |i| {
+            format!("{}-bin{}", cities[i % 8], "abcdefghijklmnopqrst".as_bytes()[i / 8] as char)
+        }),
+    )
+    .expect("write");
+    let (ok, stdout, err) = output(Command::new(af_bin()).args(["inspect", "--json"]).arg(&p));
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let eps = doc["endpoints"].as_array().expect("endpoints");
+    assert_eq!(eps.len(), 1, "{:#?}", eps.iter().map(|e| &e["endpoint"]).collect::<Vec<_>>());
+    assert_eq!(eps[0]["endpoint"], "GET /v1/stock/{id}");
+    assert_eq!(eps[0]["calls"], 160);
+    // A selector as the API documents it selects them all.
+    let (ok, stdout, _) = output(
+        Command::new(af_bin())
+            .args(["inspect", "--json", "--endpoint", "GET /v1/stock/{sku}"])
+            .arg(&p),
+    );
+    assert!(ok);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(doc["totals"]["calls"], 160);
+}
+
+#[test]
+fn templates_from_an_openapi_document_name_the_parameters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("stock.har");
+    std::fs::write(&p, stock_har(12, |i| format!("SKU-{}", 10_000 + i))).expect("write");
+    let yaml = dir.path().join("inventory.yaml");
+    std::fs::write(
+        &yaml,
+        "openapi: 3.0.3\ninfo: {title: Inventory, version: '1'}\nservers:\n  - url: https://inventory.test/v1\npaths:\n  /stock/{sku}:\n    get: {}\n",
+    )
+    .expect("write");
+    let (ok, stdout, err) = output(
+        Command::new(af_bin()).args(["inspect", "--json", "--templates-from"]).arg(&yaml).arg(&p),
+    );
+    assert!(ok, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(doc["endpoints"][0]["endpoint"], "GET /v1/stock/{sku}");
+    // A document that is not one is a clear error naming it.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "name: not an api\n").expect("write");
+    let (ok, _, err) =
+        output(Command::new(af_bin()).args(["inspect", "--templates-from"]).arg(&bad).arg(&p));
+    assert!(!ok && err.contains("bad.yaml") && err.contains("not an OpenAPI document"), "{err}");
+}

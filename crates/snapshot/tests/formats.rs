@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use af_snapshot::*;
 use proptest::prelude::*;
 
+mod paths;
+
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(rel)
 }

@@ -15,9 +15,13 @@
 //! 2. first segment of the path, or fewer than [`MIN_DISTINCT`]: literals;
 //! 3. the same values recur under several values of the parameter before them (`issues`
 //!    under every `{repo}`): literals — a vocabulary;
-//! 4. most of them are followed by a parameter (`customers/cus_…`, `charges/ch_…`, or many
-//!    values that follow no other of them): literals — collection names;
-//! 5. otherwise: a parameter.
+//! 4. a quarter of them or more are followed by a parameter (`customers/cus_…`,
+//!    `issues/{number}`, or many values that follow no other of them): literals — a
+//!    resource's collections, beside which its leaves (`readme`) are literals too;
+//! 5. those of them that lead further mostly lead to segments no other value leads to
+//!    (`actions/runs`, `git/trees`, `releases/latest`): literals — each is a resource of its
+//!    own, where instances of one parameter lead to the same things (`users/X/repos`);
+//! 6. otherwise: a parameter.
 //!
 //! The thresholds are argued in `docs/design/0007-templates.md`.
 
@@ -250,29 +254,58 @@ fn words_are_param(words: &BTreeMap<&str, Vec<&Trie>>, instances: usize, depth: 
     // How many of the values each next literal segment follows: a segment that follows
     // several (`languages` after every repo) says they are instances of one thing; many
     // segments that follow only one (each collection's own ids) say it is a collection name.
-    let mut follows: HashMap<&str, usize> = HashMap::new();
-    for g in words.values() {
-        let mut next: Vec<&str> =
-            g.iter().flat_map(|n| n.kids.keys()).map(String::as_str).collect();
-        next.sort_unstable();
-        next.dedup();
-        for s in next.into_iter().filter(|s| !is_marker(s)) {
-            *follows.entry(s).or_default() += 1;
+    fn below<'t>(g: &[&'t Trie], depth: usize) -> Vec<&'t str> {
+        let mut level: Vec<&'t Trie> = g.to_vec();
+        for _ in 1..depth {
+            level = level.iter().flat_map(|n| n.kids.values()).collect();
         }
+        let mut words: Vec<&'t str> = level
+            .iter()
+            .flat_map(|n| n.kids.keys())
+            .map(String::as_str)
+            .filter(|s| !is_marker(s))
+            .collect();
+        words.sort_unstable();
+        words.dedup();
+        words
     }
+    fn follows<'t>(sets: &[Vec<&'t str>]) -> HashMap<&'t str, usize> {
+        let mut n: HashMap<&'t str, usize> = HashMap::new();
+        for set in sets {
+            for w in set {
+                *n.entry(*w).or_default() += 1;
+            }
+        }
+        n
+    }
+    let (near, far): (Vec<Vec<&str>>, Vec<Vec<&str>>) =
+        words.values().map(|g| (below(g, 1), below(g, 2))).unzip();
+    let (follows1, follows2) = (follows(&near), follows(&far));
     let collections = words
         .values()
-        .filter(|g| {
+        .zip(&near)
+        .filter(|(g, near)| {
             let ids_after = g.iter().any(|n| n.kids.keys().any(|c| is_marker(c)));
-            let own = g
-                .iter()
-                .flat_map(|n| n.kids.keys())
-                .filter(|c| !is_marker(c) && follows.get(c.as_str()) == Some(&1))
-                .count();
+            let own = near.iter().filter(|w| follows1.get(*w) == Some(&1)).count();
             ids_after || own >= MIN_DISTINCT
         })
         .count();
-    collections * 2 < k
+    // A quarter is plenty: ids are almost never followed directly by other ids, while a
+    // resource's sub-resources mix collections with leaves (`issues/{n}` beside `readme`).
+    if collections * 4 >= k {
+        return false;
+    }
+    // Instances of one thing lead to the same things (`/users/X/repos` for every X, or one
+    // level further, `/repos/OWNER/NAME/issues` for every owner); a vocabulary's values each
+    // lead somewhere of their own (`actions/runs`, `git/trees`, `releases/latest`).
+    let leading: Vec<bool> = near
+        .iter()
+        .zip(&far)
+        .filter(|(a, b)| !a.is_empty() || !b.is_empty())
+        .map(|(a, b)| a.iter().any(|w| follows1[w] >= 2) || b.iter().any(|w| follows2[w] >= 2))
+        .collect();
+    let shared = leading.iter().filter(|s| **s).count();
+    leading.len() < 2 || shared * 2 >= leading.len()
 }
 
 /// Decides the position below `group` (the trie nodes that one position of the template has
@@ -378,6 +411,14 @@ impl Learned {
     /// True when nothing was learned.
     pub fn is_empty(&self) -> bool {
         self.hosts.is_empty()
+    }
+
+    /// The template of `path` on `host` by these decisions alone (the segments' shapes where
+    /// they say nothing).
+    pub fn template_of(&self, host: &str, path: &str) -> String {
+        self.on_host(host, path)
+            .or_else(|| self.any_host(path))
+            .unwrap_or_else(|| by_shape(path).into_owned())
     }
 
     /// The template of `path` on `host`, when the host was seen while learning.

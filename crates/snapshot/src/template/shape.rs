@@ -22,6 +22,15 @@ pub(crate) fn classify(seg: &str) -> Option<Shape> {
     if b.iter().all(u8::is_ascii_digit) {
         return Some(Shape::Id);
     }
+    // `632910392.json`, `3f2a…c1.png`: an id with a file extension (Shopify's REST paths).
+    if let Some((stem, ext)) = seg.rsplit_once('.')
+        && (1..=5).contains(&ext.len())
+        && ext.bytes().all(|c| c.is_ascii_alphanumeric())
+        && !stem.contains('.')
+        && classify(stem) == Some(Shape::Id)
+    {
+        return Some(Shape::Id);
+    }
     if seg.contains('@') && seg.contains('.') || seg.contains("%40") {
         return Some(Shape::Email);
     }
@@ -149,6 +158,7 @@ mod tests {
             "2024-01-15",
             "2024-01-15T10:00:00Z",
             "10.0.0.12",
+            "632910392.json",
         ] {
             assert_eq!(classify(id), Some(Shape::Id), "{id}");
         }
@@ -169,6 +179,8 @@ mod tests {
             "rust-lang",
             "octocat",
             "1.2.3.4.5",
+            "count.json",
+            "v1.2",
         ] {
             assert_eq!(classify(word), None, "{word}");
         }
