@@ -564,6 +564,28 @@ fn body_in(data: Option<BodyData>, declared: i64, meta: Option<BodyMeta>) -> Opt
     })
 }
 
+/// The stored bytes of a HAR body, `(text, encoding, _file)`: the text (base64 when `encoding`
+/// says so), else the file beside the HAR; a file that cannot be read is a note (`fields` name
+/// the text and the file field) and no bytes.
+fn stored(
+    (text, encoding, file): (Option<String>, Option<&str>, Option<String>),
+    fields: (&'static str, &'static str),
+    dir: Option<&Path>,
+    notes: &mut Vec<(String, String)>,
+) -> Result<Option<BodyData>, (&'static str, String)> {
+    Ok(match (text, file) {
+        (Some(t), _) => Some(decode_text(t, encoding, fields.0)?),
+        (None, Some(f)) => match sidecar(dir, &f) {
+            Ok(bytes) => Some(Body::from_bytes(bytes).data),
+            Err(why) => {
+                notes.push((fields.1.to_owned(), why));
+                None
+            }
+        },
+        (None, None) => None,
+    })
+}
+
 /// True when the headers name a content coding other than `identity`.
 fn content_encoded(headers: &[NameValue]) -> bool {
     headers.iter().any(|h| {
@@ -619,19 +641,12 @@ fn to_exchange(
     let req_wire = af.request_body.as_ref().is_some_and(|m| m.wire);
     let req_body = match req.post_data {
         Some(pd) => {
-            let data = match (pd.text, pd.file) {
-                (Some(t), _) => {
-                    Some(decode_text(t, pd.encoding.as_deref(), "request.postData.text")?)
-                }
-                (None, Some(f)) => match sidecar(dir, &f) {
-                    Ok(bytes) => Some(Body::from_bytes(bytes).data),
-                    Err(why) => {
-                        notes.push(("request.postData._file".into(), why));
-                        None
-                    }
-                },
-                (None, None) => None,
-            };
+            let data = stored(
+                (pd.text, pd.encoding.as_deref(), pd.file),
+                ("request.postData.text", "request.postData._file"),
+                dir,
+                notes,
+            )?;
             body_in(data, req.body_size, af.request_body)
         }
         None => body_in(None, req.body_size.max(0), af.request_body),
@@ -674,19 +689,12 @@ fn to_exchange(
             .ok()
             .filter(|s| (100..=999).contains(s))
             .ok_or(("response.status", format!("{} is not an HTTP status", res.status)))?;
-        let data = match (res.content.text, res.content.file) {
-            (Some(t), _) => {
-                Some(decode_text(t, res.content.encoding.as_deref(), "response.content.text")?)
-            }
-            (None, Some(f)) => match sidecar(dir, &f) {
-                Ok(bytes) => Some(Body::from_bytes(bytes).data),
-                Err(why) => {
-                    notes.push(("response.content._file".into(), why));
-                    None
-                }
-            },
-            (None, None) => None,
-        };
+        let data = stored(
+            (res.content.text, res.content.encoding.as_deref(), res.content.file),
+            ("response.content.text", "response.content._file"),
+            dir,
+            notes,
+        )?;
         let wire = af.response_body.as_ref().is_some_and(|m| m.wire);
         let mut body = body_in(data, res.content.size.max(res.body_size), af.response_body);
         // HAR's `content.text` is the decoded content, whatever `Content-Encoding` the

@@ -270,3 +270,22 @@ fn word_ids_that_lead_to_the_same_sub_resources_are_one_parameter() {
         "/catalog/items/{id}"
     );
 }
+
+#[test]
+fn parallel_readers_learn_what_one_reader_learns() {
+    // `af inspect` keys paths on several threads and merges their sets: the decisions must not
+    // depend on how the exchanges were split.
+    for api in ["github.txt", "stripe.txt", "gmail.txt", "shopify.txt"] {
+        let calls = traffic(api, MIN_DISTINCT as u64 + 2, false);
+        let one = learn(api, &calls);
+        let mut parts = vec![af_snapshot::PathSet::default(); 3];
+        for (i, (_, p)) in calls.iter().enumerate() {
+            parts[(i * 7 + i / 5) % 3].key(api, p);
+        }
+        let mut merged = af_snapshot::PathSet::default();
+        for p in parts {
+            merged.merge(p);
+        }
+        assert_eq!(merged.learn(), one, "{api}");
+    }
+}
