@@ -41,6 +41,12 @@ pub struct Call {
     pub outcome: Outcome,
     /// `Retry-After` of the response, in ms, when it had one (seconds or HTTP date).
     pub retry_after_ms: Option<u32>,
+    /// The kind of a transport error (who gave up: the client, or the other side).
+    pub transport_kind: Option<af_snapshot::ErrorKind>,
+    /// When the upstream had the request and when it had answered, µs after `start`: the
+    /// request's phases when the capture kept them (a proxy's own connect and queueing are not
+    /// the upstream's), else the time to first byte, else the duration.
+    upstream_us: (u32, u32),
     id_at: u32,
     id_len: u16,
 }
@@ -54,6 +60,13 @@ impl Call {
     /// Duration in ns (0 when unknown).
     pub fn duration(&self) -> i64 {
         self.end - self.start
+    }
+
+    /// When the upstream had the request and had answered it, ns: what a limiter in the
+    /// upstream saw of the call (see `upstream_us`).
+    pub fn upstream(&self) -> (i64, i64) {
+        let (a, b) = self.upstream_us;
+        (self.start + i64::from(a) * 1000, self.start + i64::from(b) * 1000)
     }
 }
 
@@ -241,6 +254,25 @@ impl CaptureBuilder {
             (None, Some(_)) => (0, Outcome::Transport, None),
             (None, None) => (0, Outcome::Incomplete, None),
         };
+        let transport_kind =
+            if ex.response.is_none() { ex.error.as_ref().map(|e| e.kind) } else { None };
+        let upstream_us = {
+            let t = &ex.timing;
+            let us = |ns: u64| u32::try_from(ns / 1000).unwrap_or(u32::MAX);
+            let whole = t.duration_ns.unwrap_or(0);
+            let (a, b) = match (&t.phases, t.ttfb_ns) {
+                (Some(p), _) if p.wait_ns.is_some() => {
+                    // HAR: `ssl` is inside `connect`.
+                    let pre: u64 =
+                        [p.blocked_ns, p.dns_ns, p.connect_ns, p.send_ns].iter().flatten().sum();
+                    (pre, pre + p.wait_ns.unwrap_or(0))
+                }
+                (_, Some(ttfb)) => (0, ttfb),
+                _ => (0, whole),
+            };
+            let b = if whole > 0 { b.min(whole) } else { b };
+            (us(a.min(b)), us(b))
+        };
         let mut h = std::collections::hash_map::DefaultHasher::new();
         ex.request.method.hash(&mut h);
         parts.path.hash(&mut h);
@@ -259,6 +291,8 @@ impl CaptureBuilder {
             status,
             outcome,
             retry_after_ms,
+            transport_kind,
+            upstream_us,
             id_at,
             id_len: id.len().min(usize::from(u16::MAX)) as u16,
         });

@@ -507,8 +507,13 @@ impl Recorder {
             timing: Timing::new(start, None),
             tags: [("af.record".to_owned(), serde_json::json!(mode))].into_iter().collect(),
         };
+        // If the client goes away before the upstream answers, hyper drops this future: the
+        // guard still records the exchange, as the client gave up (nothing is lost silently).
+        let mut pending =
+            Pending { rec: Some(self.clone()), ex: Some(base), t0, req_seen: req_seen.clone() };
         match self.client.request(upstream).await {
             Ok(resp) => {
+                let base = pending.take();
                 let ttfb = t0.elapsed().as_nanos() as u64;
                 let (mut rparts, rbody) = resp.into_parts();
                 let rshown: Vec<(String, String)> = redacted(&rparts.headers, &self.cfg)
@@ -548,7 +553,7 @@ impl Recorder {
             }
             Err(e) => {
                 let kind = error_kind(&e);
-                let mut ex = base;
+                let mut ex = pending.take();
                 ex.timing.duration_ns = Some(t0.elapsed().as_nanos() as u64);
                 ex.request.body = req_seen.lock().ok().and_then(|mut c| snap_body(&mut c));
                 let message = format!(
@@ -560,6 +565,37 @@ impl Recorder {
                 full(StatusCode::BAD_GATEWAY, serde_json::json!({"error": "upstream failed", "kind": kind.as_str(), "detail": message}).to_string())
             }
         }
+    }
+}
+
+/// An exchange waiting for the upstream's answer. Dropped with it still inside (the client
+/// disconnected, hyper cancelled the request), it is recorded as aborted by the client.
+struct Pending {
+    rec: Option<Arc<Recorder>>,
+    ex: Option<Exchange>,
+    t0: Instant,
+    req_seen: Arc<Mutex<Captured>>,
+}
+
+impl Pending {
+    /// The exchange, now that the upstream answered (or failed): nothing left to record here.
+    fn take(&mut self) -> Exchange {
+        self.rec = None;
+        // Always `Some` until taken, and taken once.
+        self.ex.take().unwrap_or_else(|| unreachable!("exchange taken twice"))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let (Some(rec), Some(mut ex)) = (self.rec.take(), self.ex.take()) else { return };
+        ex.timing.duration_ns = Some(self.t0.elapsed().as_nanos() as u64);
+        ex.request.body = self.req_seen.lock().ok().and_then(|mut c| snap_body(&mut c));
+        ex.error = Some(TransportError {
+            kind: af_snapshot::ErrorKind::Aborted,
+            message: "the client disconnected before the upstream answered".into(),
+        });
+        rec.write(ex);
     }
 }
 

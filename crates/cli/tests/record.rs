@@ -357,3 +357,25 @@ print(got == b"\x00\x01 not http, not tls \xff")
     assert_eq!(recorded[0]["tags"]["af.bytes_up"], 22);
     assert_eq!(recorded[0]["tags"]["af.bytes_down"], 22);
 }
+
+#[test]
+fn a_client_that_gives_up_before_the_upstream_answers_is_recorded_as_aborted() {
+    // The upstream answers after 2 s; the client waits 0.3 s. Before, the exchange was dropped
+    // with the cancelled request: a capture of a slow upstream lost every timed-out call.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("aborted.jsonl");
+    let upstream =
+        Server::start(&["mock", "fixtures/gmail/capture.har", "--latency", "fixed:2s"], &[], 1);
+    let route = format!("127.0.0.1:0=http://{}", upstream.addrs[0]);
+    let rec =
+        Server::start(&["record", "-o", out.to_str().expect("utf-8"), "--reverse", &route], &[], 1);
+    let (ok, _) = curl(&["--max-time", "0.3", &format!("http://{}{MSG}", rec.addrs[0])]);
+    assert!(!ok, "the client timed out");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    rec.stop();
+    upstream.stop();
+    let got = lines(&out);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["error"]["kind"], "aborted", "{}", got[0]);
+    assert!(got[0]["timing"]["duration_ns"].as_u64().is_some_and(|d| d < 1_500_000_000));
+}

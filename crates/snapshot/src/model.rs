@@ -197,7 +197,14 @@ impl ErrorKind {
                 _ => {}
             }
         }
-        if has(&["err_aborted", "binding_aborted", "cancel"]) {
+        // mitmproxy writes "Client disconnected." when the client gave up first.
+        if has(&[
+            "err_aborted",
+            "binding_aborted",
+            "cancel",
+            "client disconnected",
+            "client closed",
+        ]) {
             return Self::Aborted;
         }
         if has(&[
@@ -669,6 +676,7 @@ mod tests {
             ErrorKind::Timeout
         );
         assert_eq!(ErrorKind::classify("[Errno 111] Connect call failed"), ErrorKind::Refused);
+        assert_eq!(ErrorKind::classify("Client disconnected."), ErrorKind::Aborted);
         assert_eq!(ErrorKind::classify("something odd"), ErrorKind::Other);
     }
 }

@@ -913,9 +913,19 @@ fn fixture_files() -> Vec<(String, Vec<u8>)> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).expect("fixtures") {
             let p = entry.expect("entry").path();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_none_or(|e| e != "py") {
+                // The captures, not the scenarios' programs and their packages.
+                if !matches!(name.as_str(), "service" | "common" | "paths" | "gen" | "programs")
+                    && !name.starts_with('.')
+                    && name != "node_modules"
+                {
+                    stack.push(p);
+                }
+            } else if ["har", "jsonl", "json", "md", "zst"]
+                .iter()
+                .any(|e| p.extension().is_some_and(|x| x == *e))
+            {
                 out.push((p.display().to_string(), std::fs::read(&p).expect("read")));
             }
         }

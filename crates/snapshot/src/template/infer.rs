@@ -10,7 +10,8 @@
 //! - [`PathSet::learn`] decides, top-down over the trie of keys, which positions are
 //!   parameters ([`Learned`]); every provisional key then maps to one final template.
 //!
-//! The decision for the word values (not id-shaped) at one position, in order:
+//! Beside id-shaped values, a value with a digit in it is an id too. The decision for the other
+//! word values at one position, in order:
 //! 1. at least [`OVERFLOW`] of them, or a `{*}` there: a parameter;
 //! 2. first segment of the path, or fewer than [`MIN_DISTINCT`]: literals;
 //! 3. the same values recur under several values of the parameter before them (`issues`
@@ -319,6 +320,18 @@ fn decide(group: &[&Trie], depth: usize) -> Node {
             to.entry(v.as_str()).or_default().push(kid);
         }
     }
+    // Beside ids of a known shape, a value with a digit in it is one more id of a shape too
+    // short to be sure of (`amber-birch-1x3` beside `juniper-juniper-1x9`); words without one
+    // stay words (`batchModify` beside message ids).
+    if markers.keys().any(|m| *m != MANY) {
+        let ids: Vec<&str> =
+            words.keys().copied().filter(|w| w.bytes().any(|c| c.is_ascii_digit())).collect();
+        for w in ids {
+            if let Some(g) = words.remove(w) {
+                markers.entry(ID).or_default().extend(g);
+            }
+        }
+    }
     let param_words = markers.contains_key(MANY) || words_are_param(&words, group.len(), depth);
     let mut node = Node::default();
     let email = !markers.is_empty() && markers.keys().all(|m| *m == EMAIL);
@@ -548,6 +561,17 @@ mod tests {
         }
         a.merge(b);
         assert_eq!(a.learn().on_host("h", "/names/n3x").as_deref(), Some("/names/{id}"));
+    }
+
+    #[test]
+    fn values_with_digits_beside_ids_are_ids_and_words_stay() {
+        let mut paths: Vec<String> =
+            (0..3).map(|i| format!("/v1/items/juniper-juniper-1x{i}9")).collect();
+        paths.extend((0..3).map(|i| format!("/v1/items/amber-birch-1x{i}")));
+        paths.push("/v1/items/search".into());
+        let l = learn("h", &paths);
+        assert_eq!(l.on_host("h", "/v1/items/amber-birch-1x2").as_deref(), Some("/v1/items/{id}"));
+        assert_eq!(l.on_host("h", "/v1/items/search").as_deref(), Some("/v1/items/search"));
     }
 
     #[test]
