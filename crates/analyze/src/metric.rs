@@ -30,6 +30,12 @@ pub enum MetricName {
     MaxRate1s,
     /// Requests ÷ distinct (method, path, query, body, caller).
     RetryAmplification,
+    /// Distinct requests (method, path, query, body, caller): the work asked for, however
+    /// often each was retried.
+    DistinctCalls,
+    /// Retries sent sooner than the `Retry-After` of the failure they repeat (the same request
+    /// again after a failure, within a minute; sooner = under 90% of the time asked).
+    EarlyRetries,
     /// Latency percentile in ms.
     LatencyP50,
     /// Latency percentile in ms.
@@ -47,6 +53,8 @@ impl MetricName {
         ("max_arrivals", Self::MaxArrivals),
         ("max_rate_1s", Self::MaxRate1s),
         ("retry_amplification", Self::RetryAmplification),
+        ("early_retries", Self::EarlyRetries),
+        ("distinct_calls", Self::DistinctCalls),
         ("latency_p50", Self::LatencyP50),
         ("latency_p95", Self::LatencyP95),
         ("latency_p99", Self::LatencyP99),
@@ -464,6 +472,10 @@ impl Metric {
                     calls.iter().map(|c| c.sig).collect();
                 if distinct.is_empty() { 0.0 } else { calls.len() as f64 / distinct.len() as f64 }
             }
+            MetricName::DistinctCalls => {
+                calls.iter().map(|c| c.sig).collect::<std::collections::HashSet<u64>>().len() as f64
+            }
+            MetricName::EarlyRetries => crate::detectors::retry::early_retries(calls) as f64,
             MetricName::LatencyP50 | MetricName::LatencyP95 | MetricName::LatencyP99 => {
                 let q = match self.name {
                     MetricName::LatencyP50 => 0.50,
@@ -537,5 +549,41 @@ mod tests {
             let err = bad.parse::<Check>().expect_err(bad);
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    fn capture(exchanges: &[af_snapshot::Exchange]) -> Capture {
+        let t = af_snapshot::Templater::default().learning_from(exchanges);
+        Capture::from_exchanges(exchanges, &t, &af_snapshot::CallerSpec::default())
+    }
+
+    #[test]
+    fn early_retries_count_retries_sooner_than_retry_after_and_distinct_calls_the_work() {
+        let get = |id: &str, at: i64, status: u16| {
+            af_testkit::ex("GET", &format!("https://api.test/items/{id}"))
+                .id(format!("{id}-{at}"))
+                .at_ms(at)
+                .lasting_ms(10)
+                .status(status)
+        };
+        let exchanges = vec![
+            // a: 429 asking for 1 s, retried after 0.2 s (early), then after 1.5 s (in time).
+            get("a", 0, 429).response_header("Retry-After", "1").build(),
+            get("a", 210, 429).response_header("Retry-After", "1").build(),
+            get("a", 1720, 200).build(),
+            // b: a 429 with no Retry-After retried at once: a retry, but not an early one.
+            get("b", 0, 429).build(),
+            get("b", 15, 200).build(),
+            // c: asked twice after a success: not a retry at all.
+            get("c", 0, 200).build(),
+            get("c", 20, 200).build(),
+        ];
+        let cap = capture(&exchanges);
+        let v = |m: &str| m.parse::<Metric>().expect("parses").measure(&cap).expect("measured");
+        assert_eq!(v("early_retries"), 1.0);
+        assert_eq!(v("distinct_calls"), 3.0);
+        assert_eq!(v("calls"), 7.0);
+        // Over nothing it is not 0: it was not measured.
+        let none: Metric = "early_retries{endpoint=\"GET /nothing/{id}\"}".parse().expect("parses");
+        assert!(none.measure(&cap).is_err());
     }
 }

@@ -102,8 +102,11 @@ fn retry_storm_ignoring_retry_after() {
     assert!(amp > 1.2, "{}", storm.summary);
     assert_eq!(detail(storm, &["retry_after_honoured"]), 0, "the client ignores Retry-After: 5");
     assert_eq!(storm.severity, Severity::High);
+    // The property a fix restores when the server said how long to wait: no retry sooner.
     assert!(
-        storm.suggested_metric.as_deref().is_some_and(|m| m.starts_with("retry_amplification{"))
+        storm.suggested_metric.as_deref().is_some_and(|m| m.starts_with("early_retries{")),
+        "{:?}",
+        storm.suggested_metric
     );
     // An outage is not a rate limit, even though retries raise the request rate.
     assert_eq!(detail(one(&fs, "limit-model", Some(503)), &["verdict"]), "not-load-related");

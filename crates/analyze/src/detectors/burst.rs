@@ -9,6 +9,11 @@
 //! so short a window by chance, and the error *rate* inside the cluster against outside it — when
 //! traffic itself surges, errors at a constant rate crowd into the surge too, and that is not a
 //! burst. Clustered needs all three (≥ 3×, p < 0.01, rate ≥ 2× outside).
+//!
+//! Judged against the traffic, not only the capture's span: when the errors' window holds most
+//! of the endpoint's calls (≥ 80 %) and a large share of them failed (≥ 20 %), the capture *is*
+//! the incident — the verdict is `sustained`, not "spread": comparing the errors' density with
+//! their own average says nothing when they fill the whole capture.
 
 use serde_json::json;
 
@@ -100,11 +105,24 @@ impl Detector for ErrorBursts {
             let rate_out = errors_out as f64 / calls_out.max(1) as f64;
             let rate_ratio = rate_in / rate_out.max(1.0 / (calls_out as f64 + 1.0));
             let clustered = k >= MIN_ERRORS && ratio >= 3.0 && p < 0.01 && rate_ratio >= 2.0;
+            let traffic_in = calls_in as f64 / calls_to_ep.max(1) as f64;
+            let sustained = !clustered && traffic_in >= 0.8 && rate_in >= 0.2;
             let rate = n as f64 / calls_to_ep.max(1) as f64;
             let share = k as f64 / n as f64;
             let what = status_text(status);
             let key = endpoint.key();
-            let summary = if clustered {
+            let summary = if sustained {
+                format!(
+                    "{n} of {calls_to_ep} calls to {key} returned {what}; {k} of them within {} ({}–{} UTC), \
+                     the window of {:.0}% of the endpoint's calls, at an error rate of {:.0}% — sustained: the \
+                     capture is the incident, not a quiet stretch with a burst in it",
+                    span_text(t1 - t0),
+                    clock(t0),
+                    clock(t1),
+                    traffic_in * 100.0,
+                    rate_in * 100.0,
+                )
+            } else if clustered {
                 format!(
                     "{n} of {calls_to_ep} calls to {key} returned {what}; {k} of them ({:.0}%) within {} ({}–{} UTC): \
                      {ratio:.0}× the average density of these errors over the capture (p = {p:.1e}), error rate {:.0}% \
@@ -133,7 +151,7 @@ impl Detector for ErrorBursts {
                     span_text(t1 - t0),
                 )
             };
-            let severity = match (clustered, k) {
+            let severity = match (clustered || sustained, k) {
                 (true, k) if k >= 10 => Severity::High,
                 (true, _) => Severity::Medium,
                 (false, _) if rate >= 0.05 => Severity::Medium,
@@ -159,7 +177,8 @@ impl Detector for ErrorBursts {
                 evidence,
                 suggested_metric: None,
                 details: json!({
-                    "verdict": if clustered { "clustered" } else { "spread" },
+                    "verdict": if clustered { "clustered" } else if sustained { "sustained" } else { "spread" },
+                    "traffic_share_inside": traffic_in,
                     "errors": n,
                     "calls": calls_to_ep,
                     "cluster": {

@@ -4,7 +4,7 @@
 mod burst;
 mod fanout;
 mod limit;
-mod retry;
+pub(crate) mod retry;
 
 pub use burst::ErrorBursts;
 pub use fanout::FanOut;
@@ -33,9 +33,38 @@ pub fn analyze(cap: &Capture, detectors: &[Box<dyn Detector>]) -> Vec<Finding> {
     rank(detectors.iter().flat_map(|d| d.detect(cap)).collect())
 }
 
-/// Sorts findings by severity (highest first, stable otherwise) and numbers them `F1`, `F2`, ...
+/// Where a finding sits in the chain *load → throttling errors → retries of those errors*:
+/// the lower, the closer to the cause. Fixing a cause removes its symptoms, not the other way
+/// round (a retry storm is what a client does about throttling; throttling is what an upstream
+/// does about load).
+fn causal_order(f: &Finding) -> u8 {
+    match (f.detector.as_str(), f.details.get("verdict").and_then(|v| v.as_str())) {
+        ("limit-model", Some("concurrency" | "rate")) => 0, // the load, measured against a limit
+        ("fan-out", _) => 1,                                 // the load's shape in the traffic
+        ("retry-storm", _) => 3,                             // the errors' retries
+        _ => 2,                                              // the errors themselves
+    }
+}
+
+/// Orders findings and numbers them `F1`, `F2`, ...: incidents (the findings about one
+/// endpoint) by their most severe finding, highest first; within an incident, cause before
+/// symptom ([`causal_order`]), then by severity.
 pub fn rank(mut all: Vec<Finding>) -> Vec<Finding> {
     all.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    // Incidents in order of first appearance (= most severe first).
+    let mut incidents: Vec<(Option<String>, Option<String>)> = Vec::new();
+    let incident = |f: &Finding| (f.host.clone(), f.endpoint.clone());
+    for f in &all {
+        let k = incident(f);
+        if k.1.is_none() || !incidents.contains(&k) {
+            incidents.push(k);
+        }
+    }
+    let pos = |f: &Finding| {
+        let k = incident(f);
+        incidents.iter().position(|i| *i == k && k.1.is_some()).unwrap_or(incidents.len())
+    };
+    all.sort_by_key(|f| (pos(f), causal_order(f), std::cmp::Reverse(f.severity)));
     for (i, f) in all.iter_mut().enumerate() {
         f.id = format!("F{}", i + 1);
     }

@@ -18,7 +18,33 @@ use crate::finding::{Finding, Severity};
 pub struct RetryStorms;
 
 /// A repeat later than this after the failure is a new request, not a retry.
-const MAX_GAP_NS: i64 = 60_000_000_000;
+pub(crate) const MAX_GAP_NS: i64 = 60_000_000_000;
+/// A retry waited as long as `Retry-After` asked when its gap is at least this share of it:
+/// `Retry-After` has whole seconds and the two ends of the gap are stamped by different clocks
+/// (client and server, or a proxy between), so an exact comparison would call a client that
+/// waited exactly one second early by a millisecond.
+pub(crate) const HONOURED_SHARE: f64 = 0.9;
+
+/// Retries among `calls` (sorted by start) sent sooner than the `Retry-After` of the failure
+/// they repeat: the `early_retries` metric.
+pub(crate) fn early_retries(calls: &[&crate::capture::Call]) -> usize {
+    let mut last: HashMap<u64, usize> = HashMap::new();
+    let mut early = 0;
+    for (i, c) in calls.iter().enumerate() {
+        if let Some(&prev) = last.get(&c.sig) {
+            let p = calls[prev];
+            let delay = c.start - p.end;
+            if p.is_error()
+                && (0..=MAX_GAP_NS).contains(&delay)
+                && p.retry_after_ms.is_some_and(|ra| (delay as f64 / 1e6) < f64::from(ra) * HONOURED_SHARE)
+            {
+                early += 1;
+            }
+        }
+        last.insert(c.sig, i);
+    }
+    early
+}
 const MIN_RETRIES: usize = 3;
 
 #[derive(Default)]
@@ -80,7 +106,7 @@ impl Detector for RetryStorms {
                     e.delays_ms.push(delay as f64 / 1e6);
                     if let Some(ra) = p.retry_after_ms {
                         e.with_retry_after += 1;
-                        if delay as f64 / 1e6 >= f64::from(ra) * 0.9 {
+                        if delay as f64 / 1e6 >= f64::from(ra) * HONOURED_SHARE {
                             e.honoured += 1;
                         }
                     }
@@ -129,7 +155,15 @@ impl Detector for RetryStorms {
                 } else {
                     Severity::Low
                 };
-            let target = ((amp.min(1.1) * 100.0).round() / 100.0).max(1.0);
+            // The property a fix restores: when the upstream said how long to wait, no retry
+            // comes sooner (measurable on any harness that answers with Retry-After); without
+            // one, fewer repeats per request.
+            let suggested = if ignored > 0 {
+                format!("early_retries{{endpoint=\"{key}\"}} <= 0")
+            } else {
+                let target = ((amp.min(1.1) * 100.0).round() / 100.0).max(1.0);
+                format!("retry_amplification{{endpoint=\"{key}\"}} <= {target}")
+            };
             out.push(Finding {
                 id: String::new(),
                 detector: self.name().into(),
@@ -146,9 +180,7 @@ impl Detector for RetryStorms {
                         [cap.id(&cap.calls[a]).to_string(), cap.id(&cap.calls[b]).to_string()]
                     })
                     .collect(),
-                suggested_metric: Some(format!(
-                    "retry_amplification{{endpoint=\"{key}\"}} <= {target}"
-                )),
+                suggested_metric: Some(suggested),
                 details: json!({
                     "retries": e.retries.len(),
                     "calls": e.calls,
