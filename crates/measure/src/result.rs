@@ -147,7 +147,10 @@ impl MeasureResult {
                     r.run, spec.timeout_ms
                 ));
             } else if r.exit_code != Some(0) {
-                problems.push(format!("run {}: the program exited with {:?}", r.run, r.exit_code));
+                problems.push(match r.exit_code {
+                    Some(c) => format!("run {}: the program exited {c}", r.run),
+                    None => format!("run {}: the program was killed by a signal", r.run),
+                });
             }
             if r.requests == 0 {
                 problems.push(format!(
