@@ -108,34 +108,49 @@ fn defs(repo: &Repo) -> Vec<Def<'_>> {
 }
 
 /// Where in `text` the endpoint's path is written: the offset of the last literal segment,
-/// when every literal segment after the first two (the API prefix) appears as `/seg`.
-fn builds_path(text: &str, segs: &[String]) -> Option<usize> {
+/// when every literal segment after the first two (the API prefix) appears as `/seg`. When the
+/// endpoint goes on with a parameter (`/items/{id}`), an occurrence followed by `/` is
+/// preferred to one that is not (`/items?page=`, the listing), and the other way round.
+fn builds_path(text: &str, segs: &[String], then_param: bool) -> Option<usize> {
     let tail: Vec<&String> = segs.iter().skip(segs.len().saturating_sub(2)).collect();
     if tail.is_empty() {
         return None;
     }
     let mut at = None;
-    for s in &tail {
+    for (k, s) in tail.iter().enumerate() {
         let needle = format!("/{s}");
-        let found = text.match_indices(&needle).find(|(i, _)| {
+        let mut found = text.match_indices(&needle).filter(|(i, _)| {
             let after = text[i + needle.len()..].chars().next();
             !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
-        })?;
-        at = Some(found.0 + 1);
+        });
+        let first = found.next()?;
+        let best = if k + 1 == tail.len() {
+            let fits = |i: usize| (text[i + needle.len()..].chars().next() == Some('/')) == then_param;
+            std::iter::once(first).chain(found).find(|(i, _)| fits(*i)).unwrap_or(first)
+        } else {
+            first
+        };
+        at = Some(best.0 + 1);
     }
     at
+}
+
+/// Whether the endpoint's path ends in a parameter: `/items/{id}`.
+fn ends_with_param(endpoint: &str) -> bool {
+    endpoint.rsplit('/').next().is_some_and(|s| s.starts_with('{'))
 }
 
 /// Ranks the sites for the endpoint.
 pub fn rank(repo: &Repo, sites: &[Site], endpoint: &str, url_env: &[String]) -> Vec<Ranked> {
     let (method, segs) = endpoint_parts(endpoint);
+    let then_param = ends_with_param(endpoint);
     let defs = defs(repo);
     // Functions whose body writes the path.
     let builders: Vec<(&Def<'_>, usize)> = defs
         .iter()
         .filter_map(|d| {
             let body = &d.file.text[d.start..d.end];
-            builds_path(body, &segs).map(|off| (d, d.start + off))
+            builds_path(body, &segs, then_param).map(|off| (d, d.start + off))
         })
         .collect();
     let mut ep_words: Vec<String> = segs.iter().flat_map(|s| words(s)).collect();
@@ -184,8 +199,34 @@ pub fn rank(repo: &Repo, sites: &[Site], endpoint: &str, url_env: &[String]) -> 
                     }
                 }
             }
+            // (a') the other way round: the function the site is in (a retry helper, a pool
+            // wrapper) is called by one that builds the path.
+            if !linked {
+                let enclosing = defs
+                    .iter()
+                    .filter(|d| d.file.rel == site.file && d.start <= site.start && site.start < d.end)
+                    .min_by_key(|d| d.end - d.start);
+                if let Some(e) = enclosing {
+                    let caller = builders.iter().find(|(b, _)| {
+                        b.name != e.name
+                            && crate::code::contains_word(&b.file.text[b.start..b.end], &e.name)
+                    });
+                    if let Some((b, at)) = caller {
+                        score += 3.0;
+                        reasons.push(format!(
+                            "its function {}() is called by {}() ({}:{}), which builds the endpoint's path at {}:{}",
+                            e.name,
+                            b.name,
+                            b.file.rel,
+                            b.file.line_of(b.start),
+                            b.file.rel,
+                            b.file.line_of(*at)
+                        ));
+                    }
+                }
+            }
             // (b) the path is written in the site's own file.
-            if let Some(off) = f.and_then(|f| builds_path(&f.text, &segs)) {
+            if let Some(off) = f.and_then(|f| builds_path(&f.text, &segs, then_param)) {
                 score += 2.0;
                 reasons.push(format!(
                     "{} writes the endpoint's path (line {})",
@@ -236,6 +277,16 @@ mod tests {
     }
 
     #[test]
+    fn the_item_path_is_preferred_to_the_listing_for_an_item_endpoint() {
+        let text = "get(`/v1/items?page=${p}`);\nget(`/v1/items/${id}`);\n";
+        let segs = vec!["v1".to_owned(), "items".to_owned()];
+        let item = builds_path(text, &segs, true).expect("found");
+        assert_eq!(&text[item..item + 6], "items/");
+        let list = builds_path(text, &segs, false).expect("found");
+        assert_eq!(&text[list..list + 6], "items?");
+    }
+
+    #[test]
     fn endpoint_literal_segments() {
         let (m, s) = endpoint_parts("GET /gmail/v1/users/{userId}/messages/{id}");
         assert_eq!(
@@ -245,12 +296,14 @@ mod tests {
         assert!(
             builds_path(
                 "x(`${base}/gmail/v1/users/me/messages/${id}`)",
-                &["gmail".into(), "v1".into(), "users".into(), "messages".into()]
+                &["gmail".into(), "v1".into(), "users".into(), "messages".into()],
+                true
             )
             .is_some()
         );
         assert!(
-            builds_path("'/users/me/messagesX'", &["users".into(), "messages".into()]).is_none()
+            builds_path("'/users/me/messagesX'", &["users".into(), "messages".into()], true)
+                .is_none()
         );
     }
 }

@@ -79,6 +79,11 @@ pub struct HarnessInputs {
     pub url_env: Vec<String>,
     /// Reproduce the upstream's failures (retry storms) instead of serving successes.
     pub replay_failures: bool,
+    /// Limits the mock enforces (`GET /a/{id}: rate<=10/s per caller`): the upstream's limit as
+    /// the snapshot shows it, so a retry fix is measured against a server that rejects and says
+    /// when to come back, as the real one did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<String>,
     /// Per-run time-out.
     pub timeout_ms: u64,
     /// Runs.
@@ -108,9 +113,19 @@ fn auto() -> String {
 impl HarnessInputs {
     /// The harness spec these inputs make.
     pub fn spec(&self) -> std::io::Result<HarnessSpec> {
+        let limits = self
+            .limits
+            .iter()
+            .map(|l| {
+                l.parse().map_err(|e: String| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("limit {l:?}: {e}"))
+                })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         let mock = MockConfig {
             failures: if self.replay_failures { Failures::Replay } else { Failures::Skip },
             caller_key: self.caller_key.clone(),
+            limits,
             ..MockConfig::default()
         };
         Ok(HarnessSpec {
@@ -196,6 +211,9 @@ pub struct Plan {
     pub reason: String,
     /// The finding worked on.
     pub finding: Option<ChosenFinding>,
+    /// Findings tried before it and passed over, with why (no code site matched their fix).
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
     /// All findings, one line each (`F1 [high] error-burst: …`).
     pub findings: Vec<String>,
     /// The check a fix must meet: `peak_inflight{…} <= 10`.
@@ -268,10 +286,12 @@ impl Phase {
     }
 }
 
-/// Picks the finding to work on: the one the issue text names, else the highest-ranked one a
-/// fix can be measured against (it has a suggested metric).
-fn choose<'f>(findings: &'f [Finding], issue: Option<&str>) -> Option<(&'f Finding, String)> {
-    let fixable = |f: &&Finding| f.suggested_metric.is_some();
+/// The findings a fix can be measured against (they have a suggested metric), in the order the
+/// Planner tries them: the one the issue text names first, then the analysis' ranking (which
+/// puts a load before the throttling errors it causes, and those before their retries).
+fn candidates<'f>(findings: &'f [Finding], issue: Option<&str>) -> Vec<(&'f Finding, String)> {
+    let fixable: Vec<&Finding> = findings.iter().filter(|f| f.suggested_metric.is_some()).collect();
+    let mut out: Vec<(&Finding, String)> = Vec::new();
     if let Some(text) = issue {
         let text = text.to_ascii_lowercase();
         let score = |f: &Finding| {
@@ -288,23 +308,57 @@ fn choose<'f>(findings: &'f [Finding], issue: Option<&str>) -> Option<(&'f Findi
             }
             s
         };
-        if let Some(f) = findings
+        if let Some(f) = fixable
             .iter()
-            .filter(fixable)
+            .copied()
             .max_by_key(|f| (score(f), std::cmp::Reverse(f.id.clone())))
-            && score(f) > 0
+            .filter(|f| score(f) > 0)
         {
-            {
-                return Some((
-                    f,
-                    format!("the issue text names it ({} of its words match)", score(f)),
-                ));
-            }
+            out.push((f, format!("the issue text names it ({} of its words match)", score(f))));
         }
     }
-    findings.iter().find(fixable).map(|f| {
-        (f, "the highest-ranked finding with a metric a fix can be measured against".into())
-    })
+    for f in fixable {
+        if !out.iter().any(|(o, _)| o.id == f.id) {
+            let why = if out.is_empty() {
+                "the highest-ranked finding with a metric a fix can be measured against".into()
+            } else {
+                "the next-ranked finding with a metric".into()
+            };
+            out.push((f, why));
+        }
+    }
+    out
+}
+
+/// A finding the Planner passed over, and why.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Skipped {
+    /// `F1`.
+    pub id: String,
+    /// Detector.
+    pub detector: String,
+    /// Why it was not the one worked on.
+    pub reason: String,
+}
+
+/// The limit the snapshot shows on `endpoint`, as a rule for the mock: what a retry fix is
+/// measured against (none when the limit model named none).
+fn emulated_limits(findings: &[Finding], endpoint: &str) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| f.detector == "limit-model" && f.endpoint.as_deref() == Some(endpoint))
+        .filter_map(|f| {
+            let d = &f.details;
+            let est = d.pointer("/bound/estimate")?.as_f64()?.round().max(1.0);
+            let per = if d.get("per").and_then(|v| v.as_str()) == Some("caller") { " per caller" } else { "" };
+            match d.get("verdict")?.as_str()? {
+                "rate" => Some(format!("{endpoint}: rate<={est}/s{per}")),
+                "concurrency" => Some(format!("{endpoint}: inflight<={est}{per}")),
+                _ => None,
+            }
+        })
+        .take(1)
+        .collect()
 }
 
 /// The fix kind a finding calls for.
@@ -351,6 +405,7 @@ pub(crate) struct Prepared {
     check: Check,
     kind: FixKind,
     endpoint: String,
+    limits: Vec<String>,
     runs: u32,
     serial: bool,
     echo: Echo,
@@ -381,6 +436,9 @@ pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
 /// code sites. Without `need_command`, a project with no program of its own is accepted (the
 /// LLM Planner writes a harness driver for it).
 pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<Stage, PlanError> {
+    // The builtin engine can only fix where one of its patterns matches; an LLM engine picks
+    // its own site (and writes its own driver when there is no program).
+    let sites_required = need_command;
     let source = opts
         .source
         .canonicalize()
@@ -463,6 +521,7 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
         decision: Decision::Abstain,
         reason: String::new(),
         finding: None,
+        skipped: Vec::new(),
         findings: lines,
         metric: None,
         fix_kind: None,
@@ -479,8 +538,10 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
         usage: None,
     };
 
-    // 2. the finding and its metric.
-    let Some((finding, why)) = choose(&findings, opts.issue.as_deref()) else {
+    // 2. the finding and its metric: down the ranking, until one has a code site its fix
+    // applies to (the builtin engine) — the first, for an engine that picks its own site.
+    let candidates = candidates(&findings, opts.issue.as_deref());
+    if candidates.is_empty() {
         let load_free = findings.iter().find(|f| {
             f.details.get("verdict").and_then(|v| v.as_str()) == Some("not-load-related")
         });
@@ -499,10 +560,62 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
             }
         };
         return Ok(Stage::Done(Box::new(plan), dir));
+    }
+    let t = Instant::now();
+    let repo =
+        Repo::load(&source).map_err(|e| PlanError::Input(format!("{}: {e}", source.display())))?;
+    plan.skipped_files = repo.skipped.clone();
+    let patterns = builtin_patterns();
+    let all_sites = find_all(&repo, &patterns);
+    let sites_for = |finding: &Finding| -> Result<(Check, FixKind, Vec<_>), PlanError> {
+        let metric = finding.suggested_metric.clone().unwrap_or_default();
+        let check: Check = metric.parse().map_err(|e: String| PlanError::Internal(e))?;
+        let kind = kind_of(finding);
+        let bound = check.threshold.max(1.0) as u32;
+        let sites: Vec<_> = all_sites
+            .iter()
+            .filter(|s| s.fixes.contains(&kind))
+            // A pool already at or below the bound is not the problem.
+            .filter(|s| s.current_bound.is_none_or(|b| b > u64::from(bound)))
+            .cloned()
+            .collect();
+        Ok((check, kind, sites))
+    };
+    let mut chosen = None;
+    for (finding, why) in &candidates {
+        let (check, kind, sites) = sites_for(finding)?;
+        if !sites.is_empty() || !sites_required {
+            chosen = Some((*finding, why.clone(), check, kind, sites));
+            break;
+        }
+        plan.skipped.push(Skipped {
+            id: finding.id.clone(),
+            detector: finding.detector.clone(),
+            reason: format!(
+                "no builtin pattern for a {} fix matches the code in {}",
+                kind.as_str(),
+                source.display()
+            ),
+        });
+    }
+    // None has a site: the first one's baseline still says what an LLM engine would face.
+    let (finding, why, check, kind, sites) = match chosen {
+        Some(c) => c,
+        None => {
+            plan.skipped.clear();
+            let (f, why) = &candidates[0];
+            let (check, kind, sites) = sites_for(f)?;
+            (*f, why.clone(), check, kind, sites)
+        }
+    };
+    let why = if plan.skipped.is_empty() {
+        why
+    } else {
+        let passed: Vec<String> =
+            plan.skipped.iter().map(|s| format!("{} ({})", s.id, s.detector)).collect();
+        format!("{why}; passed over {}: no code site for their fix", passed.join(", "))
     };
     let metric = finding.suggested_metric.clone().unwrap_or_default();
-    let check: Check = metric.parse().map_err(|e: String| PlanError::Internal(e))?;
-    let kind = kind_of(finding);
     let bound = check.threshold.max(1.0) as u32;
     plan.finding = Some(ChosenFinding {
         id: finding.id.clone(),
@@ -519,17 +632,6 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
     plan.bound = Some(bound);
 
     // 3. localize.
-    let t = Instant::now();
-    let repo =
-        Repo::load(&source).map_err(|e| PlanError::Input(format!("{}: {e}", source.display())))?;
-    plan.skipped_files = repo.skipped.clone();
-    let patterns = builtin_patterns();
-    let sites: Vec<_> = find_all(&repo, &patterns)
-        .into_iter()
-        .filter(|s| s.fixes.contains(&kind))
-        // A pool already at or below the bound is not the problem.
-        .filter(|s| s.current_bound.is_none_or(|b| b > u64::from(bound)))
-        .collect();
     let endpoint = finding.endpoint.clone().unwrap_or_default();
     plan.sites = rank(&repo, &sites, &endpoint, &url_env);
     plan.timings.push(Phase::since("localize", t));
@@ -546,6 +648,7 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
         caller_key,
         check,
         kind,
+        limits: if kind == FixKind::Retry { emulated_limits(&findings, &endpoint) } else { Vec::new() },
         endpoint,
         runs: opts.runs.max(1),
         serial: opts.serial,
@@ -573,13 +676,20 @@ impl Prepared {
             snapshot: self.snapshot.clone(),
             command,
             url_env,
-            replay_failures: self.kind == FixKind::Retry,
+            replay_failures: self.kind == FixKind::Retry && self.limits.is_empty(),
+            limits: self.limits.clone(),
             timeout_ms: self.timeout_ms,
             runs: self.runs,
             metrics: vec![
                 self.check.metric.to_string(),
                 format!("max_arrivals{{{ep_label}}}"),
-                format!("calls{{{ep_label}}}"),
+                // The work done, for the Evaluator's same-workload check: a retry fix sends
+                // fewer calls for the same requests.
+                if self.kind == FixKind::Retry {
+                    format!("distinct_calls{{{ep_label}}}")
+                } else {
+                    format!("calls{{{ep_label}}}")
+                },
             ],
             expect: vec![
                 format!("{} {}", self.check.op.as_str(), fmt_num(self.check.threshold)),
@@ -620,13 +730,15 @@ impl Prepared {
 
         // Decide.
         let metric = plan.metric.clone().unwrap_or_default();
-        let program_failed =
-            result.runs.iter().any(|r| r.timed_out || r.exit_code != Some(0) || r.requests == 0);
+        // A program that fails *because of the bug* (items rejected → exit 1) is evidence; one
+        // that timed out or made no request did not run the workload.
+        let program_failed = result.runs.iter().any(|r| r.timed_out || r.requests == 0);
         let values = primary.as_ref().map(fmt_values).unwrap_or_default();
+        let exits = exit_note(&result.runs);
         plan.decision = Decision::Abstain;
         if program_failed {
             plan.reason = format!(
-                "abstaining: the baseline runs did not complete cleanly ({}) — a harness that does not run cannot confirm a fix",
+                "abstaining: the baseline runs did not run the workload ({}) — a harness that does not run cannot confirm a fix",
                 result.problems.join("; ")
             );
         } else if primary.as_ref().is_none_or(|p| p.values.iter().any(Option::is_none)) {
@@ -649,7 +761,7 @@ impl Prepared {
             plan.decision = Decision::Proceed;
             let top = &plan.sites[0];
             plan.reason = format!(
-                "the baseline violates {metric} (values {values}); the most likely cause is {} at {}:{} ({})",
+                "the baseline violates {metric} (values {values}); the most likely cause is {} at {}:{} ({}){exits}",
                 top.site.description,
                 top.site.file,
                 top.site.line,
@@ -658,6 +770,24 @@ impl Prepared {
         }
         Ok(())
     }
+}
+
+/// What the baseline's exit codes say, for the plan's reason: nothing when every run exited 0.
+fn exit_note(runs: &[af_measure::RunResult]) -> String {
+    let codes: Vec<String> = runs
+        .iter()
+        .filter(|r| r.exit_code != Some(0))
+        .map(|r| r.exit_code.map_or_else(|| "a signal".to_owned(), |c| c.to_string()))
+        .collect();
+    if codes.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; {} of {} baseline runs exited non-zero ({}) with the workload done: the program reporting the bug's failures, so the confirm runs must exit 0 or no worse",
+        codes.len(),
+        runs.len(),
+        codes.join(", ")
+    )
 }
 
 /// Writes `plan.json` (and `harness.json` when there is a harness).

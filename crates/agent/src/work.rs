@@ -123,8 +123,31 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, WorkError> {
     Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
 }
 
-/// Copies `from` into `to`, leaving out `.git` and `.af`.
+/// Installed dependencies a project keeps beside its code, untracked: what its program and
+/// tests need to run, and what no fix edits. A worktree gets them as symlinks to the source's.
+const DEPENDENCY_DIRS: &[&str] = &["node_modules", ".venv", "venv", "__pypackages__", "vendor"];
+
+/// Links every dependency directory `from` has and `to` lacks (untracked, so a git worktree
+/// does not have it); returns the names linked.
+fn link_dependencies(from: &Path, to: &Path) -> std::io::Result<Vec<String>> {
+    let mut linked = Vec::new();
+    for name in DEPENDENCY_DIRS {
+        let (src, dst) = (from.join(name), to.join(name));
+        if src.is_dir() && std::fs::symlink_metadata(&dst).is_err() {
+            std::os::unix::fs::symlink(src.canonicalize()?, &dst)?;
+            linked.push((*name).to_owned());
+        }
+    }
+    Ok(linked)
+}
+
+/// Copies `from` into `to`, leaving out `.git` and `.af`; dependency directories at the top
+/// ([`DEPENDENCY_DIRS`]) are linked, not copied.
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    copy_dir(from, to, true)
+}
+
+fn copy_dir(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
@@ -132,10 +155,14 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         if name == ".git" || name == ".af" {
             continue;
         }
+        if top && DEPENDENCY_DIRS.iter().any(|d| name == *d) && e.file_type()?.is_dir() {
+            std::os::unix::fs::symlink(e.path().canonicalize()?, to.join(&name))?;
+            continue;
+        }
         let ty = e.file_type()?;
         let dst = to.join(&name);
         if ty.is_dir() {
-            copy_tree(&e.path(), &dst)?;
+            copy_dir(&e.path(), &dst, false)?;
         } else if ty.is_symlink() {
             let target = std::fs::read_link(e.path())?;
             std::os::unix::fs::symlink(target, dst)?;
@@ -146,9 +173,23 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The worktree `prepare` made.
+struct Tree {
+    /// The project directory in it.
+    project: PathBuf,
+    /// The commit the branch starts from.
+    base: String,
+    /// Pathspecs leaving the linked dependency directories out of every add and diff
+    /// (`:(top,exclude)node_modules`): a symlink is not a directory to git, so a `.gitignore`
+    /// line `node_modules/` does not cover it.
+    excluded: Vec<String>,
+}
+
 /// A worktree of the source on `branch`: `git worktree add` when the source is a clean git
-/// checkout, else a copy with a fresh repository. Returns (project dir, base commit, note).
-fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<(PathBuf, String, String), WorkError> {
+/// checkout, else a copy with a fresh repository. Installed dependencies the source has
+/// beside its code are linked into it.
+fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<Tree, WorkError> {
+    let linking = |e: std::io::Error| WorkError::Internal(format!("linking dependencies: {e}"));
     let top = git(source, &["rev-parse", "--show-toplevel"]).ok();
     if let Some(top) = top {
         let prefix = git(source, &["rev-parse", "--show-prefix"])?;
@@ -159,24 +200,38 @@ fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<(PathBuf, String, S
                 Path::new(&top),
                 &["worktree", "add", "-q", "-b", branch, &wt.to_string_lossy(), "HEAD"],
             )?;
-            return Ok((
-                wt.join(prefix),
-                base,
-                format!("git worktree of {top} on branch {branch}"),
-            ));
+            let project = wt.join(&prefix);
+            // The installed dependencies, at the repository's top and the project's.
+            let mut excluded: Vec<String> = link_dependencies(Path::new(&top), wt)
+                .map_err(linking)?
+                .into_iter()
+                .map(|n| format!(":(top,exclude){n}"))
+                .collect();
+            if !prefix.is_empty() {
+                excluded.extend(
+                    link_dependencies(source, &project)
+                        .map_err(linking)?
+                        .into_iter()
+                        .map(|n| format!(":(top,exclude){prefix}{n}")),
+                );
+            }
+            return Ok(Tree { project, base, excluded });
         }
     }
     copy_tree(source, wt)
         .map_err(|e| WorkError::Internal(format!("copying {}: {e}", source.display())))?;
     git(wt, &["init", "-q", "-b", branch])?;
-    git(wt, &["add", "-A"])?;
+    let excluded: Vec<String> = DEPENDENCY_DIRS
+        .iter()
+        .filter(|d| wt.join(d).is_symlink())
+        .map(|d| format!(":(top,exclude){d}"))
+        .collect();
+    let mut add = vec!["add", "-A", "--", "."];
+    add.extend(excluded.iter().map(String::as_str));
+    git(wt, &add)?;
     git(wt, &["commit", "-q", "-m", "af: the code as planned"])?;
     let base = git(wt, &["rev-parse", "HEAD"])?;
-    Ok((
-        wt.to_owned(),
-        base,
-        "a copy in a new repository (the source is not a clean git checkout, so its uncommitted state is what was measured)".into(),
-    ))
+    Ok(Tree { project: wt.to_owned(), base, excluded })
 }
 
 /// Runs the test command with a time-out; the whole process group is killed on time-out.
@@ -265,6 +320,8 @@ pub struct Session {
     pub project: PathBuf,
     /// The commit the branch starts from.
     pub base: String,
+    /// Pathspecs leaving linked dependency directories out of adds and diffs.
+    excluded: Vec<String>,
     /// The snapshot the mock serves.
     pub exchanges: Vec<af_snapshot::Exchange>,
     /// Phases so far.
@@ -332,7 +389,7 @@ impl Session {
         let mut timings = plan.timings.clone();
         let t = Instant::now();
         let branch = format!("af/fix-{}", plan.id);
-        let (project, base, _how) =
+        let Tree { project, base, excluded } =
             prepare(Path::new(&plan.source), &dir.join("worktree"), &branch)?;
         timings.push(Phase::since("worktree", t));
         let (exchanges, _) =
@@ -350,6 +407,7 @@ impl Session {
             branch,
             project,
             base,
+            excluded,
             exchanges,
             timings,
             echo,
@@ -407,22 +465,31 @@ impl Session {
         Ok((confirm, tests, evaluation))
     }
 
+    /// `args -- . <exclusions>`: a git command over the project without the linked
+    /// dependency directories.
+    fn paths<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut v = args.to_vec();
+        v.extend(["--", "."]);
+        v.extend(self.excluded.iter().map(String::as_str));
+        v
+    }
+
     /// Files changed in the worktree, relative to the project.
     pub fn changed_files(&self) -> Result<Vec<String>, WorkError> {
         let tracked = git(&self.project, &["diff", "--name-only", "--relative"])?;
-        let new = git(&self.project, &["ls-files", "--others", "--exclude-standard"])?;
+        let new = git(&self.project, &self.paths(&["ls-files", "--others", "--exclude-standard"]))?;
         Ok(tracked.lines().chain(new.lines()).map(str::to_owned).collect())
     }
 
     /// The worktree's diff against the base, new files included.
     pub fn diff(&self) -> Result<String, WorkError> {
-        git(&self.project, &["add", "-A", "-N", "--", "."])?;
+        git(&self.project, &self.paths(&["add", "-A", "-N"]))?;
         git(&self.project, &["diff", "--relative"])
     }
 
     /// Commits the worktree on the branch; returns the commit.
     pub fn commit(&self, what: &str, confirm: &Measured) -> Result<String, WorkError> {
-        git(&self.project, &["add", "-A", "--", "."])?;
+        git(&self.project, &self.paths(&["add", "-A"]))?;
         let msg = format!(
             "{what}\n\n{}: {} before, {} after, on the identical harness {}.\nConfirmed by af (run {}).",
             self.metric,
@@ -569,4 +636,47 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
         attempts.push(attempt);
     }
     s.finish(attempts, chosen, commit, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(dir: &Path, args: &[&str]) {
+        git(dir, args).expect("git");
+    }
+
+    #[test]
+    fn worktrees_get_the_sources_installed_dependencies_and_never_commit_them() {
+        for in_git in [true, false] {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let src = tmp.path().join("svc");
+            std::fs::create_dir_all(src.join("node_modules/lib")).expect("deps");
+            std::fs::write(src.join("node_modules/lib/index.js"), "module.exports = 1;\n").expect("w");
+            std::fs::create_dir_all(src.join(".venv/bin")).expect("venv");
+            std::fs::write(src.join("app.js"), "require('lib');\n").expect("w");
+            // A trailing slash matches directories only: it does not cover a symlink.
+            std::fs::write(src.join(".gitignore"), "node_modules/\n.venv/\n").expect("w");
+            if in_git {
+                sh(&src, &["init", "-q", "-b", "main"]);
+                sh(&src, &["add", "-A"]);
+                sh(&src, &["commit", "-q", "-m", "init"]);
+            }
+            let wt = tmp.path().join("wt");
+            let tree = prepare(&src, &wt, "af/test").expect("prepare");
+            let dep = tree.project.join("node_modules");
+            assert!(dep.is_symlink(), "in_git={in_git}: node_modules linked");
+            assert!(tree.project.join("node_modules/lib/index.js").is_file());
+            assert!(tree.project.join(".venv").is_symlink());
+            // An edit, then the add a commit does: only the edit is staged.
+            std::fs::write(tree.project.join("app.js"), "require('lib'); // fixed\n").expect("w");
+            let mut add = vec!["add", "-A", "--", "."];
+            add.extend(tree.excluded.iter().map(String::as_str));
+            sh(&tree.project, &add);
+            let staged = git(&tree.project, &["diff", "--cached", "--name-only"]).expect("diff");
+            assert_eq!(staged, "app.js", "in_git={in_git}");
+            let base_files = git(&tree.project, &["ls-tree", "-r", "--name-only", &tree.base]).expect("ls");
+            assert!(!base_files.contains("node_modules"), "in_git={in_git}: {base_files}");
+        }
+    }
 }
