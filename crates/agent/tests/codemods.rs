@@ -89,8 +89,38 @@ fn go_goroutine_per_item_gets_a_semaphore() {
 }
 
 #[test]
+fn go_errgroup_without_a_limit_gets_set_limit() {
+    case("go-errgroup", "go-errgroup-unlimited", FixKind::Concurrency, 8);
+}
+
+#[test]
 fn js_retry_loop_gets_backoff_honouring_retry_after() {
     case("js-retry", "js-retry-without-backoff", FixKind::Retry, 5);
+}
+
+#[test]
+fn js_retry_from_a_catch_with_statuses_in_a_set_gets_backoff() {
+    case("js-retry-catch", "js-retry-without-backoff", FixKind::Retry, 4);
+}
+
+#[test]
+fn ts_retry_by_recursion_gets_backoff() {
+    case("js-retry-recursive", "js-retry-without-backoff", FixKind::Retry, 5);
+}
+
+#[test]
+fn js_pushed_array_loop_becomes_a_bounded_map() {
+    case("js-pushed", "js-unbounded-fanout", FixKind::Concurrency, 6);
+}
+
+#[test]
+fn js_pushed_array_with_a_busier_loop_pushes_thunks() {
+    case("js-pushed-thunks", "js-unbounded-fanout", FixKind::Concurrency, 10);
+}
+
+#[test]
+fn ts_foreach_async_becomes_an_awaited_bounded_map() {
+    case("js-foreach", "js-unbounded-fanout", FixKind::Concurrency, 10);
 }
 
 #[test]

@@ -135,3 +135,249 @@ fn fixed_asyncio_gather_runs_with_at_most_the_bound_in_flight() {
 fn fixed_taskgroup_runs_with_at_most_the_bound_in_flight() {
     check(&run_py("py-taskgroup"), 10, 45);
 }
+
+/// A Node upstream that answers every path's first request 429 with `Retry-After: 1` and the
+/// second 200, then runs `call` (a JS expression of `url`) for `n` paths at once and prints the
+/// calls made and the shortest gap between a 429 and its retry.
+fn retry_driver(module: &str, call: &str, n: usize) -> String {
+    format!(
+        r#"
+const http = require('node:http');
+const mod = require('./{module}');
+const seen = new Map();
+let calls = 0, minGap = Infinity;
+const srv = http.createServer((req, res) => {{
+  calls++;
+  const prev = seen.get(req.url);
+  if (prev === undefined) {{
+    res.writeHead(429, {{ 'retry-after': '1', 'content-type': 'application/json' }});
+    res.end('{{}}');
+    seen.set(req.url, Date.now());
+  }} else {{
+    minGap = Math.min(minGap, Date.now() - prev);
+    res.writeHead(200, {{ 'content-type': 'application/json' }});
+    res.end(JSON.stringify({{ path: req.url }}));
+  }}
+}});
+srv.listen(0, '127.0.0.1', async () => {{
+  const base = `http://127.0.0.1:${{srv.address().port}}`;
+  const got = await Promise.all(Array.from({{ length: {n} }}, (_, i) => {{ const url = `${{base}}/r/${{i}}`; return {call}; }}));
+  srv.close();
+  console.log(JSON.stringify({{ calls, minGap, ok: got.length }}));
+}});
+"#
+    )
+}
+
+fn check_retry(v: &serde_json::Value, n: u64) {
+    assert_eq!(v["calls"], 2 * n, "one retry per path: {v}");
+    assert_eq!(v["ok"], n, "{v}");
+    let gap = v["minGap"].as_f64().expect("a retry happened");
+    assert!(gap >= 950.0, "every retry waited for Retry-After (1 s): shortest gap {gap} ms");
+}
+
+#[test]
+fn fixed_retry_loop_waits_for_retry_after() {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::copy(golden("js-retry", "input.js.expected"), d.path().join("retry.js")).expect("copy");
+    std::fs::write(d.path().join("main.js"), retry_driver("retry", "mod.getWithRetry(url)", 6))
+        .expect("main");
+    check_retry(&run("node", d.path(), "main.js"), 6);
+}
+
+#[test]
+fn fixed_retry_from_a_catch_reads_retry_after_from_the_destructured_headers() {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::copy(golden("js-retry-catch", "input.js.expected"), d.path().join("retry.js"))
+        .expect("copy");
+    // undici's `request` shape (statusCode, headers as a plain object, body mixin) over fetch:
+    // the program's dependency, not installed in the test's directory.
+    let undici = d.path().join("node_modules/undici");
+    std::fs::create_dir_all(&undici).expect("dir");
+    std::fs::write(
+        undici.join("index.js"),
+        "exports.request = async (url) => { const r = await fetch(url); const headers = Object.fromEntries(r.headers); \
+         return { statusCode: r.status, headers, body: { dump: () => r.arrayBuffer(), json: () => r.json() } }; };\n",
+    )
+    .expect("undici");
+    std::fs::write(d.path().join("main.js"), retry_driver("retry", "mod.getJson(url)", 6))
+        .expect("main");
+    check_retry(&run("node", d.path(), "main.js"), 6);
+}
+
+#[test]
+fn fixed_pushed_array_runs_with_at_most_the_bound_in_flight_over_http() {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::copy(golden("js-pushed", "input.js.expected"), d.path().join("warm.js")).expect("copy");
+    // A real HTTP upstream counting requests in flight; the program's own fetch calls it.
+    std::fs::write(
+        d.path().join("main.js"),
+        r#"
+const http = require('node:http');
+const { warm } = require('./warm');
+let inflight = 0, peak = 0, calls = 0;
+const srv = http.createServer((req, res) => {
+  calls++; inflight++; peak = Math.max(peak, inflight);
+  setTimeout(() => { inflight--; res.writeHead(req.url.endsWith('/13') ? 429 : 200); res.end('{}'); }, 5 + (calls * 7) % 11);
+});
+srv.listen(0, '127.0.0.1', async () => {
+  const ids = Array.from({ length: 40 }, (_, i) => String(i));
+  const failed = await warm(`http://127.0.0.1:${srv.address().port}`, ids);
+  srv.close();
+  console.log(JSON.stringify({ peak, calls, ordered: failed === 1 }));
+});
+"#,
+    )
+    .expect("main");
+    check(&run("node", d.path(), "main.js"), 6, 40);
+}
+
+#[test]
+fn fixed_pushed_thunks_keep_the_loop_and_the_settled_shape() {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::copy(golden("js-pushed-thunks", "input.mjs.expected"), d.path().join("invoices.mjs"))
+        .expect("copy");
+    std::fs::write(d.path().join("stub.cjs"), JS_STUB).expect("stub");
+    std::fs::write(
+        d.path().join("billing.mjs"),
+        "import stub from './stub.cjs';\n\
+         export const fetchInvoice = (id) => stub.slow(id).then((x) => { if (id % 5 === 4) throw new Error('x'); return x; });\n",
+    )
+    .expect("billing");
+    std::fs::write(
+        d.path().join("main.mjs"),
+        "import { loadInvoices } from './invoices.mjs';\nimport stub from './stub.cjs';\n\
+         const ids = [-1, ...Array.from({ length: 40 }, (_, i) => i), -2];\nconst got = await loadInvoices(ids);\n\
+         const want = ids.filter((i) => i >= 0 && i % 5 !== 4);\n\
+         console.log(JSON.stringify({ ...stub.stats(), ordered: got.skipped === 2 && got.invoices.map((x) => x.id).join() === want.join() }));\n",
+    )
+    .expect("main");
+    check(&run("node", d.path(), "main.mjs"), 10, 40);
+}
+
+#[test]
+fn fixed_rate_limited_fanout_paces_starts_across_calls() {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::copy(golden("js-rate", "input.js.expected"), d.path().join("sync.js")).expect("copy");
+    // Every start is stamped; two pages one after the other must together keep the rate (8/s
+    // in the golden file) in every sliding second, not each page on its own.
+    std::fs::write(
+        d.path().join("gmail.js"),
+        "const starts = [];\nclass Gmail { async getMessage(id) { starts.push(Date.now()); return { id }; } }\nmodule.exports = { Gmail, starts };\n",
+    )
+    .expect("gmail");
+    std::fs::write(
+        d.path().join("main.js"),
+        "const { syncPage } = require('./sync');\nconst { Gmail, starts } = require('./gmail');\n\
+         (async () => {\n  const g = new Gmail();\n  const a = await syncPage(g, Array.from({ length: 12 }, (_, i) => ({ id: i })));\n\
+           const b = await syncPage(g, Array.from({ length: 12 }, (_, i) => ({ id: 12 + i })));\n\
+           let peak = 0;\n  for (const t of starts) peak = Math.max(peak, starts.filter((s) => s >= t && s < t + 1000).length);\n\
+           console.log(JSON.stringify({ peak, calls: starts.length, ordered: [...a, ...b].every((m, i) => m.id === i) }));\n})();\n",
+    )
+    .expect("main");
+    let v = run("node", d.path(), "main.js");
+    assert_eq!(v["calls"], 24, "{v}");
+    assert_eq!(v["ordered"], true, "{v}");
+    let peak = v["peak"].as_u64().expect("peak");
+    assert!((1..=8).contains(&peak), "at most 8 starts in any second across both pages: {v}");
+}
+
+/// Builds and runs a Go program offline: module `example.com/t` in `dir`, golang.org/x/sync
+/// from Debian's golang-golang-x-sync-dev (which `.ci/run` installs).
+fn run_go(dir: &Path) -> serde_json::Value {
+    std::fs::write(
+        dir.join("go.mod"),
+        "module example.com/t\n\ngo 1.19\n\nrequire golang.org/x/sync v0.1.0\n\nreplace golang.org/x/sync => /usr/share/gocode/src/golang.org/x/sync\n",
+    )
+    .expect("go.mod");
+    let out = Command::new("go")
+        .args(["run", "."])
+        .current_dir(dir)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GOSUMDB", "off")
+        .output()
+        .expect("go runs (installed by .ci/run with the scenarios' tools)");
+    assert!(out.status.success(), "go run: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+const GO_MAIN: &str = r#"package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"example.com/t/prices"
+)
+
+func main() {
+	var mu sync.Mutex
+	inflight, peak, calls := 0, 0, 0
+	get := func(ctx context.Context, id string) (int, error) {
+		mu.Lock()
+		calls++
+		inflight++
+		if inflight > peak {
+			peak = inflight
+		}
+		mu.Unlock()
+		n, _ := strconv.Atoi(id)
+		time.Sleep(time.Duration(2+n*7%11) * time.Millisecond)
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+		return n, nil
+	}
+	ids := make([]string, 37)
+	for i := range ids {
+		ids[i] = strconv.Itoa(i)
+	}
+	got, err := prices.All(context.Background(), ids, get)
+	ordered := err == nil
+	for i, v := range got {
+		ordered = ordered && v == i
+	}
+	json.NewEncoder(os.Stdout).Encode(map[string]any{"peak": peak, "calls": calls, "ordered": ordered})
+}
+"#;
+
+#[test]
+fn fixed_go_errgroup_runs_with_at_most_the_bound_in_flight() {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(d.path().join("prices")).expect("dir");
+    std::fs::copy(golden("go-errgroup", "prices.go.expected"), d.path().join("prices/prices.go"))
+        .expect("copy");
+    std::fs::write(d.path().join("main.go"), GO_MAIN).expect("main");
+    check(&run_go(d.path()), 8, 37);
+}
+
+#[test]
+fn fixed_goroutine_per_item_runs_with_at_most_the_bound_in_flight() {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(d.path().join("sync")).expect("dir");
+    std::fs::copy(golden("go-fanout", "input.go.expected"), d.path().join("sync/fetch.go"))
+        .expect("copy");
+    // The package's Client and Item, counting calls in flight.
+    std::fs::write(
+        d.path().join("sync/client.go"),
+        "package sync\n\nimport (\n\t\"strconv\"\n\tgosync \"sync\"\n\t\"time\"\n)\n\n\
+         type Item struct{ ID int }\n\ntype Client struct {\n\tMu                    gosync.Mutex\n\tInflight, Peak, Calls int\n}\n\n\
+         func (c *Client) GetItem(id string) (Item, error) {\n\tc.Mu.Lock()\n\tc.Calls++\n\tc.Inflight++\n\tif c.Inflight > c.Peak {\n\t\tc.Peak = c.Inflight\n\t}\n\tc.Mu.Unlock()\n\
+         \tn, _ := strconv.Atoi(id)\n\ttime.Sleep(time.Duration(2+n*7%11) * time.Millisecond)\n\tc.Mu.Lock()\n\tc.Inflight--\n\tc.Mu.Unlock()\n\treturn Item{ID: n}, nil\n}\n",
+    )
+    .expect("client");
+    std::fs::write(
+        d.path().join("main.go"),
+        "package main\n\nimport (\n\t\"encoding/json\"\n\t\"os\"\n\t\"strconv\"\n\n\tfetch \"example.com/t/sync\"\n)\n\n\
+         func main() {\n\tc := &fetch.Client{}\n\tids := make([]string, 43)\n\tfor i := range ids {\n\t\tids[i] = strconv.Itoa(i)\n\t}\n\
+         \titems := fetch.FetchAll(c, ids)\n\tordered := true\n\tfor i, it := range items {\n\t\tordered = ordered && it.ID == i\n\t}\n\
+         \tjson.NewEncoder(os.Stdout).Encode(map[string]any{\"peak\": c.Peak, \"calls\": c.Calls, \"ordered\": ordered})\n}\n",
+    )
+    .expect("main");
+    check(&run_go(d.path()), 10, 43);
+}

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::{Repo, SourceFile, parses_cleanly};
 
+mod go_errgroup;
 mod go_fanout;
 mod js_fanout;
 mod js_retry;
@@ -16,6 +17,7 @@ mod py_gather;
 mod py_pool;
 mod py_taskgroup;
 
+pub use go_errgroup::GoErrgroup;
 pub use go_fanout::GoFanout;
 pub use js_fanout::JsFanout;
 pub use js_retry::JsRetry;
@@ -118,6 +120,7 @@ pub fn builtin_patterns() -> Vec<Box<dyn Pattern>> {
         Box::new(PyTaskGroup),
         Box::new(PyPool),
         Box::new(GoFanout),
+        Box::new(GoErrgroup),
         Box::new(JsRetry),
     ]
 }

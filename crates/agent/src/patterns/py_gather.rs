@@ -102,14 +102,20 @@ impl Pattern for PyGather {
             fix.metric, fix.bound
         ));
         if fix.kind == FixKind::Rate {
+            let next = fresh_name(&f.text, &format!("_{helper}_next"));
             block.push_str(&format!(
-                "async def {helper}(per_second, aws, return_exceptions=False):\n\
-                 {i}\"\"\"Awaits every awaitable in ``aws``, starting at most ``per_second`` of them per second;\n\
-                 {i}results keep the input order, like ``asyncio.gather``. Added by af.\"\"\"\n\
-                 {i}loop = asyncio.get_running_loop()\n{i}start = loop.time()\n\n\
-                 {i}async def run(index, aw):\n{i}{i}delay = start + index / per_second - loop.time()\n\
-                 {i}{i}if delay > 0:\n{i}{i}{i}await asyncio.sleep(delay)\n{i}{i}return await aw\n\n\
-                 {i}return await asyncio.gather(\n{i}{i}*(run(index, aw) for index, aw in enumerate(aws)), return_exceptions=return_exceptions\n{i})\n"
+                "# When the next call may start (event-loop time), shared by every {helper} call.\n\
+                 {next} = 0.0\n\n\n\
+                 async def {helper}(per_second, aws, return_exceptions=False):\n\
+                 {i}\"\"\"Awaits every awaitable in ``aws``, starting at most ``per_second`` of them per second\n\
+                 {i}across every call (the upstream counts calls, not batches); results keep the input order,\n\
+                 {i}like ``asyncio.gather``. Starts are spaced a tenth wider than 1 / per_second, so timer and\n\
+                 {i}network jitter cannot fit one call more into a second. Added by af.\"\"\"\n\
+                 {i}loop = asyncio.get_running_loop()\n{i}gap = 1.1 / per_second\n\n\
+                 {i}async def run(aw):\n{i}{i}global {next}\n{i}{i}now = loop.time()\n\
+                 {i}{i}at = max(now, {next})\n{i}{i}{next} = at + gap\n\
+                 {i}{i}if at > now:\n{i}{i}{i}await asyncio.sleep(at - now)\n{i}{i}return await aw\n\n\
+                 {i}return await asyncio.gather(*(run(aw) for aw in aws), return_exceptions=return_exceptions)\n"
             ));
         } else {
             block.push_str(&format!(
