@@ -396,6 +396,9 @@ pub fn measure(r: &af_measure::MeasureResult, tty: bool) -> String {
     for p in &r.problems {
         out.push_str(&format!("warning: {p}\n"));
     }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
     out.push_str(&format!(
         "harness {} · {}\n",
         &r.harness_hash[..16],

@@ -162,6 +162,49 @@ fn parallel_runs_overlap_keep_their_own_mocks_and_measure_the_same() {
     assert!(latest_first < earliest_last + 500_000_000, "runs did not overlap: {spans:?}");
 }
 
+/// Runs started together that get in each other's way — here a lock only one run can hold, as
+/// a build step writing the same output would — are measured again alone; a run that ran the
+/// workload is never re-run, and runs that all fail alike stay failed.
+#[test]
+fn parallel_runs_that_interfere_are_measured_again_alone() {
+    let peak = format!("peak_inflight{{endpoint=\"{GETS}\",per=\"caller\"}}");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let lock = tmp.path().join("lock");
+    let script = format!(
+        "mkdir {l} 2>/dev/null || exit 7; node fixtures/programs/fanout.js; rc=$?; rmdir {l}; exit $rc",
+        l = lock.display()
+    );
+    let (code, doc) = measure(
+        &["--parallel", "--latency", "fixed:1s", "--metric", &peak, "--runs", "3"],
+        &["sh", "-c", &script],
+    );
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(values(&doc, 0), [100.0, 100.0, 100.0], "{doc}");
+    let runs = doc["runs"].as_array().expect("runs");
+    let again: Vec<&serde_json::Value> =
+        runs.iter().filter(|r| r.get("rerun_alone").is_some()).collect();
+    assert_eq!(again.len(), 2, "one run held the lock, two were locked out: {doc}");
+    for r in &again {
+        assert_eq!(r["exit_code"], 0);
+        let why = r["rerun_alone"].as_str().expect("why");
+        assert!(why.contains("exited 7 without a request while another made 100"), "{why}");
+        let n = r["run"].as_u64().expect("n");
+        let dir =
+            Path::new(r["journal"].as_str().expect("journal")).parent().expect("dir").to_owned();
+        assert!(dir.join(format!("run-{n}.together.journal.jsonl")).is_file(), "first try kept");
+    }
+    assert_eq!(doc["notes"].as_array().map(Vec::len), Some(2), "{doc}");
+
+    // Every run fails before a request: nothing ran the workload, nothing is re-run.
+    let (code, doc) = measure(
+        &["--parallel", "--latency", "none", "--metric", &peak, "--expect", "<= 10", "--runs", "2"],
+        &["sh", "-c", "exit 7"],
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert!(doc["runs"].as_array().expect("runs").iter().all(|r| r.get("rerun_alone").is_none()));
+    assert!(doc.get("notes").is_none(), "{doc}");
+}
+
 #[test]
 fn python_threads_measure_exactly_their_worker_count() {
     for (workers, want) in [("100", 100.0), ("10", 10.0)] {

@@ -29,6 +29,12 @@ pub struct RunResult {
     pub values: Vec<Option<f64>>,
     /// The run's arrival journal (a native snapshot).
     pub journal: String,
+    /// Why this run was measured again on its own: started together with the others, it made
+    /// no request and failed while they ran the workload (the runs interfered: a build step
+    /// writing the same files, a lock, a port). What the first try did, and where its output
+    /// is kept. Absent when the run was measured once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_alone: Option<String>,
 }
 
 /// One metric over all runs.
@@ -71,6 +77,9 @@ pub struct MeasureResult {
     pub problems: Vec<String>,
     /// Environment variables removed from the program's environment.
     pub stripped_env: Vec<String>,
+    /// What the reader should know that is not a problem (a run measured again on its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl MeasureResult {
@@ -131,6 +140,7 @@ impl MeasureResult {
             })
             .collect();
         let mut problems = Vec::new();
+        let mut notes = Vec::new();
         for r in &runs {
             for (i, v) in r.values.iter().enumerate() {
                 if v.is_none() {
@@ -140,6 +150,9 @@ impl MeasureResult {
                         r.run, r.journal
                     ));
                 }
+            }
+            if let Some(why) = &r.rerun_alone {
+                notes.push(format!("run {}: {why}", r.run));
             }
             if r.timed_out {
                 problems.push(format!(
@@ -180,6 +193,7 @@ impl MeasureResult {
             passed,
             problems,
             stripped_env,
+            notes,
         }
     }
 }

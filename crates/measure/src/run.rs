@@ -181,10 +181,12 @@ pub async fn measure_in(
         cwd,
     };
     let runs = if spec.parallel {
-        futures_util::future::join_all((1..=spec.runs).map(|n| one_run(&ctx, n)))
+        let mut runs = futures_util::future::join_all((1..=spec.runs).map(|n| one_run(&ctx, n)))
             .await
             .into_iter()
-            .collect::<Result<Vec<_>, _>>()?
+            .collect::<Result<Vec<_>, _>>()?;
+        rerun_interfered(&ctx, &mut runs).await?;
+        runs
     } else {
         let mut runs = Vec::new();
         for n in 1..=spec.runs {
@@ -198,6 +200,45 @@ pub async fn measure_in(
         &parsed.checks.iter().map(|(m, c)| (m.to_string(), c.clone())).collect::<Vec<_>>(),
         stripped,
     ))
+}
+
+/// Runs started together share the machine and the working directory. When one of them failed
+/// without making a single request while another ran the workload, they got in each other's
+/// way (a build step rewriting the files another run is loading, a lock file, a fixed port):
+/// that run is measured again, alone, after the others. Its first try's output is kept as
+/// `run-N.together.*` and the reason goes into the result's notes. A run that fails the same
+/// way alone stays failed; a run that made requests is never re-run, so the bug's own failures
+/// (a job that exits 1 because half its calls were rejected) are measured as they are.
+async fn rerun_interfered(ctx: &Ctx<'_>, runs: &mut [RunResult]) -> Result<(), MeasureError> {
+    let Some(busy) = runs.iter().map(|r| r.requests).max().filter(|&m| m > 0) else {
+        return Ok(());
+    };
+    for r in runs.iter_mut() {
+        if r.requests > 0 || r.timed_out || r.exit_code == Some(0) {
+            continue;
+        }
+        let n = r.run;
+        let first = match r.exit_code {
+            Some(c) => format!("exited {c}"),
+            None => "was killed by a signal".to_owned(),
+        };
+        for ext in ["journal.jsonl", "stdout", "stderr"] {
+            let from = ctx.out_dir.join(format!("run-{n}.{ext}"));
+            let to = ctx.out_dir.join(format!("run-{n}.together.{ext}"));
+            if from.exists() {
+                tokio::fs::rename(&from, &to)
+                    .await
+                    .map_err(|source| MeasureError::Io { path: from.clone(), source })?;
+            }
+        }
+        let mut again = one_run(ctx, n).await?;
+        again.rerun_alone = Some(format!(
+            "started together with the other runs it {first} without a request while another made {busy}: \
+             measured again alone (the first try's output is in run-{n}.together.*)"
+        ));
+        *r = again;
+    }
+    Ok(())
 }
 
 /// What every run of one measurement shares.
@@ -328,6 +369,7 @@ async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
         misses: journal.iter().filter(|e| tag(e, "miss")).count() as u64,
         limited: journal.iter().filter(|e| tag(e, "limited")).count() as u64,
         values,
+        rerun_alone: None,
         journal: journal_path.display().to_string(),
     })
 }
