@@ -183,6 +183,11 @@ fn ran(baseline: &Measured, confirm: &Measured) -> Check {
     } else {
         (false, confirm.problems.join("; "))
     };
+    let detail = if confirm.notes.is_empty() {
+        detail
+    } else {
+        format!("{detail}; {}", confirm.notes.join("; "))
+    };
     Check { name: "program ran cleanly".into(), passed: Some(passed), detail }
 }
 
@@ -219,9 +224,11 @@ mod tests {
                     limited: 0,
                     values: Vec::new(),
                     journal: String::new(),
+                    rerun_alone: None,
                 })
                 .collect(),
             dir: String::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -232,7 +239,11 @@ mod tests {
         };
         // The bug made the job fail; the fix made it pass.
         assert!(ok(&[Some(1), Some(1)], &[Some(0), Some(0)]));
-        assert!(ran(&measured(&[Some(1)], 10), &measured(&[Some(0)], 10)).detail.contains("the failures the fix removed"));
+        assert!(
+            ran(&measured(&[Some(1)], 10), &measured(&[Some(0)], 10))
+                .detail
+                .contains("the failures the fix removed")
+        );
         // Failing as before for a reason of its own: no worse.
         assert!(ok(&[Some(2), Some(2)], &[Some(2), Some(0)]));
         // Worse: a clean baseline and a failing confirm, or a new exit code.

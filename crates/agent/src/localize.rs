@@ -125,7 +125,7 @@ fn builds_path(text: &str, segs: &[String], then_param: bool) -> Option<usize> {
         });
         let first = found.next()?;
         let best = if k + 1 == tail.len() {
-            let fits = |i: usize| (text[i + needle.len()..].chars().next() == Some('/')) == then_param;
+            let fits = |i: usize| text[i + needle.len()..].starts_with('/') == then_param;
             std::iter::once(first).chain(found).find(|(i, _)| fits(*i)).unwrap_or(first)
         } else {
             first

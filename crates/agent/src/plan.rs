@@ -118,7 +118,10 @@ impl HarnessInputs {
             .iter()
             .map(|l| {
                 l.parse().map_err(|e: String| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("limit {l:?}: {e}"))
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("limit {l:?}: {e}"),
+                    )
                 })
             })
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -162,6 +165,9 @@ pub struct Measured {
     pub runs: Vec<RunResult>,
     /// Directory with the journals and `result.json`.
     pub dir: String,
+    /// What a reader should know that is not a problem (a run measured again alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Measured {
@@ -174,6 +180,7 @@ impl Measured {
             metrics: r.metrics.clone(),
             runs: r.runs.clone(),
             dir: dir.display().to_string(),
+            notes: r.notes.clone(),
         }
     }
 
@@ -350,7 +357,11 @@ fn emulated_limits(findings: &[Finding], endpoint: &str) -> Vec<String> {
         .filter_map(|f| {
             let d = &f.details;
             let est = d.pointer("/bound/estimate")?.as_f64()?.round().max(1.0);
-            let per = if d.get("per").and_then(|v| v.as_str()) == Some("caller") { " per caller" } else { "" };
+            let per = if d.get("per").and_then(|v| v.as_str()) == Some("caller") {
+                " per caller"
+            } else {
+                ""
+            };
             match d.get("verdict")?.as_str()? {
                 "rate" => Some(format!("{endpoint}: rate<={est}/s{per}")),
                 "concurrency" => Some(format!("{endpoint}: inflight<={est}{per}")),
@@ -648,7 +659,11 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
         caller_key,
         check,
         kind,
-        limits: if kind == FixKind::Retry { emulated_limits(&findings, &endpoint) } else { Vec::new() },
+        limits: if kind == FixKind::Retry {
+            emulated_limits(&findings, &endpoint)
+        } else {
+            Vec::new()
+        },
         endpoint,
         runs: opts.runs.max(1),
         serial: opts.serial,

@@ -141,6 +141,28 @@ fn link_dependencies(from: &Path, to: &Path) -> std::io::Result<Vec<String>> {
     Ok(linked)
 }
 
+/// The pathspecs that leave `paths` (relative to the top of the repository at `top`) out of an
+/// add: `:(top,exclude)PATH` for each that git does not ignore already. A path git ignores
+/// must not be named, not even to exclude it: `git add` then exits 1 ("paths are ignored").
+fn exclusions(top: &Path, paths: Vec<String>) -> Vec<String> {
+    paths
+        .into_iter()
+        .filter(|p| {
+            let ignored = Command::new("git")
+                .arg("-C")
+                .arg(top)
+                .args(["check-ignore", "-q", "--", p])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            !ignored
+        })
+        .map(|p| format!(":(top,exclude){p}"))
+        .collect()
+}
+
 /// Copies `from` into `to`, leaving out `.git` and `.af`; dependency directories at the top
 /// ([`DEPENDENCY_DIRS`]) are linked, not copied.
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -202,30 +224,28 @@ fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<Tree, WorkError> {
             )?;
             let project = wt.join(&prefix);
             // The installed dependencies, at the repository's top and the project's.
-            let mut excluded: Vec<String> = link_dependencies(Path::new(&top), wt)
-                .map_err(linking)?
-                .into_iter()
-                .map(|n| format!(":(top,exclude){n}"))
-                .collect();
+            let mut linked = link_dependencies(Path::new(&top), wt).map_err(linking)?;
             if !prefix.is_empty() {
-                excluded.extend(
+                linked.extend(
                     link_dependencies(source, &project)
                         .map_err(linking)?
                         .into_iter()
-                        .map(|n| format!(":(top,exclude){prefix}{n}")),
+                        .map(|n| format!("{prefix}{n}")),
                 );
             }
+            let excluded = exclusions(wt, linked);
             return Ok(Tree { project, base, excluded });
         }
     }
     copy_tree(source, wt)
         .map_err(|e| WorkError::Internal(format!("copying {}: {e}", source.display())))?;
     git(wt, &["init", "-q", "-b", branch])?;
-    let excluded: Vec<String> = DEPENDENCY_DIRS
+    let linked = DEPENDENCY_DIRS
         .iter()
         .filter(|d| wt.join(d).is_symlink())
-        .map(|d| format!(":(top,exclude){d}"))
+        .map(|d| (*d).to_owned())
         .collect();
+    let excluded = exclusions(wt, linked);
     let mut add = vec!["add", "-A", "--", "."];
     add.extend(excluded.iter().map(String::as_str));
     git(wt, &add)?;
@@ -648,15 +668,22 @@ mod tests {
 
     #[test]
     fn worktrees_get_the_sources_installed_dependencies_and_never_commit_them() {
-        for in_git in [true, false] {
+        // `node_modules/` covers directories only, so the symlink needs an exclusion;
+        // `node_modules` covers the symlink too, and naming it in a pathspec would fail the add.
+        for (in_git, ignore) in [
+            (true, "node_modules/\n.venv/\n"),
+            (false, "node_modules/\n.venv/\n"),
+            (true, "node_modules\n.venv\n"),
+            (false, "node_modules\n.venv\n"),
+        ] {
             let tmp = tempfile::tempdir().expect("tmp");
             let src = tmp.path().join("svc");
             std::fs::create_dir_all(src.join("node_modules/lib")).expect("deps");
-            std::fs::write(src.join("node_modules/lib/index.js"), "module.exports = 1;\n").expect("w");
+            std::fs::write(src.join("node_modules/lib/index.js"), "module.exports = 1;\n")
+                .expect("w");
             std::fs::create_dir_all(src.join(".venv/bin")).expect("venv");
             std::fs::write(src.join("app.js"), "require('lib');\n").expect("w");
-            // A trailing slash matches directories only: it does not cover a symlink.
-            std::fs::write(src.join(".gitignore"), "node_modules/\n.venv/\n").expect("w");
+            std::fs::write(src.join(".gitignore"), ignore).expect("w");
             if in_git {
                 sh(&src, &["init", "-q", "-b", "main"]);
                 sh(&src, &["add", "-A"]);
@@ -675,7 +702,8 @@ mod tests {
             sh(&tree.project, &add);
             let staged = git(&tree.project, &["diff", "--cached", "--name-only"]).expect("diff");
             assert_eq!(staged, "app.js", "in_git={in_git}");
-            let base_files = git(&tree.project, &["ls-tree", "-r", "--name-only", &tree.base]).expect("ls");
+            let base_files =
+                git(&tree.project, &["ls-tree", "-r", "--name-only", &tree.base]).expect("ls");
             assert!(!base_files.contains("node_modules"), "in_git={in_git}: {base_files}");
         }
     }

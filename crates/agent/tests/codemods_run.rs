@@ -179,7 +179,8 @@ fn check_retry(v: &serde_json::Value, n: u64) {
 #[test]
 fn fixed_retry_loop_waits_for_retry_after() {
     let d = tempfile::tempdir().expect("tmp");
-    std::fs::copy(golden("js-retry", "input.js.expected"), d.path().join("retry.js")).expect("copy");
+    std::fs::copy(golden("js-retry", "input.js.expected"), d.path().join("retry.js"))
+        .expect("copy");
     std::fs::write(d.path().join("main.js"), retry_driver("retry", "mod.getWithRetry(url)", 6))
         .expect("main");
     check_retry(&run("node", d.path(), "main.js"), 6);
@@ -208,7 +209,8 @@ fn fixed_retry_from_a_catch_reads_retry_after_from_the_destructured_headers() {
 #[test]
 fn fixed_pushed_array_runs_with_at_most_the_bound_in_flight_over_http() {
     let d = tempfile::tempdir().expect("tmp");
-    std::fs::copy(golden("js-pushed", "input.js.expected"), d.path().join("warm.js")).expect("copy");
+    std::fs::copy(golden("js-pushed", "input.js.expected"), d.path().join("warm.js"))
+        .expect("copy");
     // A real HTTP upstream counting requests in flight; the program's own fetch calls it.
     std::fs::write(
         d.path().join("main.js"),

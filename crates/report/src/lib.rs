@@ -112,10 +112,41 @@ pub fn summary_rows(r: &WorkResult) -> Vec<(&'static str, String)> {
         ("Fix approach", approach),
         ("Confirm result", confirm),
     ];
+    if !p.skipped.is_empty() {
+        let passed: Vec<String> =
+            p.skipped.iter().map(|s| format!("{} ({}): {}", s.id, s.detector, s.reason)).collect();
+        rows.push(("Findings passed over", passed.join("; ")));
+    }
+    if let Some(e) = exits(r) {
+        rows.push(("Program exits", e));
+    }
     if let Some(u) = usage(r) {
         rows.push(("Model usage", u));
     }
     rows
+}
+
+/// The program's exit codes on the baseline and confirm runs, when any run did not exit 0: a
+/// baseline that fails *because of the bug* is evidence, and the reader should see that the
+/// fixed program exits cleanly.
+fn exits(r: &WorkResult) -> Option<String> {
+    fn codes(runs: &[af_measure::RunResult]) -> String {
+        runs.iter()
+            .map(|r| r.exit_code.map_or_else(|| "signal".to_owned(), |c| c.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    let base = r.plan.baseline.as_ref()?;
+    let confirm = r.chosen_attempt().and_then(|a| a.confirm.as_ref());
+    let nonzero = |runs: &[af_measure::RunResult]| runs.iter().any(|x| x.exit_code != Some(0));
+    if !nonzero(&base.runs) && !confirm.is_some_and(|c| nonzero(&c.runs)) {
+        return None;
+    }
+    let mut text = format!("baseline runs exited [{}]", codes(&base.runs));
+    if let Some(c) = confirm {
+        text.push_str(&format!(", confirm runs [{}]", codes(&c.runs)));
+    }
+    Some(text)
 }
 
 /// Tokens per phase and their cost, for an LLM run: `plan 7200 in / 480 out tokens · work …

@@ -44,8 +44,9 @@ fn group_decl<'a>(f: &'a SourceFile, n: Node<'_>) -> Option<&'a str> {
 }
 
 fn function_of(n: Node<'_>) -> Option<Node<'_>> {
-    std::iter::successors(n.parent(), |p| p.parent())
-        .find(|p| matches!(p.kind(), "function_declaration" | "method_declaration" | "func_literal"))
+    std::iter::successors(n.parent(), |p| p.parent()).find(|p| {
+        matches!(p.kind(), "function_declaration" | "method_declaration" | "func_literal")
+    })
 }
 
 fn matches<'t>(f: &SourceFile, n: Node<'t>) -> Option<Match<'t>> {

@@ -117,7 +117,8 @@ fn pushed<'t>(f: &SourceFile, all: Node<'t>, array: &str) -> Option<Pushed<'t>> 
             && n.end_byte() <= all.start_byte()
             && let Some(d) = n.named_child(0)
             && d.child_by_field_name("name").is_some_and(|x| f.text_of(x) == array)
-            && d.child_by_field_name("value").is_some_and(|v| v.kind() == "array" && v.named_child_count() == 0)
+            && d.child_by_field_name("value")
+                .is_some_and(|v| v.kind() == "array" && v.named_child_count() == 0)
             && scope_of(n).id() == scope.id()
         {
             decl = Some(n);
@@ -147,7 +148,8 @@ fn pushed<'t>(f: &SourceFile, all: Node<'t>, array: &str) -> Option<Pushed<'t>> 
     }
     let over_items = match looped.kind() {
         "for_in_statement" => {
-            let head = &f.text[looped.start_byte()..looped.child_by_field_name("body")?.start_byte()];
+            let head =
+                &f.text[looped.start_byte()..looped.child_by_field_name("body")?.start_byte()];
             head.contains(" of ")
         }
         _ => looped.child_by_field_name("condition").is_some_and(|c| {
@@ -180,7 +182,8 @@ fn pushed<'t>(f: &SourceFile, all: Node<'t>, array: &str) -> Option<Pushed<'t>> 
     let body = looped.child_by_field_name("body")?;
     let only_push = if body.kind() == "statement_block" {
         let mut c = body.walk();
-        let stmts: Vec<Node<'_>> = body.named_children(&mut c).filter(|s| s.kind() != "comment").collect();
+        let stmts: Vec<Node<'_>> =
+            body.named_children(&mut c).filter(|s| s.kind() != "comment").collect();
         stmts.len() == 1 && stmts[0].id() == push_stmt.id()
     } else {
         body.id() == push_stmt.id()
@@ -235,7 +238,10 @@ impl Pattern for JsFanout {
             let which = if m.settled { "allSettled" } else { "all" };
             let (description, per_item) = match &m.shape {
                 Shape::Map { items, func } => (
-                    format!("Promise.{which} over {}.map(…) starts one call per item at once", f.text_of(*items)),
+                    format!(
+                        "Promise.{which} over {}.map(…) starts one call per item at once",
+                        f.text_of(*items)
+                    ),
                     *func,
                 ),
                 Shape::Pushed(p) => (
@@ -247,7 +253,10 @@ impl Pattern for JsFanout {
                     p.elem,
                 ),
                 Shape::ForEach { items, func, .. } => (
-                    format!("{}.forEach(async …) starts one call per item at once and waits for none", f.text_of(*items)),
+                    format!(
+                        "{}.forEach(async …) starts one call per item at once and waits for none",
+                        f.text_of(*items)
+                    ),
                     *func,
                 ),
             };
@@ -279,12 +288,14 @@ impl Pattern for JsFanout {
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
         let whole_lines = |n: Node<'_>| {
             let start = n.start_byte() - f.indent_at(n.start_byte()).len();
-            let end = f.text[n.end_byte()..].find('\n').map_or(f.text.len(), |i| n.end_byte() + i + 1);
+            let end =
+                f.text[n.end_byte()..].find('\n').map_or(f.text.len(), |i| n.end_byte() + i + 1);
             (start, end)
         };
         match &m.shape {
             Shape::Map { items, func } => {
-                let call = format!("{helper}({}, {konst}, {})", f.text_of(*items), f.text_of(*func));
+                let call =
+                    format!("{helper}({}, {konst}, {})", f.text_of(*items), f.text_of(*func));
                 edits.push((m.call.start_byte(), m.call.end_byte(), call));
             }
             Shape::Pushed(p) => match p.clean {
@@ -304,8 +315,14 @@ impl Pattern for JsFanout {
                 None => {
                     // The loop does more than push: push thunks, which the helper starts.
                     let kind = match p.looped.kind() {
-                        "for_in_statement" => p.looped.child_by_field_name("kind").map(|k| f.text_of(k)),
-                        _ => p.looped.child_by_field_name("initializer").and_then(|i| i.child(0)).map(|k| f.text_of(k)),
+                        "for_in_statement" => {
+                            p.looped.child_by_field_name("kind").map(|k| f.text_of(k))
+                        }
+                        _ => p
+                            .looped
+                            .child_by_field_name("initializer")
+                            .and_then(|i| i.child(0))
+                            .map(|k| f.text_of(k)),
                     };
                     if !matches!(kind, Some("const" | "let")) {
                         return Err(format!(
@@ -314,7 +331,11 @@ impl Pattern for JsFanout {
                         ));
                     }
                     let elem = p.elem;
-                    edits.push((elem.start_byte(), elem.end_byte(), format!("() => {}", f.text_of(elem))));
+                    edits.push((
+                        elem.start_byte(),
+                        elem.end_byte(),
+                        format!("() => {}", f.text_of(elem)),
+                    ));
                     let task = fresh_name(&f.text, "task");
                     let call = format!("{helper}({}, {konst}, ({task}) => {task}())", p.array);
                     edits.push((m.call.start_byte(), m.call.end_byte(), call));

@@ -24,7 +24,8 @@ use crate::code::{Repo, SourceFile, Style, contains_word, fresh_name};
 pub struct JsRetry;
 
 const LOOPS: &[&str] = &["for_statement", "while_statement", "do_statement"];
-const ALL_LOOPS: &[&str] = &["for_statement", "for_in_statement", "while_statement", "do_statement"];
+const ALL_LOOPS: &[&str] =
+    &["for_statement", "for_in_statement", "while_statement", "do_statement"];
 const FUNCS: &[&str] = &[
     "function_declaration",
     "function_expression",
@@ -57,7 +58,10 @@ fn walk_scope<'t>(n: Node<'t>, f: &mut impl FnMut(Node<'t>)) {
 fn target_loop(n: Node<'_>) -> Option<Node<'_>> {
     std::iter::successors(n.parent(), |p| p.parent())
         .take_while(|p| !FUNCS.contains(&p.kind()))
-        .find(|p| ALL_LOOPS.contains(&p.kind()) || (n.kind() == "break_statement" && p.kind() == "switch_statement"))
+        .find(|p| {
+            ALL_LOOPS.contains(&p.kind())
+                || (n.kind() == "break_statement" && p.kind() == "switch_statement")
+        })
 }
 
 /// The name a call is made by: `fetch`, `request`, `client.get` → `get`.
@@ -87,7 +91,10 @@ fn always_jumps(n: Node<'_>) -> bool {
         "return_statement" | "throw_statement" | "continue_statement" | "break_statement" => true,
         "statement_block" => {
             let mut c = n.walk();
-            n.named_children(&mut c).filter(|s| s.kind() != "comment").last().is_some_and(always_jumps)
+            n.named_children(&mut c)
+                .filter(|s| s.kind() != "comment")
+                .last()
+                .is_some_and(always_jumps)
         }
         "if_statement" => {
             let cons = n.child_by_field_name("consequence");
@@ -96,7 +103,8 @@ fn always_jumps(n: Node<'_>) -> bool {
         }
         "try_statement" => {
             let body = n.child_by_field_name("body");
-            let handler = n.child_by_field_name("handler").and_then(|h| h.child_by_field_name("body"));
+            let handler =
+                n.child_by_field_name("handler").and_then(|h| h.child_by_field_name("body"));
             let finalizer = n.child_by_field_name("finalizer").and_then(|h| h.named_child(0));
             finalizer.is_some_and(always_jumps)
                 || (body.is_some_and(always_jumps) && handler.is_none_or(always_jumps))
@@ -141,7 +149,8 @@ fn declarations(f: &SourceFile, scope: Node<'_>) -> Vec<Decl> {
         let Some(d) = n.named_child(0).filter(|d| d.kind() == "variable_declarator") else {
             return;
         };
-        let (Some(name), Some(value)) = (d.child_by_field_name("name"), d.child_by_field_name("value"))
+        let (Some(name), Some(value)) =
+            (d.child_by_field_name("name"), d.child_by_field_name("value"))
         else {
             return;
         };
@@ -161,7 +170,9 @@ fn declarations(f: &SourceFile, scope: Node<'_>) -> Vec<Decl> {
                         "pair_pattern" => {
                             let key = p.child_by_field_name("key").map(|k| f.text_of(k));
                             let val = p.child_by_field_name("value");
-                            if key == Some("headers") && val.is_some_and(|v| v.kind() == "identifier") {
+                            if key == Some("headers")
+                                && val.is_some_and(|v| v.kind() == "identifier")
+                            {
                                 headers = val.map(|v| f.text_of(v).to_owned());
                             }
                         }
@@ -219,7 +230,10 @@ fn caught_at(f: &SourceFile, n: Node<'_>, top: Node<'_>) -> Option<String> {
 fn point(f: &SourceFile, stmt: Node<'_>, top: Node<'_>) -> Point {
     Point {
         at: stmt.start_byte(),
-        own_line: f.line_text(stmt.start_byte()).trim_start().starts_with(f.text_of(stmt).lines().next().unwrap_or("")),
+        own_line: f
+            .line_text(stmt.start_byte())
+            .trim_start()
+            .starts_with(f.text_of(stmt).lines().next().unwrap_or("")),
         end: stmt.end_byte(),
         caught: caught_at(f, stmt, top),
         body_end: false,
@@ -322,7 +336,10 @@ fn function_name<'a>(f: &'a SourceFile, n: Node<'_>) -> Option<&'a str> {
         return Some(f.text_of(name));
     }
     let p = n.parent()?;
-    (p.kind() == "variable_declarator").then(|| p.child_by_field_name("name")).flatten().map(|v| f.text_of(v))
+    (p.kind() == "variable_declarator")
+        .then(|| p.child_by_field_name("name"))
+        .flatten()
+        .map(|v| f.text_of(v))
 }
 
 fn recursion_match<'t>(f: &SourceFile, n: Node<'t>) -> Option<Match<'t>> {
@@ -342,7 +359,9 @@ fn recursion_match<'t>(f: &SourceFile, n: Node<'t>) -> Option<Match<'t>> {
         }
         let func = m.child_by_field_name("function");
         let called = func.map(|x| match x.kind() {
-            "member_expression" if x.child_by_field_name("object").is_some_and(|o| o.kind() == "this") => {
+            "member_expression"
+                if x.child_by_field_name("object").is_some_and(|o| o.kind() == "this") =>
+            {
                 x.child_by_field_name("property").map_or("", |p| f.text_of(p))
             }
             _ => f.text_of(x),
@@ -362,7 +381,8 @@ fn recursion_match<'t>(f: &SourceFile, n: Node<'t>) -> Option<Match<'t>> {
             for a in args.named_children(&mut c) {
                 if a.kind() == "binary_expression"
                     && a.child_by_field_name("operator").is_some_and(|o| f.text_of(o) == "+")
-                    && let Some(l) = a.child_by_field_name("left").filter(|l| l.kind() == "identifier")
+                    && let Some(l) =
+                        a.child_by_field_name("left").filter(|l| l.kind() == "identifier")
                 {
                     counter = Some(f.text_of(l).to_owned());
                 }
@@ -373,7 +393,14 @@ fn recursion_match<'t>(f: &SourceFile, n: Node<'t>) -> Option<Match<'t>> {
     if points.is_empty() {
         return None;
     }
-    Some(Match { node: n, body, points, attempt: counter, decls: declarations(f, body), recursion: true })
+    Some(Match {
+        node: n,
+        body,
+        points,
+        attempt: counter,
+        decls: declarations(f, body),
+        recursion: true,
+    })
 }
 
 fn matches<'t>(f: &SourceFile, n: Node<'t>) -> Option<Match<'t>> {
@@ -426,7 +453,7 @@ impl Pattern for JsRetry {
         // Where the response comes from: the last declaration before the first retry point,
         // when every point can see it; else hoisted into a variable the points can see.
         let first = m.points.iter().map(|p| p.at).min().unwrap_or(0);
-        let decl = m.decls.iter().filter(|d| d.stmt.1 <= first).last().cloned();
+        let decl = m.decls.iter().rfind(|d| d.stmt.1 <= first).cloned();
         let visible = |d: &Decl, at: usize| d.block.0 <= at && at < d.block.1;
         let mut hoisted = None;
         let source = match &decl {
@@ -438,9 +465,16 @@ impl Pattern for JsRetry {
                     Binding::Pattern { start, end, headers: None } => {
                         // Add the headers to the pattern: before a rest element, else last.
                         let body_text = f.text_of(m.body);
-                        let name =
-                            if contains_word(body_text, "headers") { fresh_name(body_text, "responseHeaders") } else { "headers".into() };
-                        let entry = if name == "headers" { name.clone() } else { format!("headers: {name}") };
+                        let name = if contains_word(body_text, "headers") {
+                            fresh_name(body_text, "responseHeaders")
+                        } else {
+                            "headers".into()
+                        };
+                        let entry = if name == "headers" {
+                            name.clone()
+                        } else {
+                            format!("headers: {name}")
+                        };
                         let inner = &f.text[*start + 1..*end - 1];
                         let at = match inner.rfind("...") {
                             Some(i) => {
@@ -562,7 +596,9 @@ mod tests {
         // An index loop over items.
         assert!(sites("async function g(ids) {\n  for (let i = 0; i < ids.length; i++) {\n    const r = await fetch(ids[i]);\n    if (!r.ok) return null;\n  }\n}\n").is_empty());
         // A polling loop that never leaves.
-        assert!(sites("async function g(u) {\n  for (;;) {\n    await fetch(u);\n  }\n}\n").is_empty());
+        assert!(
+            sites("async function g(u) {\n  for (;;) {\n    await fetch(u);\n  }\n}\n").is_empty()
+        );
         // A worker draining a queue: leaves when the queue is empty, but has no failure branch
         // that goes round — every item is new work, not a repeat.
         assert!(sites("async function w(q) {\n  while (q.length) {\n    const id = q.shift();\n    try { await get(id); } catch { failed++; }\n  }\n}\n").is_empty());

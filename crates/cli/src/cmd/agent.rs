@@ -98,6 +98,9 @@ pub fn print_plan(p: &Plan) {
         Decision::NoSite => "NO SITE",
     };
     println!("  decision  {what}: {}", p.reason);
+    for s in &p.skipped {
+        println!("  passed    {} ({}): {}", s.id, s.detector, s.reason);
+    }
     if let Some(u) = p.usage {
         let cost = u
             .cost_usd
