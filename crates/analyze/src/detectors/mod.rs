@@ -40,9 +40,9 @@ pub fn analyze(cap: &Capture, detectors: &[Box<dyn Detector>]) -> Vec<Finding> {
 fn causal_order(f: &Finding) -> u8 {
     match (f.detector.as_str(), f.details.get("verdict").and_then(|v| v.as_str())) {
         ("limit-model", Some("concurrency" | "rate")) => 0, // the load, measured against a limit
-        ("fan-out", _) => 1,                                 // the load's shape in the traffic
-        ("retry-storm", _) => 3,                             // the errors' retries
-        _ => 2,                                              // the errors themselves
+        ("fan-out", _) => 1,                                // the load's shape in the traffic
+        ("retry-storm", _) => 3,                            // the errors' retries
+        _ => 2,                                             // the errors themselves
     }
 }
 

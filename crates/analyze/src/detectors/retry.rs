@@ -36,7 +36,8 @@ pub(crate) fn early_retries(calls: &[&crate::capture::Call]) -> usize {
             let delay = c.start - p.end;
             if p.is_error()
                 && (0..=MAX_GAP_NS).contains(&delay)
-                && p.retry_after_ms.is_some_and(|ra| (delay as f64 / 1e6) < f64::from(ra) * HONOURED_SHARE)
+                && p.retry_after_ms
+                    .is_some_and(|ra| (delay as f64 / 1e6) < f64::from(ra) * HONOURED_SHARE)
             {
                 early += 1;
             }
