@@ -94,6 +94,26 @@ fn go_errgroup_without_a_limit_gets_set_limit() {
 }
 
 #[test]
+fn py_retry_loop_with_statuses_in_a_set_sleeps_for_retry_after() {
+    case("py-retry", "py-retry-without-backoff", FixKind::Retry, 5);
+}
+
+#[test]
+fn py_async_while_loop_with_a_one_line_continue_awaits_a_backoff() {
+    case("py-retry-async", "py-retry-without-backoff", FixKind::Retry, 5);
+}
+
+#[test]
+fn py_except_that_falls_through_waits_with_the_error_it_caught() {
+    case("py-retry-except", "py-retry-without-backoff", FixKind::Retry, 4);
+}
+
+#[test]
+fn go_retry_loop_sleeps_for_retry_after_and_gets_its_imports() {
+    case("go-retry", "go-retry-without-backoff", FixKind::Retry, 5);
+}
+
+#[test]
 fn js_retry_loop_gets_backoff_honouring_retry_after() {
     case("js-retry", "js-retry-without-backoff", FixKind::Retry, 5);
 }

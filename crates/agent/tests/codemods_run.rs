@@ -206,6 +206,115 @@ fn fixed_retry_from_a_catch_reads_retry_after_from_the_destructured_headers() {
     check_retry(&run("node", d.path(), "main.js"), 6);
 }
 
+/// A Python upstream like [`retry_driver`]'s (each path: 429 with `Retry-After: 1`, then 200),
+/// and `n` concurrent calls of the fixed module's function: with requests for a synchronous
+/// function, with an httpx-shaped asyncio client over urllib for a coroutine (httpx itself is
+/// the program's dependency, not the test's).
+const PY_RETRY_DRIVER: &str = r#"
+import asyncio, importlib.util, json, sys, threading, time, urllib.error, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+seen, gaps, lock = {}, [], threading.Lock()
+calls = 0
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        global calls
+        with lock:
+            calls += 1
+            prev = seen.get(self.path)
+            if prev is None:
+                seen[self.path] = time.monotonic()
+            else:
+                gaps.append((time.monotonic() - prev) * 1000)
+        status = 429 if prev is None else 200
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", "1")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+
+srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+base = f"http://127.0.0.1:{srv.server_address[1]}"
+spec = importlib.util.spec_from_file_location("fixed", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+sys.modules["httpx"] = type(sys)("httpx")
+
+class HTTPStatusError(Exception):
+    def __init__(self, response):
+        super().__init__(response.status_code)
+        self.response = response
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status_code, self.headers, self.body = status, headers, body
+    def raise_for_status(self):
+        if self.status_code >= 400:
+            raise HTTPStatusError(self)
+    def json(self):
+        return json.loads(self.body)
+
+class AsyncClient:
+    async def get(self, path):
+        def fetch():
+            try:
+                with urllib.request.urlopen(base + path) as r:
+                    return Response(r.status, r.headers, r.read())
+            except urllib.error.HTTPError as e:
+                return Response(e.code, e.headers, e.read())
+        return await asyncio.to_thread(fetch)
+
+sys.modules["httpx"].AsyncClient = AsyncClient
+sys.modules["httpx"].HTTPStatusError = HTTPStatusError
+spec.loader.exec_module(mod)
+fn, n = getattr(mod, sys.argv[2]), int(sys.argv[3])
+if asyncio.iscoroutinefunction(fn):
+    async def main():
+        return await asyncio.gather(*(fn(AsyncClient(), str(i)) for i in range(n)))
+    got = asyncio.run(main())
+else:
+    import requests
+    with requests.Session() as s, ThreadPoolExecutor(n) as pool:
+        got = list(pool.map(lambda i: fn(s, base + "/v1", i), range(n)))
+srv.shutdown()
+print(json.dumps({"calls": calls, "minGap": min(gaps) if gaps else None, "ok": len(got)}))
+"#;
+
+fn run_py_retry(case: &str, file: &str, function: &str, n: usize) -> serde_json::Value {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::write(d.path().join("driver.py"), PY_RETRY_DRIVER).expect("driver");
+    std::fs::copy(golden(case, &format!("{file}.expected")), d.path().join("fixed.py"))
+        .expect("copy");
+    let out = Command::new("python3")
+        .arg("driver.py")
+        .arg("fixed.py")
+        .args([function, &n.to_string()])
+        .current_dir(d.path())
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().expect("output")).expect("JSON")
+}
+
+#[test]
+fn fixed_python_retry_loop_sleeps_for_retry_after() {
+    check_retry(&run_py_retry("py-retry", "billing.py", "fetch_invoice", 6), 6);
+}
+
+#[test]
+fn fixed_python_async_retries_await_retry_after() {
+    check_retry(&run_py_retry("py-retry-async", "items.py", "get_item", 6), 6);
+    check_retry(&run_py_retry("py-retry-except", "prices.py", "get_price", 6), 6);
+}
+
 #[test]
 fn fixed_pushed_array_runs_with_at_most_the_bound_in_flight_over_http() {
     let d = tempfile::tempdir().expect("tmp");
@@ -382,4 +491,71 @@ fn fixed_goroutine_per_item_runs_with_at_most_the_bound_in_flight() {
     )
     .expect("main");
     check(&run_go(d.path()), 10, 43);
+}
+
+/// The upstream of [`retry_driver`] in Go (each path: 429 with `Retry-After: 1`, then 200), and
+/// `FetchEntry` of the fixed package for 6 ids at once.
+const GO_RETRY_MAIN: &str = r#"package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"time"
+
+	"example.com/t/ledger"
+)
+
+func main() {
+	var mu sync.Mutex
+	seen := map[string]time.Time{}
+	calls, minGap := 0, -1.0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		prev, ok := seen[r.URL.Path]
+		if !ok {
+			seen[r.URL.Path] = time.Now()
+		} else if gap := float64(time.Since(prev).Milliseconds()); minGap < 0 || gap < minGap {
+			minGap = gap
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write([]byte("{}"))
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"path": r.URL.Path})
+	}))
+	defer srv.Close()
+	var wg sync.WaitGroup
+	okCount := 0
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if e, err := ledger.FetchEntry(srv.Client(), srv.URL, i); err == nil && e.Path != "" {
+				mu.Lock()
+				okCount++
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	json.NewEncoder(os.Stdout).Encode(map[string]any{"calls": calls, "minGap": minGap, "ok": okCount})
+}
+"#;
+
+#[test]
+fn fixed_go_retry_loop_sleeps_for_retry_after() {
+    let d = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(d.path().join("ledger")).expect("dir");
+    std::fs::copy(golden("go-retry", "client.go.expected"), d.path().join("ledger/client.go"))
+        .expect("copy");
+    std::fs::write(d.path().join("main.go"), GO_RETRY_MAIN).expect("main");
+    check_retry(&run_go(d.path()), 6);
 }

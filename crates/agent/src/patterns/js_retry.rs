@@ -35,7 +35,7 @@ const FUNCS: &[&str] = &[
 ];
 
 /// Names of calls that wait: a retry loop calling one of these already backs off.
-fn is_wait_name(name: &str) -> bool {
+pub(super) fn is_wait_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     ["sleep", "delay", "wait", "backoff", "pause", "settimeout", "timeout", "throttle"]
         .iter()

@@ -11,18 +11,22 @@ use crate::code::{Repo, SourceFile, parses_cleanly};
 
 mod go_errgroup;
 mod go_fanout;
+mod go_retry;
 mod js_fanout;
 mod js_retry;
 mod py_gather;
 mod py_pool;
+mod py_retry;
 mod py_taskgroup;
 
 pub use go_errgroup::GoErrgroup;
 pub use go_fanout::GoFanout;
+pub use go_retry::GoRetry;
 pub use js_fanout::JsFanout;
 pub use js_retry::JsRetry;
 pub use py_gather::PyGather;
 pub use py_pool::PyPool;
+pub use py_retry::PyRetry;
 pub use py_taskgroup::PyTaskGroup;
 
 /// What a fix has to bound.
@@ -122,6 +126,8 @@ pub fn builtin_patterns() -> Vec<Box<dyn Pattern>> {
         Box::new(GoFanout),
         Box::new(GoErrgroup),
         Box::new(JsRetry),
+        Box::new(PyRetry),
+        Box::new(GoRetry),
     ]
 }
 
