@@ -1,4 +1,5 @@
 //! Exit codes, in one place (DESIGN.md §2), and the single point where errors are reported.
+//! `main` parses, `cmd::dispatch` runs the verb, [`report`] turns an error into its code.
 //!
 //! | code | meaning |
 //! |---|---|
@@ -8,8 +9,6 @@
 //! | 3 | internal error: a bug in `af` |
 
 use af_snapshot::SnapshotError;
-
-use crate::args::Cli;
 
 /// Success.
 pub const OK: i32 = 0;
@@ -25,24 +24,20 @@ pub const INTERNAL: i32 = 3;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Runs the parsed command and turns its result into an exit code, printing errors once.
-pub fn run(cli: Cli) -> i32 {
-    match crate::cmd::dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if is_broken_pipe(&e) {
-                return OK;
-            }
-            let code = classify(&e);
-            // One line, the whole chain: `error: capture.har:45: entry 3: field `…`: why`.
-            let mut msg = format!("error: {}", chain(&e));
-            if code == INTERNAL {
-                msg.push_str("\n(this is a bug in af; please report it with the command line)");
-            }
-            eprintln!("{msg}");
-            code
-        }
+/// Prints an error once, the whole chain on one line, and returns its exit code: 2 for what
+/// the user can fix (flags, input files), 3 for a bug in af, 0 when stdout was closed early.
+pub fn report(e: &anyhow::Error) -> i32 {
+    if is_broken_pipe(e) {
+        return OK;
     }
+    let code = classify(e);
+    // One line, the whole chain: `error: capture.har:45: entry 3: field `…`: why`.
+    let mut msg = format!("error: {}", chain(e));
+    if code == INTERNAL {
+        msg.push_str("\n(this is a bug in af; please report it with the command line)");
+    }
+    eprintln!("{msg}");
+    code
 }
 
 /// The error and its causes, `: `-separated, each cause said once: an error whose message

@@ -1,4 +1,5 @@
-//! The `af` binary: parse arguments, run one verb, map the outcome to a documented exit code.
+//! The `af` binary: `main` parses the arguments, `cmd::dispatch` runs one verb, `exit::report`
+//! maps an error to its documented exit code.
 
 mod args;
 mod cmd;
@@ -13,5 +14,10 @@ mod render;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    std::process::exit(exit::run(args::parse()));
+    let cli = args::parse();
+    let code = match cmd::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => exit::report(&e),
+    };
+    std::process::exit(code);
 }

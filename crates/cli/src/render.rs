@@ -1,5 +1,10 @@
 //! Human output: tables for a terminal (or a pipe), with units on every number.
 
+use std::fmt::Write as _;
+use std::path::Path;
+
+use af_agent::plan::fmt_values;
+use af_agent::{Decision, Plan, WorkResult};
 use af_analyze::{Counts, Diff, DiffRow, Finding, StatsTable};
 use af_snapshot::{ReadSummary, Timestamp};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
@@ -404,6 +409,128 @@ pub fn measure(r: &af_measure::MeasureResult, tty: bool) -> String {
         &r.harness_hash[..16],
         if r.passed { "PASSED" } else { "FAILED" }
     ));
+    out
+}
+
+// ---- plan, work, fix
+
+/// The plan for a person: finding, metric, sites, baseline, decision.
+pub fn plan(p: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "plan {} ({})", p.id, p.run_dir);
+    if let Some(f) = &p.finding {
+        let _ =
+            writeln!(out, "  finding   {} [{}] {}: {}", f.id, f.severity, f.detector, f.summary);
+        let _ = writeln!(out, "            chosen because {}", f.why);
+    }
+    if let Some(m) = &p.metric {
+        let _ = writeln!(out, "  metric    {m}");
+    }
+    for (i, s) in p.sites.iter().take(3).enumerate() {
+        let _ = writeln!(
+            out,
+            "  site {}    {}:{} {} (score {:.1})",
+            i + 1,
+            s.site.file,
+            s.site.line,
+            s.site.pattern,
+            s.score
+        );
+        for r in &s.reasons {
+            let _ = writeln!(out, "              - {r}");
+        }
+    }
+    if let Some(b) = &p.baseline {
+        for m in &b.metrics {
+            let _ = writeln!(
+                out,
+                "  baseline  {} = [{}]{}",
+                m.metric,
+                fmt_values(m),
+                m.expect.as_ref().map(|e| format!(" (expect {e})")).unwrap_or_default()
+            );
+        }
+        let _ = writeln!(out, "  harness   {}", p.harness_hash.as_deref().unwrap_or(""));
+        if let Some(d) = p.harness_inputs.as_ref().and_then(|h| h.driver.as_ref()) {
+            let _ = writeln!(
+                out,
+                "  driver    {} (written by the Planner; its digest is in the hash)",
+                d.display()
+            );
+        }
+    }
+    let what = match p.decision {
+        Decision::Proceed => "proceed",
+        Decision::Abstain => "ABSTAIN",
+        Decision::NoSite => "NO SITE",
+    };
+    let _ = writeln!(out, "  decision  {what}: {}", p.reason);
+    for s in &p.skipped {
+        let _ = writeln!(out, "  passed    {} ({}): {}", s.id, s.detector, s.reason);
+    }
+    if let Some(u) = p.usage {
+        let cost = u
+            .cost_usd
+            .map_or_else(|| "cost not known (--price IN/OUT)".to_owned(), |c| format!("${c:.4}"));
+        let _ = writeln!(
+            out,
+            "  model     {} in / {} out tokens · {cost}",
+            u.input_tokens, u.output_tokens
+        );
+    }
+    out
+}
+
+/// The work result for a person: both measurements, the Evaluator's checks, verdict, timings.
+pub fn work_result(r: &WorkResult, md: &Path, html: &Path) -> String {
+    let mut out = String::new();
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(["metric", "expect", "baseline runs", "confirm runs"]);
+    let confirm = r.shown_attempt().and_then(|a| a.confirm.as_ref());
+    if let Some(b) = &r.plan.baseline {
+        for (i, m) in b.metrics.iter().enumerate() {
+            t.add_row([
+                m.metric.clone(),
+                m.expect.clone().unwrap_or_else(|| "—".into()),
+                fmt_values(m),
+                confirm
+                    .and_then(|c| c.metrics.get(i))
+                    .map(fmt_values)
+                    .unwrap_or_else(|| "—".into()),
+            ]);
+        }
+    }
+    let _ = writeln!(out, "{t}");
+    if let Some(ev) = r.shown_attempt().and_then(|a| a.evaluation.as_ref()) {
+        for c in &ev.checks {
+            let mark = match c.passed {
+                Some(true) => "pass",
+                Some(false) => "FAIL",
+                None => "n/a ",
+            };
+            let _ = writeln!(out, "  [{mark}] {}: {}", c.name, c.detail);
+        }
+    }
+    let _ = writeln!(out, "{}", r.verdict);
+    let total: f64 = r.timings.iter().map(|p| p.ms).sum();
+    let _ = writeln!(
+        out,
+        "phases: {} — total {:.1} s",
+        r.timings
+            .iter()
+            .map(|p| format!("{} {:.1} s", p.name, p.ms / 1000.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        total / 1000.0
+    );
+    if let Some(u) = af_report::usage(r) {
+        let _ = writeln!(out, "model: {u}");
+    }
+    let _ = writeln!(out, "report: {}\n        {}", md.display(), html.display());
+    if r.confirmed {
+        let _ = writeln!(out, "branch: {} in {}", r.branch, r.worktree);
+    }
     out
 }
 

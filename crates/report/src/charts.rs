@@ -186,12 +186,12 @@ pub(crate) fn svg(
     let _ = write!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{}">"#,
-        crate::html::esc(title)
+        crate::escape::esc(title)
     );
     let _ = write!(
         s,
         r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#fff"/><text x="{l}" y="18" font-size="13" font-weight="bold">{}</text>"##,
-        crate::html::esc(title)
+        crate::escape::esc(title)
     );
     if let Some((a, z)) = band {
         let _ = write!(
@@ -239,14 +239,14 @@ pub(crate) fn svg(
         r#"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle">{}</text>"#,
         (l + w - r) / 2.0,
         h - 6.0,
-        crate::html::esc(x_label)
+        crate::escape::esc(x_label)
     );
     let _ = write!(
         s,
         r#"<text x="12" y="{:.1}" font-size="11" transform="rotate(-90 12 {:.1})" text-anchor="middle">{}</text>"#,
         (t + h - b) / 2.0,
         (t + h - b) / 2.0,
-        crate::html::esc(y_label)
+        crate::escape::esc(y_label)
     );
     for (k, se) in series.iter().enumerate() {
         let c = COLORS[k % COLORS.len()];
@@ -264,7 +264,7 @@ pub(crate) fn svg(
             r#"<rect x="{lx}" y="{ly}" width="10" height="10" fill="{c}"/><text x="{}" y="{}" font-size="11">{}</text>"#,
             lx + 14.0,
             ly + 9.0,
-            crate::html::esc(&se.name)
+            crate::escape::esc(&se.name)
         );
     }
     s.push_str("</svg>");

@@ -6,12 +6,8 @@ use af_agent::WorkResult;
 use af_agent::plan::fmt_values;
 
 use crate::charts::{Charts, svg};
+use crate::escape::esc;
 use crate::{summary_rows, worst};
-
-/// HTML-escapes text.
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 /// HTML report.
 pub fn html(r: &WorkResult, charts: &Charts) -> String {
@@ -139,9 +135,9 @@ pub fn html(r: &WorkResult, charts: &Charts) -> String {
     if let Some(t) = r.chosen_attempt().and_then(|a| a.tests.as_ref()) {
         let _ = write!(
             s,
-            "<h2>Tests</h2><p><code>{}</code> exited {:?} in {:.1} s</p><pre>{}</pre>",
+            "<h2>Tests</h2><p><code>{}</code> {} in {:.1} s</p><pre>{}</pre>",
             esc(&t.command.join(" ")),
-            t.exit_code,
+            crate::test_outcome(t),
             t.ms / 1000.0,
             esc(&t.tail)
         );

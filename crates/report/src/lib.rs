@@ -3,6 +3,7 @@
 //! self-contained HTML (inline CSS and SVG charts, no scripts, no network) for a browser.
 
 mod charts;
+mod escape;
 mod html;
 mod markdown;
 
@@ -29,6 +30,15 @@ pub(crate) fn driver(r: &WorkResult) -> Option<(String, String, String, bool)> {
     let code = std::fs::read_to_string(&path).unwrap_or_default();
     let same = af_measure::digest_files(&[std::path::Path::new(&path)]).is_ok_and(|now| now == sha);
     Some((path, sha, code, same))
+}
+
+/// How the tests ended, in words: `exited 0`, `timed out`, `was killed by a signal`.
+pub(crate) fn test_outcome(t: &af_agent::TestRun) -> String {
+    match (t.timed_out, t.exit_code) {
+        (true, _) => "timed out (its process group was killed)".into(),
+        (false, Some(c)) => format!("exited {c}"),
+        (false, None) => "was killed by a signal".into(),
+    }
 }
 
 /// Seconds with one decimal.

@@ -103,9 +103,9 @@ pub fn markdown(r: &WorkResult) -> String {
     if let Some(t) = r.chosen_attempt().and_then(|a| a.tests.as_ref()) {
         let _ = writeln!(
             s,
-            "\n## Tests\n\n`{}` exited {:?} in {:.1} s\n\n```\n{}\n```",
+            "\n## Tests\n\n`{}` {} in {:.1} s\n\n```\n{}\n```",
             t.command.join(" "),
-            t.exit_code,
+            crate::test_outcome(t),
             t.ms / 1000.0,
             t.tail
         );

@@ -12,9 +12,11 @@ pub mod planner;
 pub mod redact;
 pub mod review;
 pub mod text_tools;
+pub mod tool_loop;
 pub mod tools;
 pub mod worker;
 
 pub use client::{Engine, LlmError, Provider, RetryPolicy};
 pub use model::{Message, Part, Price, Reply, Role, StopReason, ToolSpec, Usage};
 pub use redact::Redactor;
+pub use tool_loop::Budget;

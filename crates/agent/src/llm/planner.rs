@@ -17,11 +17,11 @@ use serde::Deserialize;
 
 use super::client::Engine;
 use super::model::{Message, Role};
+use super::tool_loop::Budget;
 use super::tools::{
     FindSymbol, ListFiles, ReadFile, Search, Trajectory, find_symbol, list_files, parse, read_file,
     search, tool,
 };
-use super::worker::Budget;
 use crate::code::{Lang, parses_cleanly};
 use crate::localize::Ranked;
 use crate::plan::{Decision, Phase, Plan, PlanError, PlanOptions, Prepared, Stage, finish};
@@ -186,9 +186,16 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
         messages[1] = Message::text(Role::User, format!("Finding: {f}\n{start}"));
     }
     let mut host = PlannerHost { prep: &mut prep, driver: None, outcome: None };
-    let end =
-        super::tools::drive(engine, &specs, &mut messages, budget, "plan", &mut traj, &mut host)
-            .await;
+    let end = super::tool_loop::drive(
+        engine,
+        &specs,
+        &mut messages,
+        budget,
+        "plan",
+        &mut traj,
+        &mut host,
+    )
+    .await;
     let outcome = host.outcome.or(end.stopped.map(Err));
     let p = &mut prep.plan;
     p.usage = Some(end.usage);
@@ -366,7 +373,7 @@ impl PlannerHost<'_> {
     }
 }
 
-impl super::tools::ToolHost for PlannerHost<'_> {
+impl super::tool_loop::ToolHost for PlannerHost<'_> {
     async fn call(&mut self, name: &str, args: &serde_json::Value) -> Result<String, String> {
         let root = self.prep.source.clone();
         match name {

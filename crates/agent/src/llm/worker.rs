@@ -6,7 +6,7 @@
 //! a partial result. Every request, response, tool call and tool result goes to
 //! `trajectory.jsonl` (large results by digest).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -14,29 +14,13 @@ use serde_json::{Value, json};
 
 use super::client::Engine;
 use super::model::{Message, Role, ToolSpec};
+use super::tool_loop::Budget;
 use super::tools::{
     FindSymbol, ListFiles, ReadFile, Search, Trajectory, find_symbol, inside, list_files, parse,
     read_file, search, tool,
 };
 use crate::code::{Lang, parses_cleanly};
 use crate::work::{Attempt, Session, WorkError, WorkResult};
-
-/// Per-phase limits.
-#[derive(Clone, Copy, Debug)]
-pub struct Budget {
-    /// Model turns.
-    pub steps: u32,
-    /// Input + output tokens, as reported by the provider.
-    pub tokens: u64,
-    /// Wall time.
-    pub wall: Duration,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self { steps: 40, tokens: 400_000, wall: Duration::from_secs(900) }
-    }
-}
 
 #[derive(Deserialize, JsonSchema)]
 struct StrReplace {
@@ -147,9 +131,16 @@ pub async fn work(
     ];
     let mut host =
         WorkerHost { s: &mut s, allowed: &allowed, last: None, edited: false, summary: None };
-    let end =
-        super::tools::drive(engine, &specs, &mut messages, budget, "work", &mut traj, &mut host)
-            .await;
+    let end = super::tool_loop::drive(
+        engine,
+        &specs,
+        &mut messages,
+        budget,
+        "work",
+        &mut traj,
+        &mut host,
+    )
+    .await;
     let WorkerHost { mut last, edited: edited_since_confirm, summary, .. } = host;
     let stopped = end.stopped.map(|why| format!("stopped: {why}"));
     let mut usage = end.usage;
@@ -219,7 +210,7 @@ struct WorkerHost<'a> {
     summary: Option<String>,
 }
 
-impl super::tools::ToolHost for WorkerHost<'_> {
+impl super::tool_loop::ToolHost for WorkerHost<'_> {
     async fn call(&mut self, name: &str, args: &Value) -> Result<String, String> {
         run_tool(
             self.s,

@@ -105,7 +105,7 @@ fn report(total: &ReadSummary, output: &Path, format: OutputFormat) {
         output.display()
     );
     eprint!("{}", crate::render::read_notes(total));
-    super::warn_skipped(total);
+    super::common::warn_skipped(total);
 }
 
 pub fn convert(a: ConvertArgs) -> anyhow::Result<i32> {

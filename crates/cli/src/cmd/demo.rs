@@ -117,8 +117,8 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         quiet: !a.verbose,
         json: false,
     };
-    let (plan, result) = super::agent::run_fix(&pa, 3)?;
-    super::agent::print_plan(&plan);
+    let (plan, result) = super::engine::run_fix(&pa, 3)?;
+    print!("{}", crate::render::plan(&plan));
     let Some(result) = result else {
         println!("\nthe planner did not proceed; nothing to fix (exit 1)");
         return Ok(exit::CHECK_FAILED);
@@ -128,8 +128,8 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         3,
         "work: codemod in a git worktree → confirm on the identical harness → evaluate (af work)",
     );
-    let (md, html) = super::agent::write_reports(&result, Path::new(&plan.run_dir))?;
-    super::agent::print_result(&result, &md, &html);
+    let (md, html) = super::engine::write_reports(&result, Path::new(&plan.run_dir))?;
+    print!("{}", crate::render::work_result(&result, &md, &html));
     if !result.confirmed {
         return Ok(exit::CHECK_FAILED);
     }

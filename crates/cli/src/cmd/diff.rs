@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use af_analyze::{Check, Filter, diff};
 use anyhow::Context;
 
-use super::inspect::{config, learned, read};
+use super::common::{Loaded, config, learned, read};
 use crate::args::{By, DiffArgs};
 use crate::exit::{self, UsageError};
 use crate::output::{DIFF_SCHEMA, DiffOutput, Gate, Side};
@@ -43,7 +43,7 @@ pub fn run(a: &DiffArgs) -> anyhow::Result<i32> {
         })
         .collect();
     let failed = gates.iter().any(|g| g.failed);
-    let side = |l: &super::inspect::Loaded| Side {
+    let side = |l: &Loaded| Side {
         sources: l.summary.files.iter().map(|(p, f)| format!("{} ({f})", p.display())).collect(),
         exchanges: l.summary.exchanges,
         skipped: l.summary.skipped,
@@ -66,7 +66,7 @@ pub fn run(a: &DiffArgs) -> anyhow::Result<i32> {
         out.write_all(text.as_bytes())?;
     }
     out.flush()?;
-    super::warn_skipped(&before.summary);
-    super::warn_skipped(&after.summary);
+    super::common::warn_skipped(&before.summary);
+    super::common::warn_skipped(&after.summary);
     Ok(if failed { exit::CHECK_FAILED } else { exit::OK })
 }

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use af_measure::{Echo, HarnessSpec, digest_files, measure, parse_timeout_ms};
 
-use super::mock::{load_recorded, mock_config};
+use super::common::{load_recorded, mock_config};
 use crate::args::MeasureArgs;
 use crate::exit::{self, UsageError};
 
@@ -43,7 +43,7 @@ pub fn run(a: &MeasureArgs) -> anyhow::Result<i32> {
         driver: None,
     };
     let proxy = if a.mock.proxy {
-        let ca = super::ca::load(a.mock.ca_dir.as_deref())?;
+        let ca = super::common::load_ca(a.mock.ca_dir.as_deref())?;
         Some(af_measure::Proxy {
             intercept: std::sync::Arc::new(ca.server_config(&[b"h2", b"http/1.1"])?),
             ca_env: ca.client_env(),

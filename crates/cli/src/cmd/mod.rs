@@ -1,10 +1,14 @@
-//! One module per verb; `dispatch` is the only place that lists them.
+//! One module per verb; `dispatch` is the only place that lists them. What several verbs share
+//! lives in `common` (reading captures, the mock's options, the CA) and `engine` (running the
+//! Planner and Worker of an engine); verbs never borrow from each other.
 
 mod agent;
 mod ca;
+mod common;
 mod convert;
 mod demo;
 mod diff;
+mod engine;
 mod inspect;
 mod measure;
 mod mock;
@@ -41,23 +45,5 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(exit::OK)
         }
-    }
-}
-
-/// Lenient-mode report on stderr: how many records were skipped and the first reasons.
-pub fn warn_skipped(summary: &af_snapshot::ReadSummary) {
-    if summary.skipped == 0 {
-        return;
-    }
-    eprintln!(
-        "warning: skipped {} bad record{} (--lenient); first:",
-        summary.skipped,
-        if summary.skipped == 1 { "" } else { "s" }
-    );
-    for e in summary.errors.iter().take(5) {
-        eprintln!("  {e}");
-    }
-    if summary.skipped > 5 {
-        eprintln!("  … and {} more", summary.skipped - 5);
     }
 }

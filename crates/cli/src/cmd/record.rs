@@ -65,7 +65,7 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
             .parse::<CallerSpec>()
             .map_err(|e| UsageError(format!("--caller-key: {e}")))?,
     };
-    let ca = if forward { Some(super::ca::load(a.ca_dir.as_deref())?) } else { None };
+    let ca = if forward { Some(super::common::load_ca(a.ca_dir.as_deref())?) } else { None };
     let writer = BackgroundWriter::create(&a.output)?;
     let rec = Recorder::new(cfg, writer, ca.as_ref()).map_err(UsageError)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -151,12 +151,12 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
             threads: None,
             read: crate::args::ReadArgs { lenient: false },
         };
-        let cfg = super::inspect::config(
+        let cfg = super::common::config(
             &analysis,
             crate::args::By::Endpoint,
             af_analyze::Filter::default(),
         )?;
-        let loaded = super::inspect::load(std::slice::from_ref(&a.output), &cfg, &analysis, false)?;
+        let loaded = super::common::load(std::slice::from_ref(&a.output), &cfg, &analysis, false)?;
         eprint!("{}", crate::render::inspect(&loaded.table, &loaded.summary, false, false));
     }
     Ok(code)
