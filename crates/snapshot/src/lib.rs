@@ -34,6 +34,7 @@ pub mod formats;
 mod id;
 mod model;
 mod read;
+mod sink;
 mod template;
 mod time;
 
@@ -47,9 +48,8 @@ pub use model::{
     Body, BodyData, Direction, ErrorKind, Exchange, Headers, Phases, Request, Response, Tags,
     Timing, TransportError, UrlParts, header,
 };
-pub use read::{
-    Bodies, KEPT_ERRORS, ReadOptions, ReadSummary, Warning, fold_paths, read_all, read_path,
-};
+pub use read::{fold_paths, read_all, read_path};
+pub use sink::{Bodies, KEPT_ERRORS, ReadOptions, ReadSummary, Warning};
 pub use template::{
     Learned, MIN_DISTINCT, OVERFLOW, OpenApiError, PathPattern, PathSet, Templater,
     endpoint_matches, nearest_endpoints, provisional, templates_from_openapi,

@@ -24,7 +24,7 @@ use crate::model::{
     Body, BodyData, Direction, ErrorKind, Exchange, Headers, Phases, Request, Response, Tags,
     Timing, TransportError, UrlParts,
 };
-use crate::read::Sink;
+use crate::sink::Sink;
 use crate::time::Timestamp;
 
 #[derive(Deserialize)]

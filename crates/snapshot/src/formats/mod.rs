@@ -10,64 +10,22 @@
 //! zstd compression is recognised by its magic number, whatever the extension.
 
 pub mod har;
+pub(crate) mod kind;
 pub mod native;
 pub mod proxymock;
 
-use std::fmt;
+pub use kind::{Format, FormatKind};
+
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
 use crate::error::SnapshotError;
 use crate::model::Exchange;
-use crate::read::{Sink, peek};
+use crate::sink::{Sink, peek};
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const SNIFF: usize = 16 * 1024;
-
-/// What a source file holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Format {
-    /// The record format.
-    pub kind: FormatKind,
-    /// Whether the file is zstd-compressed.
-    pub zstd: bool,
-}
-
-/// The record formats `af` reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FormatKind {
-    /// `af`'s own JSON Lines snapshot.
-    Native,
-    /// HTTP Archive 1.2.
-    Har,
-    /// proxymock RRPair JSON: one object per file, or JSON Lines.
-    ProxymockJson,
-    /// proxymock RRPair markdown: one exchange per file.
-    ProxymockMarkdown,
-}
-
-impl Format {
-    /// True for native snapshots (which can be read in parallel).
-    pub fn is_native(self) -> bool {
-        self.kind == FormatKind::Native
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.kind {
-            FormatKind::Native => "af-snapshot",
-            FormatKind::Har => "har",
-            FormatKind::ProxymockJson => "proxymock-json",
-            FormatKind::ProxymockMarkdown => "proxymock-markdown",
-        })?;
-        if self.zstd {
-            f.write_str("+zstd")?;
-        }
-        Ok(())
-    }
-}
 
 /// Opens `path` and detects its format from its content.
 pub fn open(path: &Path) -> Result<(Format, Box<dyn Read + Send>), SnapshotError> {

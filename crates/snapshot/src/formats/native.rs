@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::Format;
 use crate::error::{Location, RecordError, SnapshotError};
 use crate::model::Exchange;
-use crate::read::{Bodies, KEPT_ERRORS, ReadOptions, ReadSummary, Sink};
+use crate::sink::{Bodies, KEPT_ERRORS, ReadOptions, ReadSummary, Sink};
 use crate::time::Timestamp;
 
 /// The format name in the header line.

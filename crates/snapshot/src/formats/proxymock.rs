@@ -23,7 +23,7 @@ use crate::error::{Location, RecordError, SnapshotError};
 use crate::id::ExchangeId;
 use crate::model::{Body, Direction, Exchange, Headers, Request, Response, Tags, Timing};
 
-use crate::read::Sink;
+use crate::sink::Sink;
 use crate::time::Timestamp;
 
 #[derive(Deserialize, Default)]
