@@ -160,6 +160,10 @@ pub struct DemoArgs {
     /// Show the program's output.
     #[arg(long)]
     pub verbose: bool,
+    /// Print the outcome as JSON on stdout (schema `schemas/demo.schema.json`); the steps'
+    /// text goes to stderr.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How bad records are handled; shared by every verb that reads captures.
@@ -482,6 +486,8 @@ pub enum SchemaName {
     Plan,
     /// `af work --json` and a run's `result.json`.
     Result,
+    /// `af demo --json`.
+    Demo,
 }
 
 /// Parses `std::env::args`, exiting 2 with clap's message on usage errors.

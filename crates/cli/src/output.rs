@@ -143,6 +143,58 @@ pub struct Gate {
     pub failed: bool,
 }
 
+/// Identifies the shape of `af demo --json`.
+pub const DEMO_SCHEMA: &str = "af.demo/1";
+
+/// `af demo --json`: the loop's outcome on the bundled example.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DemoOutput {
+    /// Always `af.demo/1` for this shape.
+    pub schema: String,
+    /// The fix was confirmed (exit 0).
+    pub confirmed: bool,
+    /// One sentence: what happened.
+    pub verdict: String,
+    /// The copy of the example the loop ran on.
+    pub working_copy: String,
+    /// The checked metric's values on every baseline and confirm run.
+    pub headline: Option<Headline>,
+    /// The plan (`plan.json`).
+    pub plan: af_agent::Plan,
+    /// The work result (`result.json`), when the plan proceeded.
+    pub result: Option<af_agent::WorkResult>,
+    /// The reports written beside `result.json`.
+    pub reports: Option<Reports>,
+    /// The post-fix capture recorded with `af record`.
+    pub after_capture: Option<String>,
+    /// `af diff --json` of the snapshot and the post-fix capture (`schemas/diff.schema.json`).
+    pub diff: Option<serde_json::Value>,
+}
+
+/// The checked metric before and after.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Headline {
+    /// The metric, canonical form.
+    pub metric: String,
+    /// Its expectation (`<= 10`).
+    pub expect: Option<String>,
+    /// Every baseline run's value (`null`: not measured).
+    pub baseline: Vec<Option<f64>>,
+    /// Every confirm run's value, when the fix got that far.
+    pub confirm: Vec<Option<f64>>,
+    /// The harness hash both used.
+    pub harness: Option<String>,
+}
+
+/// Report paths.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Reports {
+    /// `report.md` (the merge-request description).
+    pub markdown: String,
+    /// `report.html`.
+    pub html: String,
+}
+
 fn pretty(schema: &schemars::Schema) -> String {
     let mut s = serde_json::to_string_pretty(schema).unwrap_or_default();
     s.push('\n');
@@ -167,6 +219,11 @@ pub fn measure_schema() -> String {
 /// JSON Schema of `plan.json`.
 pub fn plan_schema() -> String {
     pretty(&schemars::schema_for!(af_agent::Plan))
+}
+
+/// JSON Schema of `af demo --json`.
+pub fn demo_schema() -> String {
+    pretty(&schemars::schema_for!(DemoOutput))
 }
 
 /// JSON Schema of a run's `result.json`.

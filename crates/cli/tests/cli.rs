@@ -79,7 +79,7 @@ fn inspect_json_validates_against_the_committed_schema() {
 
 #[test]
 fn committed_schemas_are_up_to_date() {
-    for name in ["inspect", "diff"] {
+    for name in ["inspect", "diff", "measure", "plan", "result", "demo"] {
         let committed = std::fs::read_to_string(root().join(format!("schemas/{name}.schema.json")))
             .expect("schema");
         assert_eq!(

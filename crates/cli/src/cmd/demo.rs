@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 
 use crate::args::{DemoArgs, PlanArgs};
 use crate::exit::{self, UsageError};
+use crate::output::{DEMO_SCHEMA, DemoOutput, Headline, Reports};
 
 /// The simulator's port in the committed snapshots.
 const SIM_PORT: u16 = 4191;
@@ -57,12 +58,52 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn step(n: u32, what: &str) {
-    println!("\n== {n}. {what}");
+/// Where the steps' text goes: stdout, or stderr when stdout carries the JSON.
+struct Say {
+    json: bool,
+}
+
+impl Say {
+    fn text(&self, t: &str) {
+        if self.json {
+            eprint!("{t}");
+        } else {
+            print!("{t}");
+        }
+    }
+    fn line(&self, t: &str) {
+        self.text(&format!("{t}\n"));
+    }
+    fn step(&self, n: u32, what: &str) {
+        self.line(&format!("\n== {n}. {what}"));
+    }
+    /// A child's stdout: ours, or stderr.
+    fn child_stdout(&self) -> Stdio {
+        if self.json { Stdio::from(std::io::stderr()) } else { Stdio::inherit() }
+    }
+}
+
+/// The checked metric's values before and after.
+fn headline(plan: &af_agent::Plan, result: Option<&af_agent::WorkResult>) -> Option<Headline> {
+    let base = plan.baseline.as_ref()?.primary()?;
+    let confirm = result
+        .and_then(|r| r.shown_attempt())
+        .and_then(|a| a.confirm.as_ref())
+        .and_then(|c| c.primary())
+        .map(|m| m.values.clone())
+        .unwrap_or_default();
+    Some(Headline {
+        metric: base.metric.clone(),
+        expect: base.expect.clone(),
+        baseline: base.values.clone(),
+        confirm,
+        harness: plan.harness_hash.clone(),
+    })
 }
 
 /// `af demo`.
 pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
+    let say = Say { json: a.json };
     let example = a.example.clone().unwrap_or_else(|| PathBuf::from(BUNDLED));
     if !example.join("snapshots/before.jsonl").exists() {
         return Err(UsageError(format!(
@@ -83,18 +124,18 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("copying {} to {}", example.display(), src.display()))?;
     let before = src.join("snapshots/before.jsonl");
     let af = std::env::current_exe()?;
-    println!(
-        "af demo: Radar syncs sent Gmail messages for 3 sales users; a snapshot recorded with `af record` shows 429s."
+    say.line(
+        "af demo: Radar syncs sent Gmail messages for 3 sales users; a snapshot recorded with `af record` shows 429s.",
     );
-    println!("working copy: {}", src.display());
+    say.line(&format!("working copy: {}", src.display()));
 
-    step(1, "inspect the snapshot (af inspect snapshots/before.jsonl)");
-    let st = Command::new(&af).arg("inspect").arg(&before).status()?;
+    say.step(1, "inspect the snapshot (af inspect snapshots/before.jsonl)");
+    let st = Command::new(&af).arg("inspect").arg(&before).stdout(say.child_stdout()).status()?;
     if !st.success() {
         bail!("af inspect failed on {}", before.display());
     }
 
-    step(2, "plan: finding → metric → code site → baseline (af plan)");
+    say.step(2, "plan: finding → metric → code site → baseline (af plan)");
     let pa = PlanArgs {
         snapshot: before.clone(),
         source: src.clone(),
@@ -118,28 +159,47 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         json: false,
     };
     let (plan, result) = super::engine::run_fix(&pa, 3)?;
-    print!("{}", crate::render::plan(&plan));
+    say.text(&crate::render::plan(&plan));
+    let mut out = DemoOutput {
+        schema: DEMO_SCHEMA.into(),
+        confirmed: false,
+        verdict: String::new(),
+        working_copy: src.display().to_string(),
+        headline: headline(&plan, result.as_ref()),
+        plan: plan.clone(),
+        result: None,
+        reports: None,
+        after_capture: None,
+        diff: None,
+    };
     let Some(result) = result else {
-        println!("\nthe planner did not proceed; nothing to fix (exit 1)");
-        return Ok(exit::CHECK_FAILED);
+        say.line("\nthe planner did not proceed; nothing to fix (exit 1)");
+        out.verdict = format!("the Planner did not proceed: {}", plan.reason);
+        return finish(&say, &out, exit::CHECK_FAILED);
     };
 
-    step(
+    say.step(
         3,
         "work: codemod in a git worktree → confirm on the identical harness → evaluate (af work)",
     );
     let (md, html) = super::engine::write_reports(&result, Path::new(&plan.run_dir))?;
-    print!("{}", crate::render::work_result(&result, &md, &html));
-    if !result.confirmed {
-        return Ok(exit::CHECK_FAILED);
+    say.text(&crate::render::work_result(&result, &md, &html));
+    out.reports =
+        Some(Reports { markdown: md.display().to_string(), html: html.display().to_string() });
+    out.verdict = result.verdict.clone();
+    out.confirmed = result.confirmed;
+    let worktree = result.worktree.clone();
+    out.result = Some(result);
+    if !out.confirmed {
+        return finish(&say, &out, exit::CHECK_FAILED);
     }
 
-    step(4, "post-fix capture: the fixed code against the Gmail simulator, through af record");
+    say.step(4, "post-fix capture: the fixed code against the Gmail simulator, through af record");
     let sim = start_sim(&src)?;
     let port = free_port()?;
     let after = work.join("after.jsonl");
-    let out = Command::new(&af)
-        .current_dir(&result.worktree)
+    let rec = Command::new(&af)
+        .current_dir(&worktree)
         .env("GMAIL_API_URL", format!("http://127.0.0.1:{port}"))
         .args(["record", "--force", "-o"])
         .arg(&after)
@@ -148,23 +208,43 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         .args(["--", "node", "src/cli.js", "sync"])
         .output()?;
     drop(sim);
-    print!(
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    say.text(
+        &String::from_utf8_lossy(&rec.stdout)
             .lines()
             .take_while(|l| !l.starts_with('┌'))
             .map(|l| format!("{l}\n"))
-            .collect::<String>()
+            .collect::<String>(),
     );
-    if !out.status.success() {
-        bail!("recording the fixed program failed: {}", String::from_utf8_lossy(&out.stderr));
+    if !rec.status.success() {
+        bail!("recording the fixed program failed: {}", String::from_utf8_lossy(&rec.stderr));
     }
+    out.after_capture = Some(after.display().to_string());
 
-    step(5, "post-deploy comparison (af diff before after)");
-    let st = Command::new(&af).arg("diff").arg(&before).arg(&after).status()?;
-    if !st.success() {
-        bail!("af diff failed");
+    say.step(5, "post-deploy comparison (af diff before after)");
+    if a.json {
+        let d = Command::new(&af).args(["diff", "--json"]).arg(&before).arg(&after).output()?;
+        if !d.status.success() {
+            bail!("af diff failed: {}", String::from_utf8_lossy(&d.stderr));
+        }
+        out.diff = Some(serde_json::from_slice(&d.stdout).context("af diff --json output")?);
+    } else {
+        let st = Command::new(&af).arg("diff").arg(&before).arg(&after).status()?;
+        if !st.success() {
+            bail!("af diff failed");
+        }
     }
-    println!("\nconfirmed. reports: {}\n                  {}", md.display(), html.display());
-    Ok(exit::OK)
+    say.line(&format!(
+        "\nconfirmed. reports: {}\n                  {}",
+        md.display(),
+        html.display()
+    ));
+    finish(&say, &out, exit::OK)
+}
+
+/// Prints the JSON (with `--json`) and returns the exit code.
+fn finish(say: &Say, out: &DemoOutput, code: i32) -> anyhow::Result<i32> {
+    if say.json {
+        println!("{}", serde_json::to_string_pretty(out)?);
+    }
+    Ok(code)
 }

@@ -41,6 +41,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 SchemaName::Measure => crate::output::measure_schema(),
                 SchemaName::Plan => crate::output::plan_schema(),
                 SchemaName::Result => crate::output::result_schema(),
+                SchemaName::Demo => crate::output::demo_schema(),
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(exit::OK)
