@@ -254,9 +254,9 @@ fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<Tree, WorkError> {
     Ok(Tree { project: wt.to_owned(), base, excluded })
 }
 
-/// Runs the test command with a time-out; the whole process group is killed on time-out.
-pub(crate) fn run_tests(dir: &Path, command: &[String], timeout_ms: u64) -> TestRun {
-    use std::os::unix::process::CommandExt;
+/// Runs the test command with a time-out; past it, its whole process group is killed
+/// (`af_measure::child`, as the harness runs are).
+pub(crate) async fn run_tests(dir: &Path, command: &[String], timeout_ms: u64) -> TestRun {
     let t = Instant::now();
     let mut out = TestRun {
         command: command.to_vec(),
@@ -268,14 +268,9 @@ pub(crate) fn run_tests(dir: &Path, command: &[String], timeout_ms: u64) -> Test
     let log = dir.join(".af-test-output.log");
     let child = std::fs::File::create(&log).and_then(|f| {
         let g = f.try_clone()?;
-        Command::new(&command[0])
-            .args(&command[1..])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(f)
-            .stderr(g)
-            .process_group(0)
-            .spawn()
+        let mut cmd = tokio::process::Command::new(&command[0]);
+        cmd.args(&command[1..]).current_dir(dir).stdin(Stdio::null()).stdout(f).stderr(g);
+        af_measure::child::in_own_group(&mut cmd).spawn()
     });
     let mut child = match child {
         Ok(c) => c,
@@ -284,28 +279,10 @@ pub(crate) fn run_tests(dir: &Path, command: &[String], timeout_ms: u64) -> Test
             return out;
         }
     };
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                out.exit_code = status.code();
-                break;
-            }
-            Ok(None) if Instant::now() >= deadline => {
-                let pid = child.id() as i32;
-                let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
-                let _ = child.kill();
-                let _ = child.wait();
-                out.timed_out = true;
-                break;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => {
-                out.tail = e.to_string();
-                break;
-            }
-        }
-    }
+    let ended =
+        af_measure::child::wait_or_kill(&mut child, Duration::from_millis(timeout_ms)).await;
+    out.exit_code = ended.status.and_then(|s| s.code());
+    out.timed_out = ended.timed_out;
     out.ms = t.elapsed().as_secs_f64() * 1000.0;
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
@@ -467,7 +444,7 @@ impl Session {
         let tests = match self.plan.test_command.clone() {
             Some(c) => {
                 let t = Instant::now();
-                let r = run_tests(&self.project, &c, self.plan.test_timeout_ms);
+                let r = run_tests(&self.project, &c, self.plan.test_timeout_ms).await;
                 self.timings.push(Phase::since(format!("tests #{n}"), t));
                 Some(r)
             }
@@ -664,6 +641,26 @@ mod tests {
 
     fn sh(dir: &Path, args: &[&str]) {
         git(dir, args).expect("git");
+    }
+
+    /// A test command past its time-out is killed with everything it started.
+    #[tokio::test]
+    async fn tests_past_their_timeout_are_killed_with_their_children() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let cmd: Vec<String> = ["sh", "-c", "sleep 30 & echo $! > bg.pid; echo started; wait"]
+            .map(String::from)
+            .into();
+        let r = run_tests(tmp.path(), &cmd, 500).await;
+        assert!(r.timed_out, "{r:?}");
+        assert!(r.ms < 10_000.0, "{r:?}");
+        assert_eq!(r.tail, "started");
+        let pid = std::fs::read_to_string(tmp.path().join("bg.pid")).expect("pid");
+        // The background sleep was in the group: gone (or a zombie of init's, never running).
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        assert!(stat.is_empty() || stat.contains(") Z "), "still running: {stat}");
+        let ok = run_tests(tmp.path(), &["true".to_owned()], 5_000).await;
+        assert_eq!((ok.exit_code, ok.timed_out), (Some(0), false));
     }
 
     #[test]

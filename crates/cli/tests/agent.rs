@@ -439,7 +439,7 @@ async fn a_scripted_planner_writes_a_harness_driver_when_there_is_no_run_command
     assert!(result(2).ends_with(&format!("= {count}")), "{} vs {count}", result(2));
     assert_eq!(tools[3]["ok"], false, "a plan without a baseline is refused");
     assert!(result(3).contains("no baseline"), "{}", result(3));
-    assert!(result(5).contains("exit Some(0)"), "{}", result(5));
+    assert!(result(5).contains("run 1: exited 0,"), "{}", result(5));
     assert!(result(6).contains("run 1: "), "{}", result(6));
     assert!(result(7).contains("config/users.json ("), "{}", result(7));
     assert!(!result(7).contains("src/"), "only under config/: {}", result(7));

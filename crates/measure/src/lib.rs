@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod child;
 mod result;
 mod run;
 mod spec;

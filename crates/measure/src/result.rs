@@ -37,6 +37,17 @@ pub struct RunResult {
     pub rerun_alone: Option<String>,
 }
 
+impl RunResult {
+    /// How the program ended, in words: `exited 0`, `timed out`, `was killed by a signal`.
+    pub fn ended(&self) -> String {
+        match (self.timed_out, self.exit_code) {
+            (true, _) => "timed out".into(),
+            (false, Some(c)) => format!("exited {c}"),
+            (false, None) => "was killed by a signal".into(),
+        }
+    }
+}
+
 /// One metric over all runs.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MetricSummary {

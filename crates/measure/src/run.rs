@@ -274,12 +274,8 @@ async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    cmd.args(&spec.command[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.args(&spec.command[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    crate::child::in_own_group(&mut cmd);
     for k in stripped {
         cmd.env_remove(k);
     }
@@ -301,7 +297,6 @@ async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
     let mut child = cmd
         .spawn()
         .map_err(|source| MeasureError::Spawn { program: spec.command[0].clone(), source })?;
-    let pid = child.id();
     let pump = |stream: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>,
                 file: PathBuf,
                 label: &'static str| {
@@ -329,20 +324,9 @@ async fn one_run(ctx: &Ctx<'_>, n: u32) -> Result<RunResult, MeasureError> {
         out_dir.join(format!("run-{n}.stderr")),
         "err",
     );
-    let timeout = Duration::from_millis(spec.timeout_ms);
-    let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(s) => (s.ok(), false),
-        Err(_) => {
-            // The whole group: a shell script's children must not outlive the run.
-            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            (child.wait().await.ok(), true)
-        }
-    };
+    let ended =
+        crate::child::wait_or_kill(&mut child, Duration::from_millis(spec.timeout_ms)).await;
+    let (status, timed_out) = (ended.status, ended.timed_out);
     let wall = started.elapsed();
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = out.await;

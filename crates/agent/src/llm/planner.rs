@@ -344,10 +344,9 @@ impl PlannerHost<'_> {
             }
             for r in &b.runs {
                 out.push_str(&format!(
-                    "run {}: exit {:?}{}, {} requests, {} unmatched\n",
+                    "run {}: {}, {} requests, {} unmatched\n",
                     r.run,
-                    r.exit_code,
-                    if r.timed_out { " (timed out)" } else { "" },
+                    r.ended(),
                     r.requests,
                     r.misses
                 ));

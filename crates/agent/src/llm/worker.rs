@@ -289,13 +289,13 @@ async fn run_tool(
         }
         "run_tests" => match s.plan.test_command.clone() {
             Some(c) => {
-                let r = crate::work::run_tests(&s.project, &c, s.plan.test_timeout_ms);
-                Ok(format!(
-                    "exit {:?}{}\n{}",
-                    r.exit_code,
-                    if r.timed_out { " (timed out)" } else { "" },
-                    r.tail
-                ))
+                let r = crate::work::run_tests(&s.project, &c, s.plan.test_timeout_ms).await;
+                let ended = match (r.timed_out, r.exit_code) {
+                    (true, _) => "timed out".to_owned(),
+                    (false, Some(c)) => format!("exit {c}"),
+                    (false, None) => "killed by a signal".to_owned(),
+                };
+                Ok(format!("{ended}\n{}", r.tail))
             }
             None => Ok("no test command is configured".into()),
         },
