@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+use af_agent::llm::Price;
+use af_mock::Latency;
+use af_snapshot::CallerSpec;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Agent Factory: turn captured HTTP traffic into a confirmed fix.
@@ -85,7 +88,7 @@ pub struct PlanArgs {
     /// `builtin` (offline), or an LLM: `openai:MODEL`, `anthropic:MODEL` (the tool still
     /// measures; the model decides which code to blame, and with `af fix` edits it).
     #[arg(long, default_value = "builtin")]
-    pub engine: String,
+    pub engine: EngineSpec,
     #[command(flatten)]
     pub llm: LlmArgs,
     /// Do not copy the program's output to stderr (it is saved per run either way).
@@ -112,7 +115,7 @@ pub struct WorkArgs {
     pub json: bool,
     /// `builtin` (codemods) or an LLM Worker: `openai:MODEL`, `anthropic:MODEL`.
     #[arg(long, default_value = "builtin")]
-    pub engine: String,
+    pub engine: EngineSpec,
     #[command(flatten)]
     pub llm: LlmArgs,
 }
@@ -130,12 +133,12 @@ pub struct LlmArgs {
     #[arg(long, default_value_t = 400_000)]
     pub max_tokens: u64,
     /// Wall time per phase (`15m`, `900s`).
-    #[arg(long, default_value = "15m")]
-    pub max_wall: String,
+    #[arg(long, default_value = "15m", value_parser = duration)]
+    pub max_wall: std::time::Duration,
     /// Prices in US dollars per million input/output tokens (`3/15`), for the cost in
     /// result.json when the provider does not report one. Without it, only tokens are shown.
     #[arg(long, value_name = "IN/OUT")]
-    pub price: Option<String>,
+    pub price: Option<Price>,
 }
 
 /// `af fix`.
@@ -219,7 +222,7 @@ pub struct AnalysisArgs {
     /// How callers are identified: `auto` (recorded caller, else a hash of the credential),
     /// `header:NAME`, `query:NAME`.
     #[arg(long, default_value = "auto", value_name = "SPEC")]
-    pub caller_key: String,
+    pub caller_key: CallerSpec,
     /// Worker threads for reading native snapshots (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -312,16 +315,16 @@ pub struct ImportArgs {
 pub struct MockOptions {
     /// Requests no recording matches: `404` (body names the nearest recorded endpoints),
     /// `nearest` (serve the nearest endpoint's response), `fail` (502; `af measure` fails the run).
-    #[arg(long, value_name = "MODE", value_parser = ["404", "nearest", "fail"], default_value = "404")]
-    pub unmatched: String,
+    #[arg(long, value_name = "MODE", value_enum, default_value = "404")]
+    pub unmatched: UnmatchedMode,
     /// Recorded error responses: `replay` them, or `skip` to serve a success of the same request
     /// or endpoint (default for `af measure`, so client retries do not distort the workload).
-    #[arg(long, value_name = "MODE", value_parser = ["replay", "skip"])]
-    pub failures: Option<String>,
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub failures: Option<FailuresMode>,
     /// Response latency, counted from the request's arrival: `recorded`, `none`, `fixed:20ms`,
     /// `scale:0.5` (accurate to ±0.5 ms: the timer ticks every millisecond).
     #[arg(long, default_value = "recorded", value_name = "MODE")]
-    pub latency: String,
+    pub latency: Latency,
     /// Emulated limit (repeatable): `'GET /a/{id}: inflight<=20 per caller'`, `'*: rate<=25/s'`,
     /// or `auto` for the limits the capture's limit model infers.
     #[arg(long = "limit", value_name = "RULE")]
@@ -444,7 +447,7 @@ pub struct RecordArgs {
     pub insecure_upstream: bool,
     /// How callers are identified (hashed before redaction): `auto`, `header:NAME`, `query:NAME`.
     #[arg(long, default_value = "auto", value_name = "SPEC")]
-    pub caller_key: String,
+    pub caller_key: CallerSpec,
     /// The local CA's directory (default: `$AF_CA_DIR`, else `~/.config/af/ca`).
     #[arg(long, value_name = "DIR")]
     pub ca_dir: Option<PathBuf>,
@@ -495,6 +498,69 @@ pub fn parse() -> Cli {
     Cli::parse()
 }
 
+/// `--unmatched`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnmatchedMode {
+    /// 404 with a body naming the nearest recorded endpoints.
+    #[value(name = "404")]
+    NotFound,
+    /// Serve the nearest endpoint's response.
+    Nearest,
+    /// 599 and a loud journal entry; `af measure` fails the run.
+    Fail,
+}
+
+impl From<UnmatchedMode> for af_mock::Unmatched {
+    fn from(m: UnmatchedMode) -> Self {
+        match m {
+            UnmatchedMode::NotFound => Self::NotFound,
+            UnmatchedMode::Nearest => Self::Nearest,
+            UnmatchedMode::Fail => Self::Fail,
+        }
+    }
+}
+
+/// `--failures`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailuresMode {
+    /// Serve recorded error responses as they were.
+    Replay,
+    /// Serve a success of the same request or endpoint instead.
+    Skip,
+}
+
+/// `--engine`: the builtin engine, or an LLM (`openai:MODEL`, `openai-text:MODEL`,
+/// `anthropic:MODEL`), checked when the flags are parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineSpec {
+    /// Analysis, tree-sitter localization and codemods: offline.
+    Builtin,
+    /// An LLM engine, by its spec.
+    Llm(String),
+}
+
+impl std::str::FromStr for EngineSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "builtin" {
+            return Ok(Self::Builtin);
+        }
+        match s.split_once(':') {
+            Some(("openai" | "openai-text" | "anthropic", m)) if !m.is_empty() => {
+                Ok(Self::Llm(s.to_owned()))
+            }
+            _ => Err(format!(
+                "{s:?}: expected builtin, openai:MODEL, openai-text:MODEL or anthropic:MODEL"
+            )),
+        }
+    }
+}
+
+/// `15m`, `900s`, `250ms`.
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    af_measure::parse_timeout_ms(s).map(std::time::Duration::from_millis)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,7 +603,7 @@ mod tests {
         assert_eq!(a.status.as_deref(), Some("4xx,error"));
         assert_eq!(a.analysis.templates, ["/a/{b}"]);
         assert_eq!(a.analysis.threads, Some(2));
-        assert_eq!(a.analysis.caller_key, "header:X-Tenant");
+        assert_eq!(a.analysis.caller_key, CallerSpec::Header("X-Tenant".into()));
         assert!(parse(&["inspect"]).is_err());
         assert!(parse(&["inspect", "x", "--by", "host"]).is_err());
     }
@@ -620,8 +686,8 @@ mod tests {
             panic!("not mock")
         };
         assert_eq!((m.host.as_str(), m.port), ("0.0.0.0", 8080));
-        assert_eq!(m.mock.unmatched, "nearest");
-        assert_eq!(m.mock.failures.as_deref(), Some("skip"));
+        assert_eq!(m.mock.unmatched, UnmatchedMode::Nearest);
+        assert_eq!(m.mock.failures, Some(FailuresMode::Skip));
         assert_eq!(m.mock.limits, ["*: rate<=5/s"]);
         assert_eq!(m.mock.max_body, 1024);
         assert!(parse(&["mock", "cap.har", "--unmatched", "ignore"]).is_err());
@@ -669,5 +735,52 @@ mod tests {
             "a program is required"
         );
         assert!(parse(&["schema", "measure"]).is_ok());
+    }
+
+    /// Values are typed when the flags are parsed: a bad one is a usage error naming the flag,
+    /// never a default taken in silence later.
+    #[test]
+    fn typed_values_are_checked_at_the_edge() {
+        for bad in [
+            &["plan", "--snapshot", "s.har", "--source", ".", "--engine", "gpt4"][..],
+            &["plan", "--snapshot", "s.har", "--source", ".", "--max-wall", "soon"],
+            &["plan", "--snapshot", "s.har", "--source", ".", "--price", "cheap"],
+            &["inspect", "s.har", "--caller-key", "cookie"],
+            &["mock", "s.har", "--latency", "fast"],
+            &["mock", "s.har", "--unmatched", "ignore"],
+        ] {
+            let e = parse(bad).expect_err("refused");
+            let flag = bad.iter().rev().nth(1).expect("flag");
+            assert!(e.to_string().contains(flag), "{bad:?}: {e}");
+        }
+        let Command::Plan(p) = parse(&[
+            "plan",
+            "--snapshot",
+            "s.har",
+            "--source",
+            ".",
+            "--engine",
+            "anthropic:claude",
+            "--max-wall",
+            "90s",
+            "--price",
+            "3/15",
+        ])
+        .expect("parses")
+        .command
+        else {
+            panic!("not plan")
+        };
+        assert_eq!(p.engine, EngineSpec::Llm("anthropic:claude".into()));
+        assert_eq!(p.llm.max_wall, std::time::Duration::from_secs(90));
+        assert!(p.llm.price.is_some());
+        let Command::Mock(m) =
+            parse(&["mock", "s.har", "--latency", "fixed:20ms"]).expect("parses").command
+        else {
+            panic!("not mock")
+        };
+        assert_eq!(m.mock.latency, Latency::Fixed(20.0));
+        assert_eq!(m.mock.unmatched, UnmatchedMode::NotFound);
+        assert_eq!(m.mock.analysis.caller_key, CallerSpec::Auto);
     }
 }

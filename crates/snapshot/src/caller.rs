@@ -36,6 +36,17 @@ impl std::str::FromStr for CallerSpec {
     }
 }
 
+/// The spec as it is written (`auto`, `header:NAME`, `query:NAME`): parsing it gives it back.
+impl std::fmt::Display for CallerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Header(n) => write!(f, "header:{n}"),
+            Self::Query(n) => write!(f, "query:{n}"),
+        }
+    }
+}
+
 impl CallerSpec {
     /// The raw value that identifies the caller of `ex` (a credential: never print it), or `None`
     /// when the caller is recorded explicitly or nothing identifies one. Equal values mean the

@@ -7,12 +7,10 @@ use std::sync::Arc;
 
 use af_analyze::{CaptureBuilder, Filter, GroupBy, Stats, StatsConfig};
 use af_ca::Ca;
-use af_mock::{Failures, LimitRule, MockConfig, Unmatched};
-use af_snapshot::{
-    Bodies, CallerSpec, Exchange, PathSet, ReadOptions, Templater, fold_paths, read_path,
-};
+use af_mock::{Failures, LimitRule, MockConfig};
+use af_snapshot::{Bodies, Exchange, PathSet, ReadOptions, Templater, fold_paths, read_path};
 
-use crate::args::{AnalysisArgs, By, MockOptions};
+use crate::args::{AnalysisArgs, By, FailuresMode, MockOptions};
 use crate::exit::UsageError;
 
 /// Lenient-mode report on stderr: how many records were skipped and the first reasons.
@@ -51,10 +49,7 @@ pub fn load_ca(dir: Option<&Path>) -> anyhow::Result<Arc<Ca>> {
 pub fn config(a: &AnalysisArgs, by: By, filter: Filter) -> Result<StatsConfig, UsageError> {
     Ok(StatsConfig {
         templater: Templater::new(a.explicit_templates()?),
-        caller: a
-            .caller_key
-            .parse::<CallerSpec>()
-            .map_err(|e| UsageError(format!("--caller-key: {e}")))?,
+        caller: a.caller_key.clone(),
         group_by: match by {
             By::Endpoint => GroupBy::Endpoint,
             By::Caller => GroupBy::Caller,
@@ -174,27 +169,20 @@ pub fn mock_config(
             limits.push(l.parse::<LimitRule>().map_err(|e| UsageError(format!("--limit: {e}")))?);
         }
     }
-    o.analysis
-        .caller_key
-        .parse::<af_snapshot::CallerSpec>()
-        .map_err(|e| UsageError(format!("--caller-key: {e}")))?;
     // `--template`s and an OpenAPI document's, written out: the harness holds every template
     // it used, so its hash changes when the document does.
     let templates =
         o.analysis.explicit_templates()?.iter().map(|p| p.as_str().to_owned()).collect();
     Ok(MockConfig {
-        unmatched: match o.unmatched.as_str() {
-            "nearest" => Unmatched::Nearest,
-            "fail" => Unmatched::Fail,
-            _ => Unmatched::NotFound,
+        unmatched: o.unmatched.into(),
+        failures: match (o.failures, measuring) {
+            (Some(FailuresMode::Replay), _) | (None, false) => Failures::Replay,
+            (Some(FailuresMode::Skip), _) | (None, true) => Failures::Skip,
         },
-        failures: match (o.failures.as_deref(), measuring) {
-            (Some("replay"), _) | (None, false) => Failures::Replay,
-            _ => Failures::Skip,
-        },
-        latency: o.latency.parse().map_err(|e| UsageError(format!("--latency: {e}")))?,
+        latency: o.latency,
         limits,
-        caller_key: o.analysis.caller_key.clone(),
+        // The harness keeps the spec as text (its hash is over what was written).
+        caller_key: o.analysis.caller_key.to_string(),
         templates,
         max_body: o.max_body,
     })
@@ -206,7 +194,7 @@ fn auto_limits(recorded: &[Exchange], o: &MockOptions) -> Result<Vec<LimitRule>,
     use af_analyze::{Capture, Detector, detectors::LimitModel};
     let templater =
         af_snapshot::Templater::new(o.analysis.explicit_templates()?).learning_from(recorded);
-    let caller: af_snapshot::CallerSpec = o.analysis.caller_key.parse().map_err(UsageError)?;
+    let caller = o.analysis.caller_key.clone();
     let cap = Capture::from_exchanges(recorded, &templater, &caller);
     let mut rules = Vec::new();
     for f in LimitModel.detect(&cap) {

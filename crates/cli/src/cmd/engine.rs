@@ -9,7 +9,7 @@ use af_agent::{Decision, Plan, PlanOptions, WorkOptions, WorkResult};
 use af_measure::Echo;
 use anyhow::Context;
 
-use crate::args::{LlmArgs, PlanArgs};
+use crate::args::{EngineSpec, LlmArgs, PlanArgs};
 use crate::exit::UsageError;
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -71,12 +71,12 @@ pub fn write_reports(
 pub fn run_worker(
     rt: &tokio::runtime::Runtime,
     opts: &WorkOptions,
-    engine: &str,
+    engine: &EngineSpec,
     llm: &LlmArgs,
 ) -> anyhow::Result<WorkResult> {
-    if engine == "builtin" {
+    let EngineSpec::Llm(engine) = engine else {
         return rt.block_on(af_agent::work(opts)).map_err(map_work_err);
-    }
+    };
     let (e, budget) = llm_engine(engine, llm)?;
     rt.block_on(af_agent::llm::worker::work(&opts.run_dir, &e, budget, opts.echo))
         .map_err(map_work_err)
@@ -89,18 +89,9 @@ fn llm_engine(
 ) -> anyhow::Result<(af_agent::llm::Engine, af_agent::llm::Budget)> {
     let mut e = af_agent::llm::Engine::from_spec(engine, llm.base_url.as_deref())
         .map_err(|e| UsageError(e.to_string()))?;
-    e.price = llm
-        .price
-        .as_deref()
-        .map(str::parse::<af_agent::llm::Price>)
-        .transpose()
-        .map_err(|m| UsageError(format!("--price: {m}")))?;
-    let wall = af_measure::parse_timeout_ms(&llm.max_wall).map_err(UsageError)?;
-    let budget = af_agent::llm::Budget {
-        steps: llm.max_steps,
-        tokens: llm.max_tokens,
-        wall: std::time::Duration::from_millis(wall),
-    };
+    e.price = llm.price;
+    let budget =
+        af_agent::llm::Budget { steps: llm.max_steps, tokens: llm.max_tokens, wall: llm.max_wall };
     Ok((e, budget))
 }
 
@@ -108,12 +99,12 @@ fn llm_engine(
 pub fn run_planner(
     rt: &tokio::runtime::Runtime,
     opts: &PlanOptions,
-    engine: &str,
+    engine: &EngineSpec,
     llm: &LlmArgs,
 ) -> anyhow::Result<Plan> {
-    if engine == "builtin" {
+    let EngineSpec::Llm(engine) = engine else {
         return rt.block_on(af_agent::plan(opts)).map_err(map_plan_err);
-    }
+    };
     let (e, budget) = llm_engine(engine, llm)?;
     rt.block_on(af_agent::llm::planner::plan(opts, &e, budget)).map_err(map_plan_err)
 }

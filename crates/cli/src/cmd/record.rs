@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use af_capture::{Recorder, RecorderConfig, Route};
-use af_snapshot::{BackgroundWriter, CallerSpec, OutputFormat};
+use af_snapshot::{BackgroundWriter, OutputFormat};
 
 use crate::args::RecordArgs;
 use crate::exit::{self, UsageError};
@@ -60,10 +60,7 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
         redact: a.redact_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
         keep_secrets: a.keep_secrets,
         insecure_upstream: a.insecure_upstream,
-        caller: a
-            .caller_key
-            .parse::<CallerSpec>()
-            .map_err(|e| UsageError(format!("--caller-key: {e}")))?,
+        caller: a.caller_key.clone(),
     };
     let ca = if forward { Some(super::common::load_ca(a.ca_dir.as_deref())?) } else { None };
     let writer = BackgroundWriter::create(&a.output)?;
@@ -147,7 +144,7 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
         let analysis = crate::args::AnalysisArgs {
             templates: Vec::new(),
             templates_from: Vec::new(),
-            caller_key: "auto".into(),
+            caller_key: af_snapshot::CallerSpec::Auto,
             threads: None,
             read: crate::args::ReadArgs { lenient: false },
         };
