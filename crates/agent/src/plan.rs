@@ -132,7 +132,7 @@ impl HarnessInputs {
             ..MockConfig::default()
         };
         Ok(HarnessSpec {
-            format: "af.harness/1".into(),
+            format: af_measure::HARNESS_FORMAT.into(),
             snapshot_digest: digest_files(&[self.snapshot.as_path()])?,
             mock,
             command: self.command.clone(),
@@ -235,8 +235,8 @@ pub struct Plan {
     pub skipped_files: Vec<(String, String)>,
     /// The harness inputs.
     pub harness_inputs: Option<HarnessInputs>,
-    /// The harness spec (for readers) and its hash.
-    pub harness: Option<serde_json::Value>,
+    /// The harness spec the baseline ran (the confirm must rebuild the identical one).
+    pub harness: Option<af_measure::HarnessSpec>,
     /// SHA-256 of the canonical harness spec.
     pub harness_hash: Option<String>,
     /// The baseline measurement.
@@ -724,7 +724,7 @@ impl Prepared {
             .spec()
             .map_err(|e| PlanError::Input(format!("{}: {e}", self.snapshot.display())))?;
         let plan = &mut self.plan;
-        plan.harness = serde_json::to_value(&spec).ok();
+        plan.harness = Some(spec.clone());
         plan.harness_hash = Some(spec.hash());
         plan.harness_inputs = Some(inputs);
         let t = Instant::now();

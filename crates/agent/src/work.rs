@@ -334,6 +334,22 @@ impl Session {
         let plan_path = dir.join("plan.json");
         let text = std::fs::read_to_string(&plan_path)
             .map_err(|e| WorkError::Input(format!("{}: {e}", plan_path.display())))?;
+        // The format first, as the snapshot reader checks its version: a plan from another
+        // af says so instead of failing on whichever field moved.
+        #[derive(serde::Deserialize)]
+        struct Head {
+            schema: Option<String>,
+        }
+        let head: Head = serde_json::from_str(&text)
+            .map_err(|e| WorkError::Input(format!("{}: {e}", plan_path.display())))?;
+        if head.schema.as_deref() != Some(crate::plan::PLAN_SCHEMA) {
+            return Err(WorkError::Input(format!(
+                "{}: schema {} is not one this af reads ({}); plan again with this af",
+                plan_path.display(),
+                head.schema.map_or_else(|| "missing".to_owned(), |s| format!("{s:?}")),
+                crate::plan::PLAN_SCHEMA
+            )));
+        }
         let plan: Plan = serde_json::from_str(&text)
             .map_err(|e| WorkError::Input(format!("{}: {e}", plan_path.display())))?;
         if plan.decision != Decision::Proceed {
@@ -369,10 +385,9 @@ impl Session {
             .spec()
             .map_err(|e| WorkError::Input(format!("{}: {e}", inputs.snapshot.display())))?;
         if spec.hash() != planned_hash {
-            let driver = match (&spec.driver, plan.harness.as_ref().and_then(|h| h.get("driver"))) {
-                (Some(d), Some(was))
-                    if was.get("sha256").and_then(|s| s.as_str()) != Some(&d.sha256) =>
-                {
+            let driver = match (&spec.driver, plan.harness.as_ref().and_then(|h| h.driver.as_ref()))
+            {
+                (Some(d), Some(was)) if was.sha256 != d.sha256 => {
                     format!("the harness driver {} changed since planning", d.path)
                 }
                 _ => "the snapshot or the plan changed since planning".to_owned(),
@@ -643,6 +658,24 @@ mod tests {
         git(dir, args).expect("git");
     }
 
+    #[test]
+    fn a_plan_of_another_format_is_refused_by_its_schema() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        for (text, says) in [
+            (
+                r#"{"schema": "af.plan/0", "id": "x"}"#,
+                r#"schema "af.plan/0" is not one this af reads (af.plan/1)"#,
+            ),
+            (r#"{"id": "x"}"#, "schema missing is not one this af reads"),
+        ] {
+            std::fs::write(tmp.path().join("plan.json"), text).expect("w");
+            let Err(WorkError::Input(e)) = Session::open(tmp.path(), Echo::Quiet) else {
+                panic!("{text}: refused as input")
+            };
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
     /// A test command past its time-out is killed with everything it started.
     #[tokio::test]
     async fn tests_past_their_timeout_are_killed_with_their_children() {
@@ -656,8 +689,17 @@ mod tests {
         assert_eq!(r.tail, "started");
         let pid = std::fs::read_to_string(tmp.path().join("bg.pid")).expect("pid");
         // The background sleep was in the group: gone (or a zombie of init's, never running).
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        // SIGKILL is delivered asynchronously: give the kernel a moment.
+        let stat_of =
+            || std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        let mut stat = stat_of();
+        for _ in 0..100 {
+            if stat.is_empty() || stat.contains(") Z ") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            stat = stat_of();
+        }
         assert!(stat.is_empty() || stat.contains(") Z "), "still running: {stat}");
         let ok = run_tests(tmp.path(), &["true".to_owned()], 5_000).await;
         assert_eq!((ok.exit_code, ok.timed_out), (Some(0), false));

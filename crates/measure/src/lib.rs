@@ -16,4 +16,4 @@ pub use result::{MeasureResult, MetricSummary, RunResult};
 pub use run::{
     Echo, MeasureError, Proxy, is_credential, measure, measure_in, metric_values, parse_timeout_ms,
 };
-pub use spec::{Driver, HarnessSpec, digest_files};
+pub use spec::{Driver, HARNESS_FORMAT, HarnessSpec, digest_files};

@@ -70,7 +70,7 @@ pub struct MetricSummary {
 }
 
 /// The measurement.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MeasureResult {
     /// Always `af.measure/1`.
     pub schema: String,

@@ -5,11 +5,15 @@ use std::path::Path;
 
 use af_mock::MockConfig;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The `format` of every harness spec this version writes and reads.
+pub const HARNESS_FORMAT: &str = "af.harness/1";
+
 /// Everything that determines a measurement. Its canonical-JSON SHA-256 is the harness hash.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
+/// It round-trips: `plan.json` and `harness.json` hold it, and `af work` reads it back.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct HarnessSpec {
     /// Always `af.harness/1`.
     pub format: String,
@@ -50,7 +54,7 @@ pub struct HarnessSpec {
 }
 
 /// A harness driver: its path and content digest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Driver {
     /// Absolute path.
     pub path: String,
@@ -127,7 +131,7 @@ mod tests {
 
     fn spec() -> HarnessSpec {
         HarnessSpec {
-            format: "af.harness/1".into(),
+            format: HARNESS_FORMAT.into(),
             snapshot_digest: "abc".into(),
             mock: MockConfig::default(),
             command: vec!["node".into(), "sync.js".into()],

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What to do with a request no recording matches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Unmatched {
     /// 404 with a body naming the nearest recorded signatures.
@@ -19,7 +19,7 @@ pub enum Unmatched {
 }
 
 /// What to do with recorded error responses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Failures {
     /// Serve them as recorded, in order.
@@ -31,7 +31,7 @@ pub enum Failures {
 }
 
 /// How long responses take.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "mode", content = "value")]
 pub enum Latency {
     /// As recorded.
@@ -89,7 +89,7 @@ impl Latency {
 }
 
 /// The kind of an emulated limit.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind", content = "value")]
 pub enum LimitKind {
     /// At most N requests in flight.
@@ -99,7 +99,7 @@ pub enum LimitKind {
 }
 
 /// `ENDPOINT: inflight<=N per caller` or `ENDPOINT: rate<=R/s per caller`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LimitRule {
     /// Endpoint pattern (`GET /a/{id}`, a template, `*`).
     pub endpoint: String,
@@ -140,7 +140,7 @@ impl std::str::FromStr for LimitRule {
 }
 
 /// Everything that shapes the mock's answers. Serializable: it is part of the harness spec.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MockConfig {
     /// Unmatched requests.
     pub unmatched: Unmatched,

@@ -24,9 +24,8 @@ pub(crate) fn worst(m: &MetricSummary) -> String {
 /// The harness driver, when the LLM Planner wrote one: (path, sha256 from the harness, its
 /// code as it is on disk now, and whether that still has the digest the runs used).
 pub(crate) fn driver(r: &WorkResult) -> Option<(String, String, String, bool)> {
-    let d = r.plan.harness.as_ref()?.get("driver")?;
-    let path = d.get("path")?.as_str()?.to_owned();
-    let sha = d.get("sha256")?.as_str()?.to_owned();
+    let d = r.plan.harness.as_ref()?.driver.as_ref()?;
+    let (path, sha) = (d.path.clone(), d.sha256.clone());
     let code = std::fs::read_to_string(&path).unwrap_or_default();
     let same = af_measure::digest_files(&[std::path::Path::new(&path)]).is_ok_and(|now| now == sha);
     Some((path, sha, code, same))

@@ -27,7 +27,7 @@ pub fn run(a: &MeasureArgs) -> anyhow::Result<i32> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let spec = HarnessSpec {
-        format: "af.harness/1".into(),
+        format: af_measure::HARNESS_FORMAT.into(),
         snapshot_digest: digest_files(&[a.snapshot.as_path()])
             .map_err(|e| UsageError(format!("{}: {e}", a.snapshot.display())))?,
         mock: cfg,
