@@ -8,6 +8,7 @@
 
 pub mod code;
 pub mod config;
+mod error;
 pub mod evaluate;
 pub mod llm;
 pub mod localize;
@@ -20,6 +21,7 @@ pub use code::{Lang, Repo, SourceFile};
 
 pub use patterns::{Fix, FixKind, Pattern, Site, builtin_patterns};
 
+pub use error::AgentError;
 pub use evaluate::{Check, Evaluation, TestRun};
 pub use plan::{Decision, Measured, Phase, Plan, PlanError, PlanOptions, plan};
 pub use work::{Attempt, WorkError, WorkOptions, WorkResult, work};

@@ -275,16 +275,8 @@ pub struct PlanOptions {
     pub serial: bool,
 }
 
-/// Why planning could not even start.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    /// Bad input: snapshot, source, config, command.
-    #[error("{0}")]
-    Input(String),
-    /// Anything else.
-    #[error("{0}")]
-    Internal(String),
-}
+/// What can stop the Planner: [`AgentError`](crate::AgentError).
+pub type PlanError = crate::AgentError;
 
 impl Phase {
     /// A phase that started at `t` and ends now.
@@ -519,8 +511,7 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
         .map_err(PlanError::Input)?
         .unwrap_or(120_000);
     // Inputs read and checked: only now is anything written.
-    let dir = run_dir::create(&root, &id)
-        .map_err(|e| PlanError::Internal(format!("{}: {e}", root.display())))?;
+    let dir = run_dir::create(&root, &id).map_err(PlanError::io("create", root.join(&id)))?;
     let mut plan = Plan {
         schema: PLAN_SCHEMA.into(),
         id,
@@ -730,14 +721,13 @@ impl Prepared {
         let t = Instant::now();
         let bdir = self.dir.join("baseline");
         if bdir.exists() {
-            std::fs::remove_dir_all(&bdir)
-                .map_err(|e| PlanError::Internal(format!("{}: {e}", bdir.display())))?;
+            std::fs::remove_dir_all(&bdir).map_err(PlanError::io("remove", &bdir))?;
         }
         let result = measure_in(&spec, &self.exchanges, &bdir, self.echo, None, Some(&self.source))
             .await
-            .map_err(|e| PlanError::Input(format!("baseline: {e}")))?;
+            .map_err(|source| PlanError::Measure { what: "baseline", source })?;
         run_dir::write_json(&bdir.join("result.json"), &result)
-            .map_err(|e| PlanError::Internal(e.to_string()))?;
+            .map_err(PlanError::io("write", bdir.join("result.json")))?;
         plan.timings.push(Phase::since("baseline", t));
         let measured = Measured::from_result(&result, &bdir);
         let primary = measured.primary().cloned();
@@ -808,10 +798,10 @@ fn exit_note(runs: &[af_measure::RunResult]) -> String {
 /// Writes `plan.json` (and `harness.json` when there is a harness).
 pub(crate) fn finish(plan: Plan, dir: &Path) -> Result<Plan, PlanError> {
     run_dir::write_json(&dir.join("plan.json"), &plan)
-        .map_err(|e| PlanError::Internal(format!("{}: {e}", dir.display())))?;
+        .map_err(PlanError::io("write", dir.join("plan.json")))?;
     if let Some(h) = &plan.harness {
         run_dir::write_json(&dir.join("harness.json"), h)
-            .map_err(|e| PlanError::Internal(e.to_string()))?;
+            .map_err(PlanError::io("write", dir.join("harness.json")))?;
     }
     Ok(plan)
 }

@@ -92,16 +92,8 @@ pub struct WorkOptions {
     pub echo: Echo,
 }
 
-/// Why the Worker could not start or finish.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkError {
-    /// A bad run directory or plan.
-    #[error("{0}")]
-    Input(String),
-    /// git, files, processes.
-    #[error("{0}")]
-    Internal(String),
-}
+/// What can stop the Worker: [`AgentError`](crate::AgentError).
+pub type WorkError = crate::AgentError;
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, WorkError> {
     let out = Command::new("git")
@@ -111,14 +103,17 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, WorkError> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| WorkError::Internal(format!("git: {e}")))?;
+        .map_err(|source| WorkError::NotInstalled {
+            program: "git",
+            why: "make the fix's worktree, branch and commit",
+            source,
+        })?;
     if !out.status.success() {
-        return Err(WorkError::Internal(format!(
-            "git {} in {}: {}",
-            args.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(WorkError::Command {
+            command: format!("git {}", args.join(" ")),
+            dir: dir.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
 }
@@ -211,7 +206,7 @@ struct Tree {
 /// checkout, else a copy with a fresh repository. Installed dependencies the source has
 /// beside its code are linked into it.
 fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<Tree, WorkError> {
-    let linking = |e: std::io::Error| WorkError::Internal(format!("linking dependencies: {e}"));
+    let linking = || WorkError::io("link the installed dependencies into", wt);
     let top = git(source, &["rev-parse", "--show-toplevel"]).ok();
     if let Some(top) = top {
         let prefix = git(source, &["rev-parse", "--show-prefix"])?;
@@ -224,11 +219,11 @@ fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<Tree, WorkError> {
             )?;
             let project = wt.join(&prefix);
             // The installed dependencies, at the repository's top and the project's.
-            let mut linked = link_dependencies(Path::new(&top), wt).map_err(linking)?;
+            let mut linked = link_dependencies(Path::new(&top), wt).map_err(linking())?;
             if !prefix.is_empty() {
                 linked.extend(
                     link_dependencies(source, &project)
-                        .map_err(linking)?
+                        .map_err(linking())?
                         .into_iter()
                         .map(|n| format!("{prefix}{n}")),
                 );
@@ -237,8 +232,7 @@ fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<Tree, WorkError> {
             return Ok(Tree { project, base, excluded });
         }
     }
-    copy_tree(source, wt)
-        .map_err(|e| WorkError::Internal(format!("copying {}: {e}", source.display())))?;
+    copy_tree(source, wt).map_err(WorkError::io("copy", source))?;
     git(wt, &["init", "-q", "-b", branch])?;
     let linked = DEPENDENCY_DIRS
         .iter()
@@ -451,9 +445,9 @@ impl Session {
         let confirm =
             measure_in(&self.spec, &self.exchanges, &cdir, self.echo, None, Some(&self.project))
                 .await
-                .map_err(|e| WorkError::Internal(format!("confirm: {e}")))?;
+                .map_err(|source| WorkError::Measure { what: "confirm", source })?;
         run_dir::write_json(&cdir.join("result.json"), &confirm)
-            .map_err(|e| WorkError::Internal(e.to_string()))?;
+            .map_err(WorkError::io("write", cdir.join("result.json")))?;
         self.timings.push(Phase::since(format!("confirm #{n}"), t));
         let confirm = Measured::from_result(&confirm, &cdir);
         let tests = match self.plan.test_command.clone() {
@@ -527,7 +521,7 @@ impl Session {
             None => String::new(),
         };
         std::fs::write(self.dir.join("patch.diff"), &patch)
-            .map_err(|e| WorkError::Internal(e.to_string()))?;
+            .map_err(WorkError::io("write", self.dir.join("patch.diff")))?;
         let metric = &self.metric;
         let verdict = match chosen.and_then(|i| attempts.get(i)) {
             Some(a) => format!(
@@ -562,7 +556,7 @@ impl Session {
             usage: None,
         };
         run_dir::write_json(&self.dir.join("result.json"), &result)
-            .map_err(|e| WorkError::Internal(e.to_string()))?;
+            .map_err(WorkError::io("write", self.dir.join("result.json")))?;
         Ok(result)
     }
 }
@@ -578,8 +572,7 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
     let mut commit = None;
     // Parsed once: a failed attempt restores the files it changed, so every attempt starts from
     // the code the plan localized.
-    let repo = Repo::load(&s.project)
-        .map_err(|e| WorkError::Internal(format!("{}: {e}", s.project.display())))?;
+    let repo = Repo::load(&s.project).map_err(WorkError::io("read", &s.project))?;
     let live_sites = patterns::find_all(&repo, &all);
     let sites = s.plan.sites.clone();
     for ranked in sites.iter().take(opts.max_attempts.max(1)) {
@@ -621,7 +614,7 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
             .collect();
         for e in &edits {
             std::fs::write(s.project.join(&e.file), &e.text)
-                .map_err(|err| WorkError::Internal(format!("{}: {err}", e.file)))?;
+                .map_err(WorkError::io("write", s.project.join(&e.file)))?;
             attempt.files.push(e.file.clone());
         }
         s.timings.push(Phase::since(format!("codemod #{n}"), t));
@@ -642,8 +635,7 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
         attempt.confirm = Some(confirm);
         attempt.error = Some("the Evaluator did not accept the evidence".into());
         for (p, text) in originals {
-            std::fs::write(&p, text)
-                .map_err(|e| WorkError::Internal(format!("{}: {e}", p.display())))?;
+            std::fs::write(&p, text).map_err(WorkError::io("restore", &p))?;
         }
         attempts.push(attempt);
     }

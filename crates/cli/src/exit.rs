@@ -64,6 +64,7 @@ fn classify(e: &anyhow::Error) -> i32 {
         c.is::<SnapshotError>()
             || c.is::<UsageError>()
             || c.is::<af_snapshot::RecordError>()
+            || c.downcast_ref::<af_agent::AgentError>().is_some_and(af_agent::AgentError::is_input)
             || c.is::<std::io::Error>()
     });
     if input { INPUT } else { INTERNAL }
@@ -87,5 +88,30 @@ mod tests {
         assert_eq!(chain(&e), "cannot access /x.har: No such file or directory");
         let e = anyhow::Error::new(UsageError("bad".into())).context("before (a.har)");
         assert_eq!(chain(&e), "before (a.har): bad");
+    }
+
+    /// The agent's errors say whose they are: a missing git or an unwritable run directory is
+    /// the user's to fix (exit 2), only a bug is exit 3.
+    #[test]
+    fn agent_errors_map_to_input_or_internal() {
+        use af_agent::AgentError;
+        let missing = AgentError::NotInstalled {
+            program: "git",
+            why: "make the fix's worktree",
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory"),
+        };
+        let e = anyhow::Error::new(missing);
+        assert_eq!(classify(&e), INPUT);
+        assert!(
+            chain(&e).starts_with("git could not be started (No such file or directory)"),
+            "{}",
+            chain(&e)
+        );
+        let io = AgentError::io("write", "/ro/.af/runs/x/plan.json")(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "Permission denied",
+        ));
+        assert_eq!(classify(&anyhow::Error::new(io)), INPUT);
+        assert_eq!(classify(&anyhow::Error::new(AgentError::Internal("bug".into()))), INTERNAL);
     }
 }

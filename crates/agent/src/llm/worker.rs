@@ -194,7 +194,7 @@ pub async fn work(
     let mut result = s.finish(vec![attempt], chosen, commit, not_confirmed)?;
     result.usage = Some(usage);
     crate::run_dir::write_json(&dir.join("result.json"), &result)
-        .map_err(|e| WorkError::Internal(e.to_string()))?;
+        .map_err(WorkError::io("write", dir.join("result.json")))?;
     Ok(result)
 }
 

@@ -39,20 +39,6 @@ pub fn options(a: &PlanArgs) -> anyhow::Result<PlanOptions> {
     })
 }
 
-fn map_plan_err(e: af_agent::PlanError) -> anyhow::Error {
-    match e {
-        af_agent::PlanError::Input(m) => UsageError(m).into(),
-        af_agent::PlanError::Internal(m) => anyhow::anyhow!(m),
-    }
-}
-
-pub fn map_work_err(e: af_agent::WorkError) -> anyhow::Error {
-    match e {
-        af_agent::WorkError::Input(m) => UsageError(m).into(),
-        af_agent::WorkError::Internal(m) => anyhow::anyhow!(m),
-    }
-}
-
 /// Writes report.md and report.html next to result.json; returns their paths.
 pub fn write_reports(
     r: &WorkResult,
@@ -75,11 +61,10 @@ pub fn run_worker(
     llm: &LlmArgs,
 ) -> anyhow::Result<WorkResult> {
     let EngineSpec::Llm(engine) = engine else {
-        return rt.block_on(af_agent::work(opts)).map_err(map_work_err);
+        return Ok(rt.block_on(af_agent::work(opts))?);
     };
     let (e, budget) = llm_engine(engine, llm)?;
-    rt.block_on(af_agent::llm::worker::work(&opts.run_dir, &e, budget, opts.echo))
-        .map_err(map_work_err)
+    Ok(rt.block_on(af_agent::llm::worker::work(&opts.run_dir, &e, budget, opts.echo))?)
 }
 
 /// An LLM engine and its budget from the flags.
@@ -103,10 +88,10 @@ pub fn run_planner(
     llm: &LlmArgs,
 ) -> anyhow::Result<Plan> {
     let EngineSpec::Llm(engine) = engine else {
-        return rt.block_on(af_agent::plan(opts)).map_err(map_plan_err);
+        return Ok(rt.block_on(af_agent::plan(opts))?);
     };
     let (e, budget) = llm_engine(engine, llm)?;
-    rt.block_on(af_agent::llm::planner::plan(opts, &e, budget)).map_err(map_plan_err)
+    Ok(rt.block_on(af_agent::llm::planner::plan(opts, &e, budget))?)
 }
 
 /// Runs plan then work; `None` when the plan did not proceed.
