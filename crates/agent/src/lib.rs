@@ -24,4 +24,4 @@ pub use patterns::{Fix, FixKind, Pattern, Site, builtin_patterns};
 pub use error::AgentError;
 pub use evaluate::{Check, Evaluation, TestRun};
 pub use plan::{Decision, Measured, Phase, Plan, PlanError, PlanOptions, plan};
-pub use work::{Attempt, WorkError, WorkOptions, WorkResult, work};
+pub use work::{Attempt, WorkError, WorkOptions, WorkResult, work, write_result};

@@ -508,7 +508,8 @@ impl Session {
         git(&self.project, &["rev-parse", "HEAD"])
     }
 
-    /// Writes patch.diff and result.json.
+    /// Writes patch.diff and returns the result; [`write_result`] writes `result.json`, once,
+    /// when the caller has added what it knows (the LLM Worker's usage, the loop's timings).
     pub fn finish(
         self,
         attempts: Vec<Attempt>,
@@ -555,10 +556,14 @@ impl Session {
             plan: self.plan,
             usage: None,
         };
-        run_dir::write_json(&self.dir.join("result.json"), &result)
-            .map_err(WorkError::io("write", self.dir.join("result.json")))?;
         Ok(result)
     }
+}
+
+/// Writes a run's `result.json` (schema `af.result/1`): the one place it is written.
+pub fn write_result(run_dir: &Path, r: &WorkResult) -> Result<(), WorkError> {
+    let path = run_dir.join("result.json");
+    run_dir::write_json(&path, r).map_err(WorkError::io("write", path))
 }
 
 /// Runs the builtin Worker on a plan's run directory: codemods at the ranked sites, in order,

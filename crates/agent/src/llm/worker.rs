@@ -193,8 +193,6 @@ pub async fn work(
     let not_confirmed = stopped.map(|why| format!("Not confirmed: {why}; the last measurement is kept as a partial result. Nothing was committed."));
     let mut result = s.finish(vec![attempt], chosen, commit, not_confirmed)?;
     result.usage = Some(usage);
-    crate::run_dir::write_json(&dir.join("result.json"), &result)
-        .map_err(WorkError::io("write", dir.join("result.json")))?;
     Ok(result)
 }
 

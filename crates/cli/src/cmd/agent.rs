@@ -30,6 +30,7 @@ pub fn work(a: &WorkArgs) -> anyhow::Result<i32> {
     };
     let rt = runtime()?;
     let r = run_worker(&rt, &opts, &a.engine, &a.llm)?;
+    af_agent::write_result(&a.run_dir, &r)?;
     let (md, html) = write_reports(&r, &a.run_dir)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -113,6 +113,6 @@ pub fn run_fix(a: &PlanArgs, max_attempts: usize) -> anyhow::Result<(Plan, Optio
             ms: total - accounted,
         });
     }
-    af_agent::run_dir::write_json(&Path::new(&p.run_dir).join("result.json"), &r)?;
+    af_agent::write_result(Path::new(&p.run_dir), &r)?;
     Ok((p, Some(r)))
 }
