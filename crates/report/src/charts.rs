@@ -32,22 +32,78 @@ pub struct Charts {
     pub notes: Vec<String>,
 }
 
-fn load(path: &Path, endpoint: Option<&str>) -> Result<Capture, String> {
-    let (ex, _) = read_all(path, ReadOptions { lenient: true, bodies: Bodies::Elide })
-        .map_err(|e| e.to_string())?;
-    let cap =
-        Capture::from_exchanges(&ex, &Templater::default().learning_from(&ex), &CallerSpec::Auto);
-    let Some(ep) = endpoint else { return Ok(cap) };
-    let keep: Vec<u32> = cap
-        .endpoints
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| af_snapshot::endpoint_matches(ep, &e.method, &e.template))
-        .map(|(i, _)| i as u32)
-        .collect();
-    let mut cap = cap;
-    cap.calls.retain(|c| keep.contains(&c.endpoint));
-    Ok(cap)
+/// What the charts draw from, read once by the caller: the first baseline and confirm runs'
+/// journals and the snapshot, as captures under the harness's own templates and caller key —
+/// the ones the metric was computed with — so a chart cannot disagree with the numbers.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Baseline run 1, the finding's endpoint only.
+    pub baseline: Option<Capture>,
+    /// Confirm run 1 of the shown attempt, the finding's endpoint only.
+    pub confirm: Option<Capture>,
+    /// The snapshot the plan was made from.
+    pub snapshot: Option<Capture>,
+    /// What could not be read.
+    pub notes: Vec<String>,
+}
+
+impl Inputs {
+    /// Reads what `r` names.
+    pub fn load(r: &WorkResult) -> Self {
+        let mut out = Inputs::default();
+        let read = |p: &Path| {
+            read_all(p, ReadOptions { lenient: true, bodies: Bodies::Elide })
+                .map(|(ex, _)| ex)
+                .map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let recorded = match r.plan.harness_inputs.as_ref().map(|h| read(&h.snapshot)) {
+            Some(Ok(ex)) => ex,
+            Some(Err(e)) => {
+                out.notes.push(e);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        // The harness's templates and caller key, as `af measure` read the journals.
+        let mock = r.plan.harness.as_ref().map(|h| h.mock.clone()).unwrap_or_default();
+        let templater = mock
+            .templater(&recorded)
+            .unwrap_or_else(|_| Templater::default().learning_from(&recorded));
+        let caller: CallerSpec = mock.caller_key.parse().unwrap_or_default();
+        let ep = r.plan.finding.as_ref().and_then(|f| f.endpoint.as_deref());
+        let capture = |ex: &[af_snapshot::Exchange], only: Option<&str>| {
+            let mut cap = Capture::from_exchanges(ex, &templater, &caller);
+            if let Some(ep) = only {
+                let keep: Vec<u32> = cap
+                    .endpoints
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| af_snapshot::endpoint_matches(ep, &e.method, &e.template))
+                    .map(|(i, _)| i as u32)
+                    .collect();
+                cap.calls.retain(|c| keep.contains(&c.endpoint));
+            }
+            cap
+        };
+        if !recorded.is_empty() {
+            out.snapshot = Some(capture(&recorded, None));
+        }
+        let journal = |m: Option<&af_agent::Measured>| {
+            m.and_then(|m| m.runs.first()).map(|x| x.journal.clone())
+        };
+        let confirm = r.shown_attempt().and_then(|a| a.confirm.as_ref());
+        for (slot, j) in [(0, journal(r.plan.baseline.as_ref())), (1, journal(confirm))] {
+            let Some(j) = j else { continue };
+            match read(Path::new(&j)) {
+                Ok(ex) => {
+                    let cap = Some(capture(&ex, ep));
+                    if slot == 0 { out.baseline = cap } else { out.confirm = cap }
+                }
+                Err(e) => out.notes.push(e),
+            }
+        }
+        out
+    }
 }
 
 fn arrivals(cap: &Capture, name: &str) -> Series {
@@ -66,9 +122,10 @@ fn arrivals(cap: &Capture, name: &str) -> Series {
     }
 }
 
+/// The busiest caller's calls in flight over time: the step function whose peak is the
+/// `peak_inflight{per="caller"}` metric (`af_analyze::concurrency`, the same sweep).
 fn inflight(cap: &Capture, name: &str) -> Series {
-    // The busiest caller's step function.
-    let mut by: std::collections::HashMap<u32, Vec<(i64, i64)>> = Default::default();
+    let mut by: std::collections::BTreeMap<u32, Vec<(i64, i64)>> = Default::default();
     for c in &cap.calls {
         by.entry(c.caller).or_default().push((c.start, c.end));
     }
@@ -76,90 +133,67 @@ fn inflight(cap: &Capture, name: &str) -> Series {
         return Series { name: name.into(), points: vec![] };
     };
     let mut best: Vec<(f64, f64)> = Vec::new();
-    let mut best_peak = -1.0;
-    for iv in by.values() {
-        let mut ev: Vec<(i64, i32)> = iv.iter().flat_map(|&(s, e)| [(s, 1), (e, -1)]).collect();
-        ev.sort_by_key(|&(t, d)| (t, d));
-        let mut cur = 0i32;
+    let mut best_peak = None;
+    for iv in by.into_values() {
+        let steps = af_analyze::concurrency::inflight_steps(iv);
+        let peak = steps.iter().map(|s| s.1).max().unwrap_or(0);
+        if best_peak.is_some_and(|b| peak <= b) {
+            continue;
+        }
+        best_peak = Some(peak);
         let mut pts = vec![(0.0, 0.0)];
-        let mut peak = 0;
-        for (t, d) in ev {
+        let mut prev = 0.0;
+        for (t, n) in steps {
             let x = (t - t0) as f64 / 1e9;
-            pts.push((x, f64::from(cur)));
-            cur += d;
-            peak = peak.max(cur);
-            pts.push((x, f64::from(cur)));
+            pts.push((x, prev));
+            prev = n as f64;
+            pts.push((x, prev));
         }
-        if f64::from(peak) > best_peak {
-            best_peak = f64::from(peak);
-            best = pts;
-        }
+        best = pts;
     }
     Series { name: name.into(), points: best }
 }
 
-/// Reads the journals and the snapshot a result names.
-pub fn charts(r: &WorkResult) -> Charts {
-    let mut out = Charts::default();
-    let ep = r.plan.finding.as_ref().and_then(|f| f.endpoint.as_deref());
-    let journal =
-        |m: Option<&af_agent::Measured>| m.and_then(|m| m.runs.first()).map(|x| x.journal.clone());
-    let confirm = r.shown_attempt().and_then(|a| a.confirm.as_ref());
-    for (label, j) in [
-        ("baseline (run 1)", journal(r.plan.baseline.as_ref())),
-        ("confirm (run 1)", journal(confirm)),
-    ] {
-        let Some(j) = j else { continue };
-        match load(Path::new(&j), ep) {
-            Ok(cap) => {
-                out.arrivals.push(arrivals(&cap, label));
-                out.inflight.push(inflight(&cap, label));
-            }
-            Err(e) => out.notes.push(format!("{j}: {e}")),
+/// The charts of a result, from its [`Inputs`]: pure, so the report renders what it is given.
+pub fn charts(r: &WorkResult, inputs: &Inputs) -> Charts {
+    let mut out = Charts { notes: inputs.notes.clone(), ..Charts::default() };
+    for (label, cap) in
+        [("baseline (run 1)", &inputs.baseline), ("confirm (run 1)", &inputs.confirm)]
+    {
+        if let Some(cap) = cap {
+            out.arrivals.push(arrivals(cap, label));
+            out.inflight.push(inflight(cap, label));
         }
     }
-    if let Some(inputs) = &r.plan.harness_inputs {
-        match load(&inputs.snapshot, None) {
-            Ok(cap) => {
-                let status = r.plan.finding.as_ref().and_then(|f| f.status);
-                if let Some((t0, t1)) = cap.span() {
-                    let n = 60usize;
-                    let width = ((t1 - t0) / n as i64).max(1);
-                    let mut calls = vec![0u32; n + 1];
-                    let mut errs = vec![0u32; n + 1];
-                    let (mut e0, mut e1) = (i64::MAX, i64::MIN);
-                    for c in &cap.calls {
-                        let b = (((c.start - t0) / width) as usize).min(n);
-                        calls[b] += 1;
-                        if c.is_error() && status.is_none_or(|s| c.status == s) {
-                            errs[b] += 1;
-                            e0 = e0.min(c.start);
-                            e1 = e1.max(c.start);
-                        }
-                    }
-                    let x = |i: usize| (i as i64 * width) as f64 / 1e9;
-                    out.timeline.push(Series {
-                        name: "calls".into(),
-                        points: calls
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &k)| (x(i), f64::from(k)))
-                            .collect(),
-                    });
-                    out.timeline.push(Series {
-                        name: "errors".into(),
-                        points: errs
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &k)| (x(i), f64::from(k)))
-                            .collect(),
-                    });
-                    if e0 <= e1 {
-                        out.burst = Some(((e0 - t0) as f64 / 1e9, (e1 - t0) as f64 / 1e9));
-                    }
+    if let Some(cap) = &inputs.snapshot {
+        let status = r.plan.finding.as_ref().and_then(|f| f.status);
+        if let Some((t0, t1)) = cap.span() {
+            let n = 60usize;
+            let width = ((t1 - t0) / n as i64).max(1);
+            let mut calls = vec![0u32; n + 1];
+            let mut errs = vec![0u32; n + 1];
+            let (mut e0, mut e1) = (i64::MAX, i64::MIN);
+            for c in &cap.calls {
+                let b = (((c.start - t0) / width) as usize).min(n);
+                calls[b] += 1;
+                if c.is_error() && status.is_none_or(|s| c.status == s) {
+                    errs[b] += 1;
+                    e0 = e0.min(c.start);
+                    e1 = e1.max(c.start);
                 }
             }
-            Err(e) => out.notes.push(format!("{}: {e}", inputs.snapshot.display())),
+            let x = |i: usize| (i as i64 * width) as f64 / 1e9;
+            out.timeline.push(Series {
+                name: "calls".into(),
+                points: calls.iter().enumerate().map(|(i, &k)| (x(i), f64::from(k))).collect(),
+            });
+            out.timeline.push(Series {
+                name: "errors".into(),
+                points: errs.iter().enumerate().map(|(i, &k)| (x(i), f64::from(k))).collect(),
+            });
+            if e0 <= e1 {
+                out.burst = Some(((e0 - t0) as f64 / 1e9, (e1 - t0) as f64 / 1e9));
+            }
         }
     }
     out

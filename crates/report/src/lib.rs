@@ -7,7 +7,7 @@ mod escape;
 mod html;
 mod markdown;
 
-pub use charts::{Charts, Series, charts};
+pub use charts::{Charts, Inputs, Series, charts};
 pub use html::html;
 pub use markdown::markdown;
 

@@ -47,7 +47,7 @@ pub fn write_reports(
     let md = dir.join("report.md");
     let html = dir.join("report.html");
     std::fs::write(&md, af_report::markdown(r)).with_context(|| md.display().to_string())?;
-    let charts = af_report::charts(r);
+    let charts = af_report::charts(r, &af_report::Inputs::load(r));
     std::fs::write(&html, af_report::html(r, &charts))
         .with_context(|| html.display().to_string())?;
     Ok((md, html))
