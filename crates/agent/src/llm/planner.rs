@@ -18,13 +18,12 @@ use serde::Deserialize;
 use super::client::Engine;
 use super::model::{Message, Role};
 use super::tool_loop::Budget;
-use super::tools::{
-    FindSymbol, ListFiles, ReadFile, Search, Trajectory, find_symbol, list_files, parse, read_file,
-    search, tool,
-};
+use super::tool_loop::{ReadsProject, Tool, ToolFuture, done, project_tools};
+use super::tools::{Trajectory, parse};
 use crate::code::{Lang, parses_cleanly};
 use crate::localize::Ranked;
 use crate::plan::{Decision, Phase, Plan, PlanError, PlanOptions, Prepared, Stage, finish};
+use serde_json::Value;
 
 #[derive(Deserialize, JsonSchema)]
 struct NoArgs {}
@@ -65,41 +64,84 @@ struct WriteDriver {
     code: String,
 }
 
-fn tools(driver: bool) -> Vec<super::model::ToolSpec> {
+/// The Planner's tools, the only list of them: the traffic and the ranked sites, the project
+/// tools, metrics, the driver tools when the project has no command, and the terminal
+/// `submit_plan` / `abstain`.
+pub(crate) fn planner_tools<'p>(driver: bool) -> Vec<Tool<PlannerHost<'p>>> {
     let mut v = vec![
-        tool::<NoArgs>(
+        Tool::new::<NoArgs>(
             "query_traffic",
             "The snapshot's findings (aggregated, redacted), the chosen metric and the measured baseline.",
+            query_traffic,
         ),
-        tool::<NoArgs>(
+        Tool::new::<NoArgs>(
             "list_sites",
             "Code sites the builtin detectors ranked for this finding, with reasons.",
-        ),
-        tool::<ListFiles>("list_files", "List the project's files, with sizes."),
-        tool::<ReadFile>("read_file", "Read a file of the project, with line numbers."),
-        tool::<Search>("search", "Find a text in the project's source files."),
-        tool::<FindSymbol>(
-            "find_symbol",
-            "Where a function, class, method, variable or constant is defined and used (by syntax tree).",
-        ),
-        tool::<ComputeMetric>(
-            "compute_metric",
-            "Compute a metric over the captured traffic or the baseline runs' arrival journals.",
+            list_sites,
         ),
     ];
+    v.extend(project_tools());
+    v.push(Tool::new::<ComputeMetric>(
+        "compute_metric",
+        "Compute a metric over the captured traffic or the baseline runs' arrival journals.",
+        compute_metric,
+    ));
     if driver {
-        v.push(tool::<WriteDriver>(
+        v.push(Tool::new::<WriteDriver>(
             "write_driver",
             "Write the harness driver: a program that calls the suspect code against the mock, reproducing the workload the snapshot shows, and exits 0. It runs with the project as its working directory (the fix's worktree at confirm time), so import the code by a path relative to it (Node: require(require('path').resolve('src/x.js')); Python: sys.path.insert(0, os.getcwd())). The mock's base URL is in the AF_MOCK_URL environment variable. Rewriting it invalidates the last baseline.",
+            write_driver,
         ));
-        v.push(tool::<NoArgs>(
+        v.push(Tool::new::<NoArgs>(
             "run_harness",
             "Measure the baseline: run the driver against a fresh mock of the upstream for every harness run and compute the metrics. Returns the values, the decision they imply and the driver's output.",
+            run_harness,
         ));
     }
-    v.push(tool::<SubmitPlan>("submit_plan", "Finish: the code to fix (file and line) and why."));
-    v.push(tool::<Abstain>("abstain", "Finish: no code change should be made, and why."));
+    v.push(Tool::new::<SubmitPlan>(
+        "submit_plan",
+        "Finish: the code to fix (file and line) and why.",
+        submit_plan,
+    ));
+    v.push(Tool::new::<Abstain>(
+        "abstain",
+        "Finish: no code change should be made, and why.",
+        abstain,
+    ));
     v
+}
+
+type Host<'p> = PlannerHost<'p>;
+
+fn query_traffic<'a>(h: &'a mut Host<'_>, _: &'a Value) -> ToolFuture<'a> {
+    done(Ok(traffic(&h.prep.plan)))
+}
+
+fn list_sites<'a>(h: &'a mut Host<'_>, _: &'a Value) -> ToolFuture<'a> {
+    done(Ok(sites(&h.prep.plan)))
+}
+
+fn compute_metric<'a>(h: &'a mut Host<'_>, a: &'a Value) -> ToolFuture<'a> {
+    done(parse("compute_metric", a).and_then(|a| h.compute_metric(&a)))
+}
+
+fn write_driver<'a>(h: &'a mut Host<'_>, a: &'a Value) -> ToolFuture<'a> {
+    done(parse("write_driver", a).and_then(|a| h.write_driver(&a)))
+}
+
+fn run_harness<'a>(h: &'a mut Host<'_>, _: &'a Value) -> ToolFuture<'a> {
+    Box::pin(h.run_harness())
+}
+
+fn submit_plan<'a>(h: &'a mut Host<'_>, a: &'a Value) -> ToolFuture<'a> {
+    done(h.submit_plan(a))
+}
+
+fn abstain<'a>(h: &'a mut Host<'_>, a: &'a Value) -> ToolFuture<'a> {
+    done(parse::<Abstain>("abstain", a).map(|a| {
+        h.outcome = Some(Err(format!("the model abstained: {}", a.reason)));
+        "abstained".to_owned()
+    }))
 }
 
 fn traffic(p: &Plan) -> String {
@@ -168,7 +210,7 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
         }
     }
     let mut traj = Trajectory::open(&prep.dir);
-    let specs = tools(driver);
+    let tools = planner_tools(driver);
     let start = if driver {
         "The project has no program to run against the mock: read the code, write a harness driver that reproduces the snapshot's workload with the suspect code (write_driver), measure it (run_harness), then decide."
     } else {
@@ -188,7 +230,7 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
     let mut host = PlannerHost { prep: &mut prep, driver: None, outcome: None };
     let end = super::tool_loop::drive(
         engine,
-        &specs,
+        &tools,
         &mut messages,
         budget,
         "plan",
@@ -241,7 +283,7 @@ fn model_site(p: &Plan, a: &SubmitPlan, snippet: String) -> Ranked {
 }
 
 /// The Planner's tools.
-struct PlannerHost<'a> {
+pub(crate) struct PlannerHost<'a> {
     prep: &'a mut Prepared,
     /// The driver written so far (path, interpreter).
     driver: Option<(PathBuf, &'static str)>,
@@ -372,54 +414,40 @@ impl PlannerHost<'_> {
     }
 }
 
-impl super::tool_loop::ToolHost for PlannerHost<'_> {
-    async fn call(&mut self, name: &str, args: &serde_json::Value) -> Result<String, String> {
+impl PlannerHost<'_> {
+    /// `submit_plan`: refused until a baseline supports a fix; the line must be in the file.
+    fn submit_plan(&mut self, args: &serde_json::Value) -> Result<String, String> {
         let root = self.prep.source.clone();
-        match name {
-            "query_traffic" => Ok(traffic(&self.prep.plan)),
-            "list_sites" => Ok(sites(&self.prep.plan)),
-            "list_files" => parse(name, args).and_then(|a| list_files(&root, &a)),
-            "read_file" => parse(name, args).and_then(|a| read_file(&root, &a)),
-            "search" => parse(name, args).and_then(|a| search(&root, &a)),
-            "find_symbol" => parse(name, args).and_then(|a| find_symbol(&root, &a)),
-            "compute_metric" => parse(name, args).and_then(|a| self.compute_metric(&a)),
-            "write_driver" => parse(name, args).and_then(|a| self.write_driver(&a)),
-            "run_harness" => self.run_harness().await,
-            "submit_plan" => {
-                let a: SubmitPlan = parse(name, args)?;
-                let p = &self.prep.plan;
-                if p.baseline.is_none() {
-                    return Err("no baseline: write_driver and run_harness first, so the fix can be confirmed against it".into());
-                }
-                if p.decision == Decision::Abstain {
-                    return Err(format!(
-                        "the baseline does not support a fix: {} — mend the driver and run_harness again, or abstain",
-                        p.reason
-                    ));
-                }
-                let path = super::tools::inside(&root, &a.file)?;
-                let text =
-                    std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", a.file))?;
-                let lines = text.lines().count();
-                if a.line == 0 || a.line > lines {
-                    return Err(format!(
-                        "{}: line {} is outside the file (1–{lines})",
-                        a.file, a.line
-                    ));
-                }
-                let snippet = text.lines().nth(a.line - 1).unwrap_or("").trim().to_owned();
-                self.outcome = Some(Ok((a, snippet)));
-                Ok("plan submitted".into())
-            }
-            "abstain" => {
-                let a: Abstain = parse(name, args)?;
-                self.outcome = Some(Err(format!("the model abstained: {}", a.reason)));
-                Ok("abstained".into())
-            }
-            other => Err(format!("unknown tool {other:?}")),
+        let a: SubmitPlan = parse("submit_plan", args)?;
+        let p = &self.prep.plan;
+        if p.baseline.is_none() {
+            return Err("no baseline: write_driver and run_harness first, so the fix can be confirmed against it".into());
         }
+        if p.decision == Decision::Abstain {
+            return Err(format!(
+                "the baseline does not support a fix: {} — mend the driver and run_harness again, or abstain",
+                p.reason
+            ));
+        }
+        let path = super::tools::inside(&root, &a.file)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", a.file))?;
+        let lines = text.lines().count();
+        if a.line == 0 || a.line > lines {
+            return Err(format!("{}: line {} is outside the file (1–{lines})", a.file, a.line));
+        }
+        let snippet = text.lines().nth(a.line - 1).unwrap_or("").trim().to_owned();
+        self.outcome = Some(Ok((a, snippet)));
+        Ok("plan submitted".into())
     }
+}
 
+impl ReadsProject for PlannerHost<'_> {
+    fn project(&self) -> &Path {
+        &self.prep.source
+    }
+}
+
+impl super::tool_loop::ToolHost for PlannerHost<'_> {
     fn finished(&self) -> bool {
         self.outcome.is_some()
     }

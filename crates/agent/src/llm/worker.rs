@@ -6,6 +6,7 @@
 //! a partial result. Every request, response, tool call and tool result goes to
 //! `trajectory.jsonl` (large results by digest).
 
+use std::path::Path;
 use std::time::Instant;
 
 use schemars::JsonSchema;
@@ -13,12 +14,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::Engine;
-use super::model::{Message, Role, ToolSpec};
+use super::model::{Message, Role};
 use super::tool_loop::Budget;
-use super::tools::{
-    FindSymbol, ListFiles, ReadFile, Search, Trajectory, find_symbol, inside, list_files, parse,
-    read_file, search, tool,
-};
+use super::tool_loop::{ReadsProject, Tool, ToolFuture, done, project_tools};
+use super::tools::{Trajectory, inside, parse};
 use crate::code::{Lang, parses_cleanly};
 use crate::work::{Attempt, Session, WorkError, WorkResult};
 
@@ -49,35 +48,31 @@ struct SubmitResult {
     summary: String,
 }
 
-/// The Worker's tools.
-pub fn tools() -> Vec<ToolSpec> {
-    vec![
-        tool::<ListFiles>("list_files", "List the project's files, with sizes."),
-        tool::<ReadFile>("read_file", "Read a file of the project, with line numbers."),
-        tool::<Search>(
-            "search",
-            "Find a text in the project's source files; returns file:line: text.",
-        ),
-        tool::<FindSymbol>(
-            "find_symbol",
-            "Where a function, class, method, variable or constant is defined and used (by syntax tree).",
-        ),
-        tool::<StrReplace>(
+/// The Worker's tools, the only list of them: the project tools, edits, tests, the confirm on
+/// the plan's harness, the diff, and the terminal `submit_result`.
+fn worker_tools<'s>() -> Vec<Tool<WorkerHost<'s>>> {
+    let mut v = project_tools();
+    v.extend([
+        Tool::new::<StrReplace>(
             "str_replace",
             "Replace text that occurs exactly once in a file. Refused if the file no longer parses.",
+            str_replace,
         ),
-        tool::<CreateFile>("create_file", "Create a new file."),
-        tool::<NoArgs>("run_tests", "Run the project's tests (af.toml [test] command)."),
-        tool::<NoArgs>(
+        Tool::new::<CreateFile>("create_file", "Create a new file.", create_file),
+        Tool::new::<NoArgs>("run_tests", "Run the project's tests (af.toml [test] command).", run_tests),
+        Tool::new::<NoArgs>(
             "run_confirm",
             "Run the plan's harness on the current code and the Evaluator's checks.",
+            run_confirm,
         ),
-        tool::<NoArgs>("git_diff", "The diff of the worktree against the base."),
-        tool::<SubmitResult>(
+        Tool::new::<NoArgs>("git_diff", "The diff of the worktree against the base.", git_diff),
+        Tool::new::<SubmitResult>(
             "submit_result",
             "Finish: the last confirm's evidence decides the outcome.",
+            submit_result,
         ),
-    ]
+    ]);
+    v
 }
 
 fn prompt(s: &Session) -> String {
@@ -117,7 +112,7 @@ pub async fn work(
 ) -> Result<WorkResult, WorkError> {
     let mut s = Session::open(dir, echo)?;
     let mut traj = Trajectory::open(dir);
-    let specs = tools();
+    let tools = worker_tools();
     let allowed: Vec<String> = {
         let sites: Vec<&crate::patterns::Site> = s.plan.sites.iter().map(|r| &r.site).collect();
         s.allowed_files(&sites)
@@ -133,7 +128,7 @@ pub async fn work(
         WorkerHost { s: &mut s, allowed: &allowed, last: None, edited: false, summary: None };
     let end = super::tool_loop::drive(
         engine,
-        &specs,
+        &tools,
         &mut messages,
         budget,
         "work",
@@ -209,19 +204,6 @@ struct WorkerHost<'a> {
 }
 
 impl super::tool_loop::ToolHost for WorkerHost<'_> {
-    async fn call(&mut self, name: &str, args: &Value) -> Result<String, String> {
-        run_tool(
-            self.s,
-            name,
-            args,
-            self.allowed,
-            &mut self.last,
-            &mut self.edited,
-            &mut self.summary,
-        )
-        .await
-    }
-
     fn finished(&self) -> bool {
         self.summary.is_some()
     }
@@ -231,105 +213,138 @@ impl super::tool_loop::ToolHost for WorkerHost<'_> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_tool(
-    s: &mut Session,
-    name: &str,
-    args: &Value,
-    allowed: &[String],
-    last: &mut Option<Confirmed>,
-    edited: &mut bool,
-    summary: &mut Option<String>,
-) -> Result<String, String> {
-    match name {
-        "read_file" => read_file(&s.project, &parse(name, args)?),
-        "list_files" => list_files(&s.project, &parse(name, args)?),
-        "search" => search(&s.project, &parse(name, args)?),
-        "find_symbol" => find_symbol(&s.project, &parse(name, args)?),
-        "str_replace" => {
-            let a: StrReplace = parse(name, args)?;
-            let path = inside(&s.project, &a.path)?;
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", a.path))?;
-            let n = text.matches(&a.old).count();
-            if n != 1 {
-                return Err(format!(
-                    "{}: `old` occurs {n} times; it must occur exactly once",
-                    a.path
-                ));
-            }
-            let new = text.replacen(&a.old, &a.new, 1);
-            if let Some(lang) = Lang::from_path(&path)
-                && !parses_cleanly(lang, &new)
-            {
-                return Err(format!("{}: refused, the file would no longer parse", a.path));
-            }
-            std::fs::write(&path, new).map_err(|e| e.to_string())?;
-            *edited = true;
-            Ok(format!("{}: replaced", a.path))
+impl ReadsProject for WorkerHost<'_> {
+    fn project(&self) -> &Path {
+        &self.s.project
+    }
+}
+
+fn str_replace<'a>(h: &'a mut WorkerHost<'_>, args: &'a Value) -> ToolFuture<'a> {
+    done((|| {
+        let a: StrReplace = parse("str_replace", args)?;
+        let path = inside(&h.s.project, &a.path)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", a.path))?;
+        let n = text.matches(&a.old).count();
+        if n != 1 {
+            return Err(format!("{}: `old` occurs {n} times; it must occur exactly once", a.path));
         }
-        "create_file" => {
-            let a: CreateFile = parse(name, args)?;
-            let path = inside(&s.project, &a.path)?;
-            if path.exists() {
-                return Err(format!("{}: exists; use str_replace", a.path));
-            }
-            if let Some(lang) = Lang::from_path(&path)
-                && !parses_cleanly(lang, &a.content)
-            {
-                return Err(format!("{}: refused, the content does not parse", a.path));
-            }
-            if let Some(d) = path.parent() {
-                std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
-            }
-            std::fs::write(&path, a.content).map_err(|e| e.to_string())?;
-            *edited = true;
-            Ok(format!("{}: created", a.path))
+        let new = text.replacen(&a.old, &a.new, 1);
+        if let Some(lang) = Lang::from_path(&path)
+            && !parses_cleanly(lang, &new)
+        {
+            return Err(format!("{}: refused, the file would no longer parse", a.path));
         }
-        "run_tests" => match s.plan.test_command.clone() {
-            Some(c) => {
-                let r = crate::work::run_tests(&s.project, &c, s.plan.test_timeout_ms).await;
-                let ended = match (r.timed_out, r.exit_code) {
-                    (true, _) => "timed out".to_owned(),
-                    (false, Some(c)) => format!("exit {c}"),
-                    (false, None) => "killed by a signal".to_owned(),
-                };
-                Ok(format!("{ended}\n{}", r.tail))
-            }
-            None => Ok("no test command is configured".into()),
-        },
-        "run_confirm" => {
-            let (m, t, e) = s.confirm(allowed).await.map_err(|e| e.to_string())?;
-            *edited = false;
-            let mut out = String::new();
-            for x in &m.metrics {
-                out.push_str(&format!(
-                    "{} = {:?}{}\n",
-                    x.metric,
-                    x.values,
-                    x.expect.as_ref().map(|e| format!(" (expect {e})")).unwrap_or_default()
-                ));
-            }
-            for c in &e.checks {
-                out.push_str(&format!(
-                    "[{}] {}: {}\n",
-                    match c.passed {
-                        Some(true) => "pass",
-                        Some(false) => "FAIL",
-                        None => "n/a",
-                    },
-                    c.name,
-                    c.detail
-                ));
-            }
-            *last = Some((m, t, e));
-            Ok(out)
+        std::fs::write(&path, new).map_err(|e| e.to_string())?;
+        h.edited = true;
+        Ok(format!("{}: replaced", a.path))
+    })())
+}
+
+fn create_file<'a>(h: &'a mut WorkerHost<'_>, args: &'a Value) -> ToolFuture<'a> {
+    done((|| {
+        let a: CreateFile = parse("create_file", args)?;
+        let path = inside(&h.s.project, &a.path)?;
+        if path.exists() {
+            return Err(format!("{}: exists; use str_replace", a.path));
         }
-        "git_diff" => s.diff().map_err(|e| e.to_string()),
-        "submit_result" => {
-            let a: SubmitResult = parse(name, args)?;
-            *summary = Some(a.summary);
-            Ok("submitted".into())
+        if let Some(lang) = Lang::from_path(&path)
+            && !parses_cleanly(lang, &a.content)
+        {
+            return Err(format!("{}: refused, the content does not parse", a.path));
         }
-        other => Err(format!("unknown tool {other:?}")),
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(&path, a.content).map_err(|e| e.to_string())?;
+        h.edited = true;
+        Ok(format!("{}: created", a.path))
+    })())
+}
+
+fn run_tests<'a>(h: &'a mut WorkerHost<'_>, _: &'a Value) -> ToolFuture<'a> {
+    Box::pin(async move {
+        let Some(c) = h.s.plan.test_command.clone() else {
+            return Ok("no test command is configured".into());
+        };
+        let r = crate::work::run_tests(&h.s.project, &c, h.s.plan.test_timeout_ms).await;
+        let ended = match (r.timed_out, r.exit_code) {
+            (true, _) => "timed out".to_owned(),
+            (false, Some(c)) => format!("exit {c}"),
+            (false, None) => "killed by a signal".to_owned(),
+        };
+        Ok(format!("{ended}\n{}", r.tail))
+    })
+}
+
+fn run_confirm<'a>(h: &'a mut WorkerHost<'_>, _: &'a Value) -> ToolFuture<'a> {
+    Box::pin(async move {
+        let (m, t, e) = h.s.confirm(h.allowed).await.map_err(|e| e.to_string())?;
+        h.edited = false;
+        let mut out = String::new();
+        for x in &m.metrics {
+            out.push_str(&format!(
+                "{} = {:?}{}\n",
+                x.metric,
+                x.values,
+                x.expect.as_ref().map(|e| format!(" (expect {e})")).unwrap_or_default()
+            ));
+        }
+        for c in &e.checks {
+            out.push_str(&format!(
+                "[{}] {}: {}\n",
+                match c.passed {
+                    Some(true) => "pass",
+                    Some(false) => "FAIL",
+                    None => "n/a",
+                },
+                c.name,
+                c.detail
+            ));
+        }
+        h.last = Some((m, t, e));
+        Ok(out)
+    })
+}
+
+fn git_diff<'a>(h: &'a mut WorkerHost<'_>, _: &'a Value) -> ToolFuture<'a> {
+    done(h.s.diff().map_err(|e| e.to_string()))
+}
+
+fn submit_result<'a>(h: &'a mut WorkerHost<'_>, args: &'a Value) -> ToolFuture<'a> {
+    done(parse::<SubmitResult>("submit_result", args).map(|a| {
+        h.summary = Some(a.summary);
+        "submitted".to_owned()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each phase's tools are one list: no name twice, the project tools once, a terminal tool.
+    #[test]
+    fn each_phase_has_one_list_of_tools() {
+        let names = |v: Vec<String>| {
+            let mut u = v.clone();
+            u.sort();
+            u.dedup();
+            assert_eq!(u.len(), v.len(), "a name twice: {v:?}");
+            v
+        };
+        let worker = names(super::worker_tools().into_iter().map(|t| t.spec.name).collect());
+        assert_eq!(&worker[..4], ["list_files", "read_file", "search", "find_symbol"]);
+        assert_eq!(worker.last().map(String::as_str), Some("submit_result"));
+        for driver in [false, true] {
+            let planner = names(
+                crate::llm::planner::planner_tools(driver)
+                    .into_iter()
+                    .map(|t| t.spec.name)
+                    .collect(),
+            );
+            assert!(
+                planner.iter().any(|n| n == "submit_plan")
+                    && planner.iter().any(|n| n == "abstain")
+            );
+            assert_eq!(planner.iter().any(|n| n == "write_driver"), driver, "{planner:?}");
+            assert_eq!(planner.iter().filter(|n| *n == "read_file").count(), 1);
+        }
     }
 }
