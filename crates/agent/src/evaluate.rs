@@ -57,60 +57,83 @@ pub struct Evidence<'a> {
     pub allowed: &'a [String],
 }
 
-/// Runs the checks.
+/// Runs the checks, in the order the report lists them: every applicable one must pass.
 pub fn evaluate(e: &Evidence<'_>) -> Evaluation {
-    let mut checks = Vec::new();
-    let same =
-        e.confirm.harness_hash == e.planned_hash && e.baseline.harness_hash == e.planned_hash;
-    checks.push(Check {
+    let checks: Vec<Check> = [
+        Some(identical_harness(e.planned_hash, e.baseline, e.confirm)),
+        Some(ran(e.baseline, e.confirm)),
+        metric_met(e.baseline, e.confirm),
+        same_workload(e.baseline, e.confirm),
+        Some(tests_pass(e.tests)),
+        Some(diff_limited(e.changed, e.allowed)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let passed = checks.iter().all(|c| c.passed != Some(false));
+    Evaluation { passed, checks }
+}
+
+/// Baseline and confirm ran the harness the plan measured (same hash).
+fn identical_harness(planned: &str, baseline: &Measured, confirm: &Measured) -> Check {
+    let same = confirm.harness_hash == planned && baseline.harness_hash == planned;
+    Check {
         name: "identical harness".into(),
         passed: Some(same),
         detail: format!(
             "baseline {} · confirm {} · plan {}",
-            short(&e.baseline.harness_hash),
-            short(&e.confirm.harness_hash),
-            short(e.planned_hash)
+            short(&baseline.harness_hash),
+            short(&confirm.harness_hash),
+            short(planned)
         ),
-    });
-    checks.push(ran(e.baseline, e.confirm));
-    if let (Some(b), Some(c)) = (e.baseline.primary(), e.confirm.primary()) {
-        checks.push(Check {
-            name: "metric met on every run".into(),
-            passed: Some(c.passed == Some(true)),
-            detail: format!(
-                "{} {}: baseline [{}] → confirm [{}]",
-                c.metric,
-                c.expect.clone().unwrap_or_default(),
-                fmt_values(b),
-                fmt_values(c)
-            ),
-        });
     }
-    // The same work: a "fix" that drops calls would pass any load metric. A retry fix sends
-    // fewer calls for the same requests, so its harness counts distinct requests instead.
+}
+
+/// The checked metric held on every confirm run (absent when either side has no metric).
+fn metric_met(baseline: &Measured, confirm: &Measured) -> Option<Check> {
+    let (b, c) = (baseline.primary()?, confirm.primary()?);
+    Some(Check {
+        name: "metric met on every run".into(),
+        passed: Some(c.passed == Some(true)),
+        detail: format!(
+            "{} {}: baseline [{}] → confirm [{}]",
+            c.metric,
+            c.expect.clone().unwrap_or_default(),
+            fmt_values(b),
+            fmt_values(c)
+        ),
+    })
+}
+
+/// The same work: a "fix" that drops calls would pass any load metric. A retry fix sends
+/// fewer calls for the same requests, so its harness counts distinct requests instead.
+fn same_workload(baseline: &Measured, confirm: &Measured) -> Option<Check> {
     let calls = |m: &Measured| {
         m.metrics
             .iter()
             .find(|x| x.metric.starts_with("calls{") || x.metric.starts_with("distinct_calls{"))
             .and_then(|x| x.median)
     };
-    if let (Some(b), Some(c)) = (calls(e.baseline), calls(e.confirm)) {
-        checks.push(Check {
-            name: "same workload".into(),
-            passed: Some((b - c).abs() < 0.5),
-            detail: format!(
-                "{} per run: baseline {} · confirm {}",
-                if e.confirm.metrics.iter().any(|x| x.metric.starts_with("distinct_calls{")) {
-                    "distinct requests to the endpoint"
-                } else {
-                    "calls to the endpoint"
-                },
-                fmt_num(b),
-                fmt_num(c)
-            ),
-        });
-    }
-    checks.push(match e.tests {
+    let (b, c) = (calls(baseline)?, calls(confirm)?);
+    Some(Check {
+        name: "same workload".into(),
+        passed: Some((b - c).abs() < 0.5),
+        detail: format!(
+            "{} per run: baseline {} · confirm {}",
+            if confirm.metrics.iter().any(|x| x.metric.starts_with("distinct_calls{")) {
+                "distinct requests to the endpoint"
+            } else {
+                "calls to the endpoint"
+            },
+            fmt_num(b),
+            fmt_num(c)
+        ),
+    })
+}
+
+/// The program's own tests exited 0 in time (not applicable without a test command).
+fn tests_pass(tests: Option<&TestRun>) -> Check {
+    match tests {
         Some(t) => Check {
             name: "tests pass".into(),
             passed: Some(t.exit_code == Some(0) && !t.timed_out),
@@ -130,22 +153,24 @@ pub fn evaluate(e: &Evidence<'_>) -> Evaluation {
             passed: None,
             detail: "no test command configured ([test] command in af.toml)".into(),
         },
-    });
-    let outside: Vec<&String> = e.changed.iter().filter(|f| !e.allowed.contains(f)).collect();
-    checks.push(Check {
+    }
+}
+
+/// The patch changed something, and only the files the localized site may change.
+fn diff_limited(changed: &[String], allowed: &[String]) -> Check {
+    let outside: Vec<&String> = changed.iter().filter(|f| !allowed.contains(f)).collect();
+    Check {
         name: "diff limited to the localized code".into(),
-        passed: Some(outside.is_empty() && !e.changed.is_empty()),
+        passed: Some(outside.is_empty() && !changed.is_empty()),
         detail: if outside.is_empty() {
-            format!("changed: {}", e.changed.join(", "))
+            format!("changed: {}", changed.join(", "))
         } else {
             format!(
                 "also changed: {}",
                 outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
             )
         },
-    });
-    let passed = checks.iter().all(|c| c.passed != Some(false));
-    Evaluation { passed, checks }
+    }
 }
 
 /// The confirm runs ran the workload and exited 0 — or no worse than the baseline: with the
@@ -254,5 +279,95 @@ mod tests {
         assert!(!ok(&[None], &[None]));
         // A run that made no request did not run the workload, whatever its exit.
         assert_eq!(ran(&measured(&[Some(0)], 10), &measured(&[Some(0)], 0)).passed, Some(false));
+    }
+
+    fn with(hash: &str, metric: &str, values: &[f64], passed: Option<bool>) -> Measured {
+        let mut m = measured(&[Some(0)], 10);
+        m.harness_hash = hash.into();
+        let median = values.get(values.len() / 2).copied();
+        m.metrics.push(af_measure::MetricSummary {
+            metric: metric.into(),
+            values: values.iter().map(|v| Some(*v)).collect(),
+            min: values.iter().copied().reduce(f64::min),
+            median,
+            max: values.iter().copied().reduce(f64::max),
+            expect: passed.map(|_| "<= 10".into()),
+            checked: values.iter().copied().reduce(f64::max),
+            passed,
+        });
+        m
+    }
+
+    #[test]
+    fn identical_harness_needs_all_three_hashes_equal() {
+        for (b, c, want) in [("h", "h", true), ("h", "x", false), ("x", "h", false)] {
+            let got =
+                identical_harness("h", &with(b, "m", &[1.0], None), &with(c, "m", &[1.0], None));
+            assert_eq!(got.passed, Some(want), "{b} {c}: {}", got.detail);
+        }
+    }
+
+    #[test]
+    fn metric_met_reads_the_confirms_check_and_needs_both_sides() {
+        let base = with("h", "peak_inflight{}", &[100.0], Some(false));
+        for (confirm, want) in
+            [(Some(true), Some(true)), (Some(false), Some(false)), (None, Some(false))]
+        {
+            let c = with("h", "peak_inflight{}", &[10.0], confirm);
+            assert_eq!(metric_met(&base, &c).map(|x| x.passed), Some(want), "{confirm:?}");
+        }
+        assert!(metric_met(&measured(&[Some(0)], 1), &base).is_none(), "no metric: not applicable");
+    }
+
+    #[test]
+    fn same_workload_compares_calls_or_distinct_requests() {
+        for (metric, b, c, want, says) in [
+            ("calls{endpoint=\"GET /a\"}", 450.0, 450.0, true, "calls to the endpoint"),
+            ("calls{endpoint=\"GET /a\"}", 450.0, 300.0, false, "calls to the endpoint"),
+            ("distinct_calls{endpoint=\"GET /a\"}", 40.0, 40.0, true, "distinct requests"),
+        ] {
+            let got = same_workload(&with("h", metric, &[b], None), &with("h", metric, &[c], None))
+                .expect("applicable");
+            assert_eq!(got.passed, Some(want), "{metric} {b} {c}");
+            assert!(got.detail.contains(says), "{}", got.detail);
+        }
+        let none = with("h", "peak_inflight{}", &[1.0], None);
+        assert!(same_workload(&none, &none).is_none(), "no call count: not applicable");
+    }
+
+    #[test]
+    fn tests_pass_on_exit_zero_in_time_and_are_not_applicable_without_a_command() {
+        let run = |exit_code, timed_out| TestRun {
+            command: vec!["npm".into(), "test".into()],
+            exit_code,
+            timed_out,
+            ms: 1200.0,
+            tail: String::new(),
+        };
+        for (t, want, says) in [
+            (run(Some(0), false), Some(true), "exited 0"),
+            (run(Some(1), false), Some(false), "exited 1"),
+            (run(None, true), Some(false), "timed out"),
+            (run(None, false), Some(false), "killed by a signal"),
+        ] {
+            let got = tests_pass(Some(&t));
+            assert_eq!(got.passed, want, "{}", got.detail);
+            assert!(got.detail.contains(says), "{}", got.detail);
+        }
+        assert_eq!(tests_pass(None).passed, None);
+    }
+
+    #[test]
+    fn the_diff_must_change_something_and_only_the_localized_files() {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        let allowed = s(&["src/sync.js", "src/settings.js"]);
+        for (changed, want) in [
+            (s(&["src/sync.js"]), true),
+            (s(&["src/sync.js", "src/settings.js"]), true),
+            (s(&["src/sync.js", "test/sync.test.js"]), false),
+            (s(&[]), false),
+        ] {
+            assert_eq!(diff_limited(&changed, &allowed).passed, Some(want), "{changed:?}");
+        }
     }
 }
