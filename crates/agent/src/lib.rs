@@ -10,6 +10,7 @@ pub mod code;
 pub mod config;
 mod error;
 pub mod evaluate;
+pub mod format;
 pub mod llm;
 pub mod localize;
 pub mod patterns;

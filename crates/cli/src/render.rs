@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use af_agent::plan::fmt_values;
+use af_agent::format::fmt_values;
 use af_agent::{Decision, Plan, WorkResult};
 use af_analyze::{Counts, Diff, DiffRow, Finding, StatsTable};
 use af_snapshot::{ReadSummary, Timestamp};

@@ -254,7 +254,7 @@ pub(crate) fn svg(
             r##"<text x="{}" y="{:.1}" font-size="10" text-anchor="end">{}</text><line x1="{l}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#eee"/>"##,
             l - 4.0,
             sy(y) + 3.0,
-            af_agent::plan::fmt_num(y.round()),
+            af_agent::format::fmt_num(y.round()),
             w - r,
             sy(y),
             sy(y)

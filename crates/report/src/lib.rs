@@ -12,7 +12,7 @@ pub use html::html;
 pub use markdown::markdown;
 
 use af_agent::WorkResult;
-use af_agent::plan::{fmt_opt, fmt_values};
+use af_agent::format::{fmt_opt, fmt_values};
 use af_measure::MetricSummary;
 
 /// The worst run's value, as text: what the check was decided on (measure computes it), else

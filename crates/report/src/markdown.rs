@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use af_agent::WorkResult;
-use af_agent::plan::fmt_values;
+use af_agent::format::fmt_values;
 
 use crate::{summary_rows, worst};
 

@@ -64,7 +64,7 @@ pub fn run_worker(
         return Ok(rt.block_on(af_agent::work(opts))?);
     };
     let (e, budget) = llm_engine(engine, llm)?;
-    Ok(rt.block_on(af_agent::llm::worker::work(&opts.run_dir, &e, budget, opts.echo))?)
+    Ok(rt.block_on(af_agent::work::llm::work(&opts.run_dir, &e, budget, opts.echo))?)
 }
 
 /// An LLM engine and its budget from the flags.
@@ -91,7 +91,7 @@ pub fn run_planner(
         return Ok(rt.block_on(af_agent::plan(opts))?);
     };
     let (e, budget) = llm_engine(engine, llm)?;
-    Ok(rt.block_on(af_agent::llm::planner::plan(opts, &e, budget))?)
+    Ok(rt.block_on(af_agent::plan::llm::plan(opts, &e, budget))?)
 }
 
 /// Runs plan then work; `None` when the plan did not proceed.

@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::client::Engine;
-use super::model::{Message, Role};
-use super::tool_loop::Budget;
-use super::tool_loop::{ReadsProject, Tool, ToolFuture, done, project_tools};
-use super::tools::{Trajectory, parse};
 use crate::code::{Lang, parses_cleanly};
+use crate::llm::client::Engine;
+use crate::llm::model::{Message, Role};
+use crate::llm::tool_loop::Budget;
+use crate::llm::tool_loop::{ReadsProject, Tool, ToolFuture, done, project_tools};
+use crate::llm::tools::{Trajectory, parse};
 use crate::localize::Ranked;
 use crate::plan::{Decision, Phase, Plan, PlanError, PlanOptions, Prepared, Stage, finish};
 use serde_json::Value;
@@ -228,7 +228,7 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
         messages[1] = Message::text(Role::User, format!("Finding: {f}\n{start}"));
     }
     let mut host = PlannerHost { prep: &mut prep, driver: None, outcome: None };
-    let end = super::tool_loop::drive(
+    let end = crate::llm::tool_loop::drive(
         engine,
         &tools,
         &mut messages,
@@ -305,7 +305,7 @@ impl PlannerHost<'_> {
                     &callers,
                 );
                 let v = metric.measure(&cap).map_err(|e| e.to_string())?;
-                Ok(format!("{metric} over the snapshot = {}", crate::plan::fmt_num(v)))
+                Ok(format!("{metric} over the snapshot = {}", crate::format::fmt_num(v)))
             }
             "baseline" => {
                 let b =
@@ -328,7 +328,7 @@ impl PlannerHost<'_> {
                     out.push(format!(
                         "run {}: {}",
                         r.run,
-                        crate::plan::fmt_opt(v.first().copied().flatten())
+                        crate::format::fmt_opt(v.first().copied().flatten())
                     ));
                 }
                 Ok(format!("{metric} over the baseline runs: {}", out.join(", ")))
@@ -429,7 +429,7 @@ impl PlannerHost<'_> {
                 p.reason
             ));
         }
-        let path = super::tools::inside(&root, &a.file)?;
+        let path = crate::llm::tools::inside(&root, &a.file)?;
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", a.file))?;
         let lines = text.lines().count();
         if a.line == 0 || a.line > lines {
@@ -447,7 +447,7 @@ impl ReadsProject for PlannerHost<'_> {
     }
 }
 
-impl super::tool_loop::ToolHost for PlannerHost<'_> {
+impl crate::llm::tool_loop::ToolHost for PlannerHost<'_> {
     fn finished(&self) -> bool {
         self.outcome.is_some()
     }
@@ -459,7 +459,7 @@ impl super::tool_loop::ToolHost for PlannerHost<'_> {
 
 fn engine_kind(e: &Engine) -> &'static str {
     match e.provider {
-        super::client::Provider::OpenAi { .. } => "openai",
-        super::client::Provider::Anthropic { .. } => "anthropic",
+        crate::llm::client::Provider::OpenAi { .. } => "openai",
+        crate::llm::client::Provider::Anthropic { .. } => "anthropic",
     }
 }

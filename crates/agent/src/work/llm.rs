@@ -13,12 +13,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::client::Engine;
-use super::model::{Message, Role};
-use super::tool_loop::Budget;
-use super::tool_loop::{ReadsProject, Tool, ToolFuture, done, project_tools};
-use super::tools::{Trajectory, inside, parse};
 use crate::code::{Lang, parses_cleanly};
+use crate::llm::client::Engine;
+use crate::llm::model::{Message, Role};
+use crate::llm::tool_loop::Budget;
+use crate::llm::tool_loop::{ReadsProject, Tool, ToolFuture, done, project_tools};
+use crate::llm::tools::{Trajectory, inside, parse};
 use crate::work::{Attempt, Session, WorkError, WorkResult};
 
 #[derive(Deserialize, JsonSchema)]
@@ -81,7 +81,7 @@ fn prompt(s: &Session) -> String {
         "You are fixing a bug found in captured HTTP traffic. The fix must make this check pass on the plan's harness:\n  {}\n\
          Baseline (today's code): {} on every run.\n",
         s.metric,
-        s.baseline.primary().map(crate::plan::fmt_values).unwrap_or_default()
+        s.baseline.primary().map(crate::format::fmt_values).unwrap_or_default()
     );
     if let Some(f) = &p.finding {
         t.push_str(&format!("Finding {}: {}\n", f.id, f.summary));
@@ -126,7 +126,7 @@ pub async fn work(
     ];
     let mut host =
         WorkerHost { s: &mut s, allowed: &allowed, last: None, edited: false, summary: None };
-    let end = super::tool_loop::drive(
+    let end = crate::llm::tool_loop::drive(
         engine,
         &tools,
         &mut messages,
@@ -152,7 +152,7 @@ pub async fn work(
     if evaluation.passed {
         let t = Instant::now();
         let diff = s.diff()?;
-        usage.add(super::review::review(engine, &s.plan, &diff, &mut evaluation).await);
+        usage.add(crate::evaluate::review::review(engine, &s.plan, &diff, &mut evaluation).await);
         s.timings.push(crate::plan::Phase::since("review", t));
         for x in engine.exchanged().into_iter().skip(seen) {
             traj.log(&json!({"phase": "review", "kind": "model", "attempt": x.attempt, "status": x.status, "request": x.request, "response": x.response}));
@@ -203,7 +203,7 @@ struct WorkerHost<'a> {
     summary: Option<String>,
 }
 
-impl super::tool_loop::ToolHost for WorkerHost<'_> {
+impl crate::llm::tool_loop::ToolHost for WorkerHost<'_> {
     fn finished(&self) -> bool {
         self.summary.is_some()
     }
@@ -334,10 +334,7 @@ mod tests {
         assert_eq!(worker.last().map(String::as_str), Some("submit_result"));
         for driver in [false, true] {
             let planner = names(
-                crate::llm::planner::planner_tools(driver)
-                    .into_iter()
-                    .map(|t| t.spec.name)
-                    .collect(),
+                crate::plan::llm::planner_tools(driver).into_iter().map(|t| t.spec.name).collect(),
             );
             assert!(
                 planner.iter().any(|n| n == "submit_plan")

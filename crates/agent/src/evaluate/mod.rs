@@ -1,10 +1,13 @@
 //! The Evaluator's deterministic checks: the evidence a reviewer would ask for before
 //! believing "fixed".
 
+pub mod review;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Measured, fmt_num, fmt_values};
+use crate::format::{fmt_num, fmt_values};
+use crate::plan::Measured;
 
 /// One check.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

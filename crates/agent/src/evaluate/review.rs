@@ -6,10 +6,10 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::client::Engine;
-use super::model::{Message, Part, Role};
-use super::tools::tool;
 use crate::evaluate::{Check, Evaluation};
+use crate::llm::client::Engine;
+use crate::llm::model::{Message, Part, Role};
+use crate::llm::tools::tool;
 use crate::plan::Plan;
 
 #[derive(Deserialize, JsonSchema)]
@@ -27,8 +27,8 @@ pub async fn review(
     plan: &Plan,
     diff: &str,
     evaluation: &mut Evaluation,
-) -> super::model::Usage {
-    let mut usage = super::model::Usage::default();
+) -> crate::llm::model::Usage {
+    let mut usage = crate::llm::model::Usage::default();
     let specs = vec![tool::<SubmitReview>("submit_review", "Your verdict on the change.")];
     let mut text = String::new();
     if let Some(i) = &plan.issue {

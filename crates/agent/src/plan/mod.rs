@@ -16,9 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::Repo;
 use crate::config::{TargetConfig, split_command};
+use crate::format::{fmt_num, fmt_opt, fmt_values};
 use crate::localize::{Ranked, rank};
 use crate::patterns::{FixKind, builtin_patterns, find_all};
 use crate::run_dir;
+
+/// The LLM engine's Planner: the same phase, a model deciding through tools.
+pub mod llm;
 
 /// Plan schema id.
 pub const PLAN_SCHEMA: &str = "af.plan/1";
@@ -804,20 +808,4 @@ pub(crate) fn finish(plan: Plan, dir: &Path) -> Result<Plan, PlanError> {
             .map_err(PlanError::io("write", dir.join("harness.json")))?;
     }
     Ok(plan)
-}
-
-/// Every run's value of a metric: `100, 100, 100` (`not measured` for a run whose journal had
-/// no call the metric selects).
-pub fn fmt_values(m: &MetricSummary) -> String {
-    m.values.iter().map(|v| fmt_opt(*v)).collect::<Vec<_>>().join(", ")
-}
-
-/// A value, or `not measured`.
-pub fn fmt_opt(v: Option<f64>) -> String {
-    v.map_or_else(|| "not measured".to_owned(), fmt_num)
-}
-
-/// `10`, `2.5`.
-pub fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v:.2}") }
 }
