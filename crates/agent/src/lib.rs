@@ -6,7 +6,6 @@
 //! The tool, not the engine, does every measurement: baseline and confirm are
 //! [`af_measure::measure`] runs of one [`af_measure::HarnessSpec`], compared by hash.
 
-pub mod code;
 pub mod config;
 mod error;
 pub mod evaluate;
@@ -15,14 +14,15 @@ pub mod llm;
 pub mod localize;
 pub mod patterns;
 pub mod plan;
+pub mod repo;
 pub mod run_dir;
 pub mod work;
 
-pub use code::{Lang, Repo, SourceFile};
+pub use repo::{Lang, Repo, SourceFile};
 
 pub use patterns::{Fix, FixKind, Pattern, Site, builtin_patterns};
 
 pub use error::AgentError;
-pub use evaluate::{Check, Evaluation, TestRun};
+pub use evaluate::{CheckOutcome, Evaluation, TestRun};
 pub use plan::{Decision, Measured, Phase, Plan, PlanError, PlanOptions, plan};
 pub use work::{Attempt, WorkError, WorkOptions, WorkResult, work, write_result};

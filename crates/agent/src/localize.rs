@@ -9,8 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
 
-use crate::code::{Repo, SourceFile, walk};
 use crate::patterns::Site;
+use crate::repo::{Repo, SourceFile, walk};
 
 /// A site with its score and the reasons for it.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -183,7 +183,7 @@ pub fn rank(repo: &Repo, sites: &[Site], endpoint: &str, url_env: &[String]) -> 
                     for d in defs.iter().filter(|d| &d.name == callee) {
                         let body = &d.file.text[d.start..d.end];
                         for (b, at) in &builders {
-                            if b.name != d.name && crate::code::contains_word(body, &b.name) {
+                            if b.name != d.name && crate::repo::contains_word(body, &b.name) {
                                 score += 3.0;
                                 reasons.push(format!(
                                     "calls {callee}() ({}:{}) per item, which calls {}() — it builds the endpoint's path at {}:{}",
@@ -209,7 +209,7 @@ pub fn rank(repo: &Repo, sites: &[Site], endpoint: &str, url_env: &[String]) -> 
                 if let Some(e) = enclosing {
                     let caller = builders.iter().find(|(b, _)| {
                         b.name != e.name
-                            && crate::code::contains_word(&b.file.text[b.start..b.end], &e.name)
+                            && crate::repo::contains_word(&b.file.text[b.start..b.end], &e.name)
                     });
                     if let Some((b, at)) = caller {
                         score += 3.0;

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use af_agent::code::{Repo, parses_cleanly};
 use af_agent::patterns::{self, Fix, FixKind, builtin_patterns};
+use af_agent::repo::{Repo, parses_cleanly};
 
 fn case(name: &str, pattern: &str, kind: FixKind, bound: u32) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
@@ -37,7 +37,7 @@ fn case(name: &str, pattern: &str, kind: FixKind, bound: u32) {
         assert_eq!(e.text, want, "{name}: {} differs from {}", e.file, expected.display());
         // Applying again finds nothing more to fix at that site (idempotent by construction).
         let again =
-            af_agent::code::SourceFile::new(e.file.clone(), lang, e.text.clone()).expect("parses");
+            af_agent::repo::SourceFile::new(e.file.clone(), lang, e.text.clone()).expect("parses");
         let re = Repo::from_files(&dir, vec![again]);
         assert!(
             patterns::find_all(&re, &all)

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use af_agent::code::Repo;
 use af_agent::localize::rank;
 use af_agent::patterns::{builtin_patterns, find_all};
+use af_agent::repo::Repo;
 
 fn write(dir: &Path, rel: &str, text: &str) {
     let p = dir.join(rel);

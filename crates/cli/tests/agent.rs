@@ -67,7 +67,7 @@ fn af_fix_confirms_the_radar_fix_on_the_identical_harness() {
         "plan.json",
         "harness.json",
         "result.json",
-        "baseline/result.json",
+        "baseline/measure.json",
         "baseline/run-1.journal.jsonl",
     ] {
         assert!(run_dir.join(f).exists(), "{f} missing");

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::format::{fmt_num, fmt_values};
 use crate::plan::Measured;
 
-/// One check.
+/// How one of the Evaluator's checks came out (the metric check itself is `af_analyze::Check`).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-pub struct Check {
+pub struct CheckOutcome {
     /// Short name.
     pub name: String,
     /// `None`: not applicable (and said why in `detail`).
@@ -26,7 +26,7 @@ pub struct Evaluation {
     /// Every applicable check passed.
     pub passed: bool,
     /// The checks.
-    pub checks: Vec<Check>,
+    pub checks: Vec<CheckOutcome>,
 }
 
 /// Test command outcome.
@@ -62,7 +62,7 @@ pub struct Evidence<'a> {
 
 /// Runs the checks, in the order the report lists them: every applicable one must pass.
 pub fn evaluate(e: &Evidence<'_>) -> Evaluation {
-    let checks: Vec<Check> = [
+    let checks: Vec<CheckOutcome> = [
         Some(identical_harness(e.planned_hash, e.baseline, e.confirm)),
         Some(ran(e.baseline, e.confirm)),
         metric_met(e.baseline, e.confirm),
@@ -78,9 +78,9 @@ pub fn evaluate(e: &Evidence<'_>) -> Evaluation {
 }
 
 /// Baseline and confirm ran the harness the plan measured (same hash).
-fn identical_harness(planned: &str, baseline: &Measured, confirm: &Measured) -> Check {
+fn identical_harness(planned: &str, baseline: &Measured, confirm: &Measured) -> CheckOutcome {
     let same = confirm.harness_hash == planned && baseline.harness_hash == planned;
-    Check {
+    CheckOutcome {
         name: "identical harness".into(),
         passed: Some(same),
         detail: format!(
@@ -93,9 +93,9 @@ fn identical_harness(planned: &str, baseline: &Measured, confirm: &Measured) -> 
 }
 
 /// The checked metric held on every confirm run (absent when either side has no metric).
-fn metric_met(baseline: &Measured, confirm: &Measured) -> Option<Check> {
+fn metric_met(baseline: &Measured, confirm: &Measured) -> Option<CheckOutcome> {
     let (b, c) = (baseline.primary()?, confirm.primary()?);
-    Some(Check {
+    Some(CheckOutcome {
         name: "metric met on every run".into(),
         passed: Some(c.passed == Some(true)),
         detail: format!(
@@ -110,7 +110,7 @@ fn metric_met(baseline: &Measured, confirm: &Measured) -> Option<Check> {
 
 /// The same work: a "fix" that drops calls would pass any load metric. A retry fix sends
 /// fewer calls for the same requests, so its harness counts distinct requests instead.
-fn same_workload(baseline: &Measured, confirm: &Measured) -> Option<Check> {
+fn same_workload(baseline: &Measured, confirm: &Measured) -> Option<CheckOutcome> {
     let calls = |m: &Measured| {
         m.metrics
             .iter()
@@ -118,7 +118,7 @@ fn same_workload(baseline: &Measured, confirm: &Measured) -> Option<Check> {
             .and_then(|x| x.median)
     };
     let (b, c) = (calls(baseline)?, calls(confirm)?);
-    Some(Check {
+    Some(CheckOutcome {
         name: "same workload".into(),
         passed: Some((b - c).abs() < 0.5),
         detail: format!(
@@ -135,9 +135,9 @@ fn same_workload(baseline: &Measured, confirm: &Measured) -> Option<Check> {
 }
 
 /// The program's own tests exited 0 in time (not applicable without a test command).
-fn tests_pass(tests: Option<&TestRun>) -> Check {
+fn tests_pass(tests: Option<&TestRun>) -> CheckOutcome {
     match tests {
-        Some(t) => Check {
+        Some(t) => CheckOutcome {
             name: "tests pass".into(),
             passed: Some(t.exit_code == Some(0) && !t.timed_out),
             detail: format!(
@@ -151,7 +151,7 @@ fn tests_pass(tests: Option<&TestRun>) -> Check {
                 t.ms / 1000.0
             ),
         },
-        None => Check {
+        None => CheckOutcome {
             name: "tests pass".into(),
             passed: None,
             detail: "no test command configured ([test] command in af.toml)".into(),
@@ -160,9 +160,9 @@ fn tests_pass(tests: Option<&TestRun>) -> Check {
 }
 
 /// The patch changed something, and only the files the localized site may change.
-fn diff_limited(changed: &[String], allowed: &[String]) -> Check {
+fn diff_limited(changed: &[String], allowed: &[String]) -> CheckOutcome {
     let outside: Vec<&String> = changed.iter().filter(|f| !allowed.contains(f)).collect();
-    Check {
+    CheckOutcome {
         name: "diff limited to the localized code".into(),
         passed: Some(outside.is_empty() && !changed.is_empty()),
         detail: if outside.is_empty() {
@@ -179,7 +179,7 @@ fn diff_limited(changed: &[String], allowed: &[String]) -> Check {
 /// The confirm runs ran the workload and exited 0 — or no worse than the baseline: with the
 /// same non-zero code every baseline run exited with (a program that reports failures it has
 /// for reasons of its own). A run that timed out or made no request fails.
-fn ran(baseline: &Measured, confirm: &Measured) -> Check {
+fn ran(baseline: &Measured, confirm: &Measured) -> CheckOutcome {
     let n = confirm.runs.len();
     let worked = confirm.runs.iter().all(|r| !r.timed_out && r.requests > 0);
     let clean = confirm.runs.iter().all(|r| r.exit_code == Some(0));
@@ -216,7 +216,7 @@ fn ran(baseline: &Measured, confirm: &Measured) -> Check {
     } else {
         format!("{detail}; {}", confirm.notes.join("; "))
     };
-    Check { name: "program ran cleanly".into(), passed: Some(passed), detail }
+    CheckOutcome { name: "program ran cleanly".into(), passed: Some(passed), detail }
 }
 
 fn short(h: &str) -> &str {

@@ -6,7 +6,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::evaluate::{Check, Evaluation};
+use crate::evaluate::{CheckOutcome, Evaluation};
 use crate::llm::client::Engine;
 use crate::llm::model::{Message, Part, Role};
 use crate::llm::tools::tool;
@@ -65,18 +65,18 @@ pub async fn review(
             }
             _ => None,
         }) {
-            Some(v) => Check {
+            Some(v) => CheckOutcome {
                 name: "LLM review (requirement coverage)".into(),
                 passed: Some(v.covered),
                 detail: format!("{}: {}", engine.model, v.notes),
             },
-            None => Check {
+            None => CheckOutcome {
                 name: "LLM review (requirement coverage)".into(),
                 passed: None,
                 detail: format!("{} gave no verdict", engine.model),
             },
         },
-        Err(e) => Check {
+        Err(e) => CheckOutcome {
             name: "LLM review (requirement coverage)".into(),
             passed: None,
             detail: format!("not reviewed: {e}"),

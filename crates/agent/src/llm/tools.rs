@@ -51,7 +51,7 @@ pub fn list_files(root: &Path, a: &ListFiles) -> Result<String, String> {
         }
         None => String::new(),
     };
-    let files: Vec<(String, u64)> = crate::code::project_files(root)
+    let files: Vec<(String, u64)> = crate::repo::project_files(root)
         .into_iter()
         .filter(|(f, _)| f.starts_with(&prefix))
         .collect();
@@ -75,7 +75,7 @@ pub struct FindSymbol {
 
 /// `find_symbol`: definitions, then uses (first 50), by syntax tree.
 pub fn find_symbol(root: &Path, a: &FindSymbol) -> Result<String, String> {
-    let repo = crate::code::Repo::load(root).map_err(|e| e.to_string())?;
+    let repo = crate::repo::Repo::load(root).map_err(|e| e.to_string())?;
     let (defs, uses) = repo.find_symbol(&a.name, 50);
     if defs.is_empty() && uses.is_empty() {
         return Ok(format!(
@@ -145,7 +145,7 @@ pub fn read_file(root: &Path, a: &ReadFile) -> Result<String, String> {
 /// `search`: `file:line: text` for every source line containing the text (first 100). Plain
 /// text: nothing is parsed.
 pub fn search(root: &Path, a: &Search) -> Result<String, String> {
-    let (texts, _) = crate::code::source_texts(root);
+    let (texts, _) = crate::repo::source_texts(root);
     let hits: Vec<String> = texts
         .iter()
         .flat_map(|(rel, _, text)| {

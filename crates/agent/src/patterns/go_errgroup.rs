@@ -6,7 +6,7 @@
 use tree_sitter::Node;
 
 use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, snippet};
-use crate::code::{Lang, Repo, SourceFile};
+use crate::repo::{Lang, Repo, SourceFile};
 
 /// The Go errgroup-without-limit pattern.
 pub struct GoErrgroup;
@@ -55,7 +55,7 @@ fn matches<'t>(f: &SourceFile, n: Node<'t>) -> Option<Match<'t>> {
     let body = func.child_by_field_name("body")?;
     let mut go = None;
     let mut limited = false;
-    crate::code::walk(body, &mut |m| {
+    crate::repo::walk(body, &mut |m| {
         if m.kind() != "call_expression" {
             return;
         }

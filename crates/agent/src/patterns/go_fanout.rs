@@ -5,7 +5,7 @@
 use tree_sitter::Node;
 
 use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, snippet};
-use crate::code::{Lang, Repo, SourceFile, fresh_name};
+use crate::repo::{Lang, Repo, SourceFile, fresh_name};
 
 /// The Go goroutine-per-item pattern.
 pub struct GoFanout;

@@ -14,7 +14,7 @@ use tree_sitter::Node;
 
 use super::js_retry::is_wait_name;
 use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers};
-use crate::code::{Lang, Repo, SourceFile, fresh_name};
+use crate::repo::{Lang, Repo, SourceFile, fresh_name};
 
 /// The Go retry-without-back-off pattern.
 pub struct GoRetry;
@@ -206,7 +206,7 @@ fn import_edits(f: &SourceFile, needed: &[&str]) -> Vec<(usize, String)> {
     let mut specs: Vec<(String, Node<'_>)> = Vec::new();
     let mut list = None;
     for d in &decls {
-        crate::code::walk(*d, &mut |n| {
+        crate::repo::walk(*d, &mut |n| {
             if n.kind() == "import_spec"
                 && let Some(p) = n.child_by_field_name("path")
             {

@@ -13,7 +13,7 @@
 use tree_sitter::Node;
 
 use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, splice};
-use crate::code::{Lang, Repo, SourceFile, Style, fresh_name};
+use crate::repo::{Lang, Repo, SourceFile, Style, fresh_name};
 
 /// The JS/TS unbounded fan-out pattern.
 pub struct JsFanout;
@@ -112,7 +112,7 @@ fn pushed<'t>(f: &SourceFile, all: Node<'t>, array: &str) -> Option<Pushed<'t>> 
     let scope = scope_of(all);
     let mut decl = None;
     let mut pushes = Vec::new();
-    crate::code::walk(scope, &mut |n| {
+    crate::repo::walk(scope, &mut |n| {
         if matches!(n.kind(), "lexical_declaration" | "variable_declaration")
             && n.end_byte() <= all.start_byte()
             && let Some(d) = n.named_child(0)
@@ -170,12 +170,12 @@ fn pushed<'t>(f: &SourceFile, all: Node<'t>, array: &str) -> Option<Pushed<'t>> 
             .and_then(|d| d.child_by_field_name("name")),
     }?;
     let mut names = Vec::new();
-    crate::code::walk(var, &mut |n| {
+    crate::repo::walk(var, &mut |n| {
         if matches!(n.kind(), "identifier" | "shorthand_property_identifier_pattern") {
             names.push(f.text_of(n).to_owned());
         }
     });
-    if !names.iter().any(|v| crate::code::contains_word(f.text_of(elem), v)) {
+    if !names.iter().any(|v| crate::repo::contains_word(f.text_of(elem), v)) {
         return None;
     }
     let push_stmt = push.parent().filter(|p| p.kind() == "expression_statement")?;

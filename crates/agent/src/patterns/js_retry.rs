@@ -18,7 +18,7 @@
 use tree_sitter::Node;
 
 use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers};
-use crate::code::{Repo, SourceFile, Style, contains_word, fresh_name};
+use crate::repo::{Repo, SourceFile, Style, contains_word, fresh_name};
 
 /// The JS retry-without-back-off pattern.
 pub struct JsRetry;
@@ -439,7 +439,7 @@ impl Pattern for JsRetry {
         let m = super::find_at(f, site, |n| matches(f, n))?;
         let style = Style::of(&f.text, f.lang);
         let semi = if style.semicolons { ";" } else { "" };
-        let ts = matches!(f.lang, crate::code::Lang::TypeScript | crate::code::Lang::Tsx);
+        let ts = matches!(f.lang, crate::repo::Lang::TypeScript | crate::repo::Lang::Tsx);
         let helper = fresh_name(&f.text, "backoffBeforeRetry");
         let counter = m.attempt.clone().unwrap_or_else(|| fresh_name(&f.text, "attempt"));
         // With a counter of its own the code counts; else one is added before the loop (a
@@ -569,7 +569,7 @@ impl Pattern for JsRetry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::code::Lang;
+    use crate::repo::Lang;
 
     fn sites(src: &str) -> Vec<Site> {
         let f = SourceFile::new("a.js", Lang::JavaScript, src.into()).expect("parses");

@@ -7,7 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::code::{Repo, SourceFile, parses_cleanly};
+use crate::repo::{Repo, SourceFile, parses_cleanly};
 
 mod go_errgroup;
 mod go_fanout;
@@ -162,7 +162,7 @@ pub fn apply(
         let lang = repo
             .file(&e.file)
             .map(|f| f.lang)
-            .or_else(|| crate::code::Lang::from_path(std::path::Path::new(&e.file)))
+            .or_else(|| crate::repo::Lang::from_path(std::path::Path::new(&e.file)))
             .ok_or_else(|| format!("{}: unknown language", e.file))?;
         if !parses_cleanly(lang, &e.text) {
             return Err(format!(
@@ -293,7 +293,7 @@ pub(crate) fn sites_in(
     mut m: impl FnMut(tree_sitter::Node<'_>) -> Option<Site>,
 ) -> Vec<Site> {
     let mut out = Vec::new();
-    crate::code::walk(f.tree.root_node(), &mut |n| out.extend(m(n)));
+    crate::repo::walk(f.tree.root_node(), &mut |n| out.extend(m(n)));
     out
 }
 
@@ -310,7 +310,7 @@ pub(crate) fn find_at<'t, T>(
     mut m: impl FnMut(tree_sitter::Node<'t>) -> Option<T>,
 ) -> Result<T, String> {
     let mut found = None;
-    crate::code::walk(f.tree.root_node(), &mut |n| {
+    crate::repo::walk(f.tree.root_node(), &mut |n| {
         if found.is_none() && n.start_byte() == site.start {
             found = m(n);
         }

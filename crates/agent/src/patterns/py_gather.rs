@@ -6,7 +6,7 @@
 use tree_sitter::Node;
 
 use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers, splice};
-use crate::code::{Lang, Repo, SourceFile, Style, contains_word, fresh_name};
+use crate::repo::{Lang, Repo, SourceFile, Style, contains_word, fresh_name};
 
 /// The Python `asyncio.gather` fan-out pattern.
 pub struct PyGather;

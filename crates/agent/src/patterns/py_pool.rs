@@ -6,7 +6,7 @@
 use tree_sitter::Node;
 
 use super::{FileEdit, Fix, FixKind, Pattern, Site, splice};
-use crate::code::{Lang, Repo, SourceFile, walk};
+use crate::repo::{Lang, Repo, SourceFile, walk};
 
 /// The oversized thread-pool pattern.
 pub struct PyPool;

@@ -21,7 +21,7 @@ use tree_sitter::Node;
 use super::js_retry::is_wait_name;
 use super::py_gather::prologue_end;
 use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers};
-use crate::code::{Lang, Repo, SourceFile, Style, fresh_name};
+use crate::repo::{Lang, Repo, SourceFile, Style, fresh_name};
 
 /// The Python retry-without-back-off pattern.
 pub struct PyRetry;

@@ -7,7 +7,7 @@ use tree_sitter::Node;
 
 use super::py_gather::{has_asyncio_import, prologue_end};
 use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers};
-use crate::code::{Lang, Repo, SourceFile, Style, fresh_name, walk};
+use crate::repo::{Lang, Repo, SourceFile, Style, fresh_name, walk};
 
 /// The Python TaskGroup-per-item pattern.
 pub struct PyTaskGroup;

@@ -15,14 +15,14 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::code::{Lang, parses_cleanly};
 use crate::llm::client::Engine;
 use crate::llm::model::{Message, Role};
 use crate::llm::tool_loop::Budget;
 use crate::llm::tool_loop::{ReadsProject, Tool, ToolFuture, done, project_tools};
 use crate::llm::tools::{Trajectory, parse};
 use crate::localize::Ranked;
-use crate::plan::{Decision, Phase, Plan, PlanError, PlanOptions, Prepared, Stage, finish};
+use crate::plan::{Decision, Phase, Plan, PlanError, PlanOptions, Prepared, Stage, write_plan};
+use crate::repo::{Lang, parses_cleanly};
 use serde_json::Value;
 
 #[derive(Deserialize, JsonSchema)]
@@ -195,7 +195,7 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
     let mut prep = match crate::plan::prepare(opts, false).await? {
         Stage::Done(mut p, dir) => {
             p.engine = label;
-            return finish(*p, &dir);
+            return write_plan(*p, &dir);
         }
         Stage::Ready(prep) => prep,
     };
@@ -206,7 +206,7 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
         prep.baseline(inputs).await?;
         // What the measurement decided, the model cannot undo.
         if prep.plan.decision == Decision::Abstain {
-            return finish(prep.plan, &prep.dir);
+            return write_plan(prep.plan, &prep.dir);
         }
     }
     let mut traj = Trajectory::open(&prep.dir);
@@ -263,7 +263,7 @@ pub async fn plan(opts: &PlanOptions, engine: &Engine, budget: Budget) -> Result
             p.reason = "abstaining: the model did not decide".into();
         }
     }
-    finish(prep.plan, &prep.dir)
+    write_plan(prep.plan, &prep.dir)
 }
 
 /// A site the model found outside the builtin patterns.

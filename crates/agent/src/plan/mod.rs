@@ -14,11 +14,11 @@ use af_snapshot::{Bodies, CallerSpec, Exchange, ReadOptions, Templater, read_all
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::code::Repo;
 use crate::config::{TargetConfig, split_command};
 use crate::format::{fmt_num, fmt_opt, fmt_values};
 use crate::localize::{Ranked, rank};
 use crate::patterns::{FixKind, builtin_patterns, find_all};
+use crate::repo::Repo;
 use crate::run_dir;
 
 /// The LLM engine's Planner: the same phase, a model deciding through tools.
@@ -429,12 +429,12 @@ pub(crate) enum Stage {
 /// Runs the Planner. The plan is written to its run directory whatever the decision.
 pub async fn plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     match prepare(opts, true).await? {
-        Stage::Done(plan, dir) => finish(*plan, &dir),
+        Stage::Done(plan, dir) => write_plan(*plan, &dir),
         Stage::Ready(mut prep) => {
             let command = prep.command.clone().unwrap_or_default();
             let inputs = prep.inputs(command, None);
             prep.baseline(inputs).await?;
-            finish(prep.plan, &prep.dir)
+            write_plan(prep.plan, &prep.dir)
         }
     }
 }
@@ -730,8 +730,8 @@ impl Prepared {
         let result = measure_in(&spec, &self.exchanges, &bdir, self.echo, None, Some(&self.source))
             .await
             .map_err(|source| PlanError::Measure { what: "baseline", source })?;
-        run_dir::write_json(&bdir.join("result.json"), &result)
-            .map_err(PlanError::io("write", bdir.join("result.json")))?;
+        run_dir::write_json(&bdir.join("measure.json"), &result)
+            .map_err(PlanError::io("write", bdir.join("measure.json")))?;
         plan.timings.push(Phase::since("baseline", t));
         let measured = Measured::from_result(&result, &bdir);
         let primary = measured.primary().cloned();
@@ -800,7 +800,7 @@ fn exit_note(runs: &[af_measure::RunResult]) -> String {
 }
 
 /// Writes `plan.json` (and `harness.json` when there is a harness).
-pub(crate) fn finish(plan: Plan, dir: &Path) -> Result<Plan, PlanError> {
+pub(crate) fn write_plan(plan: Plan, dir: &Path) -> Result<Plan, PlanError> {
     run_dir::write_json(&dir.join("plan.json"), &plan)
         .map_err(PlanError::io("write", dir.join("plan.json")))?;
     if let Some(h) = &plan.harness {

@@ -13,12 +13,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::code::{Lang, parses_cleanly};
 use crate::llm::client::Engine;
 use crate::llm::model::{Message, Role};
 use crate::llm::tool_loop::Budget;
 use crate::llm::tool_loop::{ReadsProject, Tool, ToolFuture, done, project_tools};
 use crate::llm::tools::{Trajectory, inside, parse};
+use crate::repo::{Lang, parses_cleanly};
 use crate::work::{Attempt, Session, WorkError, WorkResult};
 
 #[derive(Deserialize, JsonSchema)]
@@ -186,7 +186,7 @@ pub async fn work(
     };
     attempt.confirm = Some(confirm);
     let not_confirmed = stopped.map(|why| format!("Not confirmed: {why}; the last measurement is kept as a partial result. Nothing was committed."));
-    let mut result = s.finish(vec![attempt], chosen, commit, not_confirmed)?;
+    let mut result = s.into_result(vec![attempt], chosen, commit, not_confirmed)?;
     result.usage = Some(usage);
     Ok(result)
 }

@@ -11,16 +11,16 @@ use af_snapshot::{Bodies, ReadOptions, read_all};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::code::Repo;
 use crate::evaluate::{Evaluation, Evidence, TestRun, evaluate};
 use crate::patterns::{self, Fix, builtin_patterns};
 use crate::plan::{Decision, Measured, Phase, Plan};
+use crate::repo::Repo;
 use crate::run_dir;
 
 mod worktree;
 
 pub use worktree::copy_tree;
-use worktree::{Tree, git, prepare};
+use worktree::{Tree, git, make_worktree};
 
 /// The LLM engine's Worker: the same phase, a model deciding through tools.
 pub mod llm;
@@ -251,7 +251,7 @@ impl Session {
         let t = Instant::now();
         let branch = format!("af/fix-{}", plan.id);
         let Tree { project, base, excluded } =
-            prepare(Path::new(&plan.source), &dir.join("worktree"), &branch)?;
+            make_worktree(Path::new(&plan.source), &dir.join("worktree"), &branch)?;
         timings.push(Phase::since("worktree", t));
         let (exchanges, _) =
             read_all(&inputs.snapshot, ReadOptions { lenient: false, bodies: Bodies::Keep })
@@ -301,8 +301,8 @@ impl Session {
             measure_in(&self.spec, &self.exchanges, &cdir, self.echo, None, Some(&self.project))
                 .await
                 .map_err(|source| WorkError::Measure { what: "confirm", source })?;
-        run_dir::write_json(&cdir.join("result.json"), &confirm)
-            .map_err(WorkError::io("write", cdir.join("result.json")))?;
+        run_dir::write_json(&cdir.join("measure.json"), &confirm)
+            .map_err(WorkError::io("write", cdir.join("measure.json")))?;
         self.timings.push(Phase::since(format!("confirm #{n}"), t));
         let confirm = Measured::from_result(&confirm, &cdir);
         let tests = match self.plan.test_command.clone() {
@@ -365,7 +365,7 @@ impl Session {
 
     /// Writes patch.diff and returns the result; [`write_result`] writes `result.json`, once,
     /// when the caller has added what it knows (the LLM Worker's usage, the loop's timings).
-    pub fn finish(
+    pub fn into_result(
         self,
         attempts: Vec<Attempt>,
         chosen: Option<usize>,
@@ -499,7 +499,7 @@ pub async fn work(opts: &WorkOptions) -> Result<WorkResult, WorkError> {
         }
         attempts.push(attempt);
     }
-    s.finish(attempts, chosen, commit, None)
+    s.into_result(attempts, chosen, commit, None)
 }
 
 #[cfg(test)]

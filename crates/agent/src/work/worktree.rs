@@ -102,7 +102,7 @@ fn copy_dir(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The worktree `prepare` made.
+/// The worktree `make_worktree` made.
 pub(crate) struct Tree {
     /// The project directory in it.
     pub project: PathBuf,
@@ -117,7 +117,7 @@ pub(crate) struct Tree {
 /// A worktree of the source on `branch`: `git worktree add` when the source is a clean git
 /// checkout, else a copy with a fresh repository. Installed dependencies the source has
 /// beside its code are linked into it.
-pub(crate) fn prepare(source: &Path, wt: &Path, branch: &str) -> Result<Tree, WorkError> {
+pub(crate) fn make_worktree(source: &Path, wt: &Path, branch: &str) -> Result<Tree, WorkError> {
     let linking = || WorkError::io("link the installed dependencies into", wt);
     let top = git(source, &["rev-parse", "--show-toplevel"]).ok();
     if let Some(top) = top {
@@ -192,7 +192,7 @@ mod tests {
                 sh(&src, &["commit", "-q", "-m", "init"]);
             }
             let wt = tmp.path().join("wt");
-            let tree = prepare(&src, &wt, "af/test").expect("prepare");
+            let tree = make_worktree(&src, &wt, "af/test").expect("prepare");
             let dep = tree.project.join("node_modules");
             assert!(dep.is_symlink(), "in_git={in_git}: node_modules linked");
             assert!(tree.project.join("node_modules/lib/index.js").is_file());

@@ -398,12 +398,12 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-enum Sinkhole {
+enum OutputFile {
     Plain(BufWriter<File>),
     Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
 }
 
-impl Sinkhole {
+impl OutputFile {
     fn writer(&mut self) -> &mut dyn Write {
         match self {
             Self::Plain(w) => w,
@@ -415,7 +415,7 @@ impl Sinkhole {
 /// Writes a native snapshot, one exchange per line.
 pub struct NativeWriter {
     path: PathBuf,
-    out: Sinkhole,
+    out: OutputFile,
     flush_each: bool,
     line: Vec<u8>,
 }
@@ -426,9 +426,9 @@ impl NativeWriter {
         let io = |e| SnapshotError::io(path, e);
         let file = BufWriter::with_capacity(256 * 1024, File::create(path).map_err(io)?);
         let out = if zstd {
-            Sinkhole::Zstd(zstd::stream::write::Encoder::new(file, 3).map_err(io)?)
+            OutputFile::Zstd(zstd::stream::write::Encoder::new(file, 3).map_err(io)?)
         } else {
-            Sinkhole::Plain(file)
+            OutputFile::Plain(file)
         };
         let mut w = Self { path: path.to_owned(), out, flush_each, line: Vec::with_capacity(4096) };
         let header = Header {
@@ -470,8 +470,8 @@ impl NativeWriter {
         let path = self.path;
         let io = |e| SnapshotError::io(&path, e);
         match self.out {
-            Sinkhole::Plain(mut w) => w.flush().map_err(io),
-            Sinkhole::Zstd(w) => w.finish().map_err(io)?.flush().map_err(io),
+            OutputFile::Plain(mut w) => w.flush().map_err(io),
+            OutputFile::Zstd(w) => w.finish().map_err(io)?.flush().map_err(io),
         }
     }
 }
