@@ -57,6 +57,34 @@ pub struct Finding {
     pub suggested_metric: Option<String>,
     /// Detector-specific numbers.
     pub details: serde_json::Value,
+    /// What a fix should bound, typed: the Planner reads this, never `details`. Absent when a
+    /// finding calls for no particular fix (an error burst is a symptom to explain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<Remedy>,
+}
+
+/// The fix a finding calls for.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Remedy {
+    /// Bound the calls in flight — at the upstream's limit estimate when one was inferred.
+    Concurrency {
+        /// The limit the upstream enforces, when inferred.
+        limit: Option<f64>,
+        /// The limit is per caller.
+        per_caller: bool,
+    },
+    /// Pace the calls — below the upstream's rate when one was inferred.
+    Rate {
+        /// Calls per second the upstream admits, when inferred.
+        per_second: Option<f64>,
+        /// The limit is per caller.
+        per_caller: bool,
+    },
+    /// Wait before retrying, honouring `Retry-After`.
+    Retry,
+    /// The errors are not load-related: no bound on the client's load would remove them.
+    NotLoadRelated,
 }
 
 /// Short human time of day, `11:15:04.155`, from ns since the epoch.

@@ -38,6 +38,6 @@ pub use capture::{Call, Capture, CaptureBuilder, Endpoint, Outcome};
 pub use detectors::{Detector, analyze, default_detectors, rank};
 pub use diff::{Diff, DiffRow, Pair, diff};
 pub use filter::{Filter, StatusSel, parse_status_list};
-pub use finding::{Finding, Severity};
+pub use finding::{Finding, Remedy, Severity};
 pub use metric::{Check, Metric, MetricName, NoCalls, Op, Per, parse_duration_ns};
 pub use stats::{Counts, EndpointStats, GroupBy, Latency, Span, Stats, StatsConfig, StatsTable};

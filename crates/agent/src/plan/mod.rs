@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use af_analyze::Remedy;
 use af_analyze::{Capture, Check, Finding, analyze, default_detectors};
 use af_measure::{
     Echo, HarnessSpec, MeasureResult, MetricSummary, RunResult, digest_files, measure_in,
@@ -351,16 +352,15 @@ fn emulated_limits(findings: &[Finding], endpoint: &str) -> Vec<String> {
         .iter()
         .filter(|f| f.detector == "limit-model" && f.endpoint.as_deref() == Some(endpoint))
         .filter_map(|f| {
-            let d = &f.details;
-            let est = d.pointer("/bound/estimate")?.as_f64()?.round().max(1.0);
-            let per = if d.get("per").and_then(|v| v.as_str()) == Some("caller") {
-                " per caller"
-            } else {
-                ""
-            };
-            match d.get("verdict")?.as_str()? {
-                "rate" => Some(format!("{endpoint}: rate<={est}/s{per}")),
-                "concurrency" => Some(format!("{endpoint}: inflight<={est}{per}")),
+            let per = |p: bool| if p { " per caller" } else { "" };
+            let est = |v: f64| v.round().max(1.0);
+            match f.remedy? {
+                Remedy::Rate { per_second: Some(r), per_caller } => {
+                    Some(format!("{endpoint}: rate<={}/s{}", est(r), per(per_caller)))
+                }
+                Remedy::Concurrency { limit: Some(l), per_caller } => {
+                    Some(format!("{endpoint}: inflight<={}{}", est(l), per(per_caller)))
+                }
                 _ => None,
             }
         })
@@ -370,9 +370,9 @@ fn emulated_limits(findings: &[Finding], endpoint: &str) -> Vec<String> {
 
 /// The fix kind a finding calls for.
 fn kind_of(f: &Finding) -> FixKind {
-    match (f.detector.as_str(), f.details.get("verdict").and_then(|v| v.as_str())) {
-        ("retry-storm", _) => FixKind::Retry,
-        (_, Some("rate")) => FixKind::Rate,
+    match f.remedy {
+        Some(Remedy::Retry) => FixKind::Retry,
+        Some(Remedy::Rate { .. }) => FixKind::Rate,
         _ => FixKind::Concurrency,
     }
 }
@@ -548,9 +548,7 @@ pub(crate) async fn prepare(opts: &PlanOptions, need_command: bool) -> Result<St
     // applies to (the builtin engine) — the first, for an engine that picks its own site.
     let candidates = candidates(&findings, opts.issue.as_deref());
     if candidates.is_empty() {
-        let load_free = findings.iter().find(|f| {
-            f.details.get("verdict").and_then(|v| v.as_str()) == Some("not-load-related")
-        });
+        let load_free = findings.iter().find(|f| f.remedy == Some(Remedy::NotLoadRelated));
         plan.reason = match load_free {
             Some(f) => format!(
                 "abstaining: {} — the errors are not load-related, so bounding concurrency or rate would not remove them (evidence {})",

@@ -176,6 +176,7 @@ impl Detector for ErrorBursts {
                 summary,
                 evidence,
                 suggested_metric: None,
+                remedy: None,
                 details: json!({
                     "verdict": if clustered { "clustered" } else if sustained { "sustained" } else { "spread" },
                     "traffic_share_inside": traffic_in,

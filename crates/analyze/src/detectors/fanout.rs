@@ -118,6 +118,8 @@ impl Detector for FanOut {
                     summary,
                     evidence: s.parents.iter().take(5).map(|&i| cap.id(&cap.calls[i]).to_string()).collect(),
                     suggested_metric: None,
+                    remedy: concurrent
+                        .then_some(crate::finding::Remedy::Concurrency { limit: None, per_caller: false }),
                     details: json!({
                         "parent": pk,
                         "shape": if concurrent { "fan-out" } else { "n+1" },

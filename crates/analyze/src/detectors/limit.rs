@@ -34,6 +34,19 @@ use crate::capture::{Capture, Outcome};
 use crate::concurrency::inflight_at_arrival;
 use crate::finding::{Finding, Severity};
 
+/// The typed remedy of a limit-model finding, from its verdict and bound.
+fn remedy(details: &serde_json::Value) -> Option<crate::finding::Remedy> {
+    use crate::finding::Remedy;
+    let per_caller = details.get("per").and_then(|v| v.as_str()) == Some("caller");
+    let estimate = details.pointer("/bound/estimate").and_then(serde_json::Value::as_f64);
+    match details.get("verdict")?.as_str()? {
+        "concurrency" => Some(Remedy::Concurrency { limit: estimate, per_caller }),
+        "rate" => Some(Remedy::Rate { per_second: estimate, per_caller }),
+        "not-load-related" => Some(Remedy::NotLoadRelated),
+        _ => None,
+    }
+}
+
 /// The limit-model detector.
 pub struct LimitModel;
 
@@ -252,6 +265,7 @@ impl Detector for LimitModel {
                 summary,
                 evidence: idx.iter().take(5).map(|&i| cap.id(&cap.calls[i]).to_string()).collect(),
                 suggested_metric: metric,
+                remedy: remedy(&details),
                 details,
             };
             if let Err(why) = rejection_shaped(cap, status, &idx) {
@@ -521,6 +535,22 @@ impl Detector for LimitModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_remedy_is_the_verdict_typed() {
+        use crate::finding::Remedy;
+        let r = |v: serde_json::Value| remedy(&v);
+        assert_eq!(
+            r(json!({"verdict": "concurrency", "per": "caller", "bound": {"estimate": 10.0}})),
+            Some(Remedy::Concurrency { limit: Some(10.0), per_caller: true })
+        );
+        assert_eq!(
+            r(json!({"verdict": "rate", "bound": {"estimate": 20.0}})),
+            Some(Remedy::Rate { per_second: Some(20.0), per_caller: false })
+        );
+        assert_eq!(r(json!({"verdict": "not-load-related"})), Some(Remedy::NotLoadRelated));
+        assert_eq!(r(json!({"verdict": "clustered"})), None);
+    }
 
     #[test]
     fn best_threshold_separates_perfectly_when_it_can() {

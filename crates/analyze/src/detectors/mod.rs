@@ -38,11 +38,12 @@ pub fn analyze(cap: &Capture, detectors: &[Box<dyn Detector>]) -> Vec<Finding> {
 /// round (a retry storm is what a client does about throttling; throttling is what an upstream
 /// does about load).
 fn causal_order(f: &Finding) -> u8 {
-    match (f.detector.as_str(), f.details.get("verdict").and_then(|v| v.as_str())) {
-        ("limit-model", Some("concurrency" | "rate")) => 0, // the load, measured against a limit
-        ("fan-out", _) => 1,                                // the load's shape in the traffic
-        ("retry-storm", _) => 3,                            // the errors' retries
-        _ => 2,                                             // the errors themselves
+    use crate::finding::Remedy;
+    match (f.detector.as_str(), f.remedy) {
+        ("limit-model", Some(Remedy::Concurrency { .. } | Remedy::Rate { .. })) => 0, // the load, measured against a limit
+        ("fan-out", _) => 1,     // the load's shape in the traffic
+        ("retry-storm", _) => 3, // the errors' retries
+        _ => 2,                  // the errors themselves
     }
 }
 

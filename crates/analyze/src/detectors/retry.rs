@@ -182,6 +182,7 @@ impl Detector for RetryStorms {
                     })
                     .collect(),
                 suggested_metric: Some(suggested),
+                remedy: Some(crate::finding::Remedy::Retry),
                 details: json!({
                     "retries": e.retries.len(),
                     "calls": e.calls,
