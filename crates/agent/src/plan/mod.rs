@@ -334,6 +334,41 @@ fn candidates<'f>(findings: &'f [Finding], issue: Option<&str>) -> Vec<(&'f Find
     out
 }
 
+/// What a plan that proceeds proposes, all of it: the harness (inputs and hash), the baseline
+/// it measured, the metric, the fix kind and its bound. [`Plan::proposal`] has it exactly when
+/// the decision is to proceed and every part was recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct Proposal<'a> {
+    /// What rebuilds the harness.
+    pub inputs: &'a HarnessInputs,
+    /// The hash the baseline ran under.
+    pub harness_hash: &'a str,
+    /// The baseline measurement.
+    pub baseline: &'a Measured,
+    /// The check a fix must meet.
+    pub metric: &'a str,
+    /// What to bound.
+    pub fix: FixKind,
+    /// The bound.
+    pub bound: u32,
+}
+
+impl Plan {
+    /// The proposal, when the plan proceeds (`None` for an abstention, a plan with no site, or
+    /// one missing a part).
+    pub fn proposal(&self) -> Option<Proposal<'_>> {
+        (self.decision == Decision::Proceed).then_some(())?;
+        Some(Proposal {
+            inputs: self.harness_inputs.as_ref()?,
+            harness_hash: self.harness_hash.as_deref()?,
+            baseline: self.baseline.as_ref()?,
+            metric: self.metric.as_deref()?,
+            fix: self.fix_kind?,
+            bound: self.bound?,
+        })
+    }
+}
+
 /// A finding the Planner passed over, and why.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Skipped {

@@ -208,27 +208,20 @@ impl Session {
                 plan.reason
             )));
         }
-        let (
-            Some(inputs),
-            Some(planned_hash),
-            Some(baseline),
-            Some(metric),
-            Some(kind),
-            Some(bound),
-        ) = (
-            plan.harness_inputs.clone(),
-            plan.harness_hash.clone(),
-            plan.baseline.clone(),
-            plan.metric.clone(),
-            plan.fix_kind,
-            plan.bound,
-        )
-        else {
+        let Some(p) = plan.proposal() else {
             return Err(WorkError::Input(format!(
                 "{}: the plan lacks its harness, baseline or metric",
                 plan_path.display()
             )));
         };
+        let (inputs, planned_hash, baseline, metric, kind, bound) = (
+            p.inputs.clone(),
+            p.harness_hash.to_owned(),
+            p.baseline.clone(),
+            p.metric.to_owned(),
+            p.fix,
+            p.bound,
+        );
         // The identical harness, rebuilt from the plan and proven by hash.
         let spec = inputs
             .spec()
