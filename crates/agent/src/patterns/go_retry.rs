@@ -13,7 +13,7 @@
 use tree_sitter::Node;
 
 use super::js_retry::is_wait_name;
-use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers};
+use super::{FileEdit, Fix, Pattern, Site};
 use crate::repo::{Lang, Repo, SourceFile, fresh_name};
 
 /// The Go retry-without-back-off pattern.
@@ -28,14 +28,7 @@ const BUILTINS: &[&str] = &[
 const HTTP_CALLS: &[&str] = &["Do", "Get", "Post", "Head", "PostForm"];
 
 fn walk_scope<'t>(n: Node<'t>, f: &mut impl FnMut(Node<'t>)) {
-    let mut c = n.walk();
-    for child in n.children(&mut c) {
-        if FUNCS.contains(&child.kind()) {
-            continue;
-        }
-        f(child);
-        walk_scope(child, f);
-    }
+    super::walk_scope(n, FUNCS, f);
 }
 
 /// The statement a `continue`/`break` applies to (a `break` also leaves a switch or select).
@@ -270,20 +263,12 @@ impl Pattern for GoRetry {
     }
 
     fn find(&self, f: &SourceFile, _repo: &Repo) -> Vec<Site> {
-        if f.lang != Lang::Go {
-            return Vec::new();
-        }
-        super::sites_in(f, |n| {
-            let m = loop_match(f, n)?;
-            Some(Site::at(
-                self.name(),
-                f,
-                m.node,
-                "a retry loop that sends the next attempt at once, ignoring Retry-After".into(),
-                vec![FixKind::Retry],
-                identifiers(f.text_of(m.body)),
-            ))
-        })
+        super::retry_sites(
+            self.name(),
+            f,
+            |l| l == Lang::Go,
+            |n| loop_match(f, n).map(|m| (m.node, m.body)),
+        )
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {

@@ -44,14 +44,7 @@ pub(super) fn is_wait_name(name: &str) -> bool {
 
 /// Visits the nodes of `n` in its own scope: nested functions are not entered.
 fn walk_scope<'t>(n: Node<'t>, f: &mut impl FnMut(Node<'t>)) {
-    let mut c = n.walk();
-    for child in n.children(&mut c) {
-        if FUNCS.contains(&child.kind()) {
-            continue;
-        }
-        f(child);
-        walk_scope(child, f);
-    }
+    super::walk_scope(n, FUNCS, f);
 }
 
 /// The loop a `continue`/`break` inside `n`'s scope belongs to.

@@ -297,6 +297,50 @@ pub(crate) fn sites_in(
     out
 }
 
+/// Visits the nodes of `n` in its own scope: nodes of a kind in `scopes` (nested functions,
+/// classes) are not entered. The retry patterns' walk in every language.
+pub(crate) fn walk_scope<'t>(
+    n: tree_sitter::Node<'t>,
+    scopes: &[&str],
+    f: &mut impl FnMut(tree_sitter::Node<'t>),
+) {
+    let mut c = n.walk();
+    for child in n.children(&mut c) {
+        if scopes.contains(&child.kind()) {
+            continue;
+        }
+        f(child);
+        walk_scope(child, scopes, f);
+    }
+}
+
+/// The retry loops `loop_at` matches in `f` (when its language is `lang`), as sites: what
+/// the three retry patterns report, whatever their language's loop looks like.
+pub(crate) fn retry_sites<'t>(
+    pattern: &str,
+    f: &'t SourceFile,
+    lang: impl Fn(crate::repo::Lang) -> bool,
+    loop_at: impl Fn(tree_sitter::Node<'t>) -> Option<(tree_sitter::Node<'t>, tree_sitter::Node<'t>)>,
+) -> Vec<Site> {
+    if !lang(f.lang) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    crate::repo::walk(f.tree.root_node(), &mut |n| {
+        if let Some((node, body)) = loop_at(n) {
+            out.push(Site::at(
+                pattern,
+                f,
+                node,
+                "a retry loop that sends the next attempt at once, ignoring Retry-After".into(),
+                vec![FixKind::Retry],
+                identifiers(f.text_of(body)),
+            ));
+        }
+    });
+    out
+}
+
 /// The site's file in `repo`.
 pub(crate) fn site_file<'r>(repo: &'r Repo, site: &Site) -> Result<&'r SourceFile, String> {
     repo.file(&site.file).ok_or_else(|| format!("{} is not in the repository", site.file))

@@ -20,7 +20,7 @@ use tree_sitter::Node;
 
 use super::js_retry::is_wait_name;
 use super::py_gather::prologue_end;
-use super::{FileEdit, Fix, FixKind, Pattern, Site, identifiers};
+use super::{FileEdit, Fix, Pattern, Site};
 use crate::repo::{Lang, Repo, SourceFile, Style, fresh_name};
 
 /// The Python retry-without-back-off pattern.
@@ -54,14 +54,7 @@ const BUILTINS: &[&str] = &[
 
 /// Visits the nodes of `n` in its own scope: nested functions and classes are not entered.
 fn walk_scope<'t>(n: Node<'t>, f: &mut impl FnMut(Node<'t>)) {
-    let mut c = n.walk();
-    for child in n.children(&mut c) {
-        if SCOPES.contains(&child.kind()) {
-            continue;
-        }
-        f(child);
-        walk_scope(child, f);
-    }
+    super::walk_scope(n, SCOPES, f);
 }
 
 /// The loop a `continue`/`break` (or an `except` clause) belongs to.
@@ -336,20 +329,12 @@ impl Pattern for PyRetry {
     }
 
     fn find(&self, f: &SourceFile, _repo: &Repo) -> Vec<Site> {
-        if f.lang != Lang::Python {
-            return Vec::new();
-        }
-        super::sites_in(f, |n| {
-            let m = loop_match(f, n)?;
-            Some(Site::at(
-                self.name(),
-                f,
-                m.node,
-                "a retry loop that sends the next attempt at once, ignoring Retry-After".into(),
-                vec![FixKind::Retry],
-                identifiers(f.text_of(m.body)),
-            ))
-        })
+        super::retry_sites(
+            self.name(),
+            f,
+            |l| l == Lang::Python,
+            |n| loop_match(f, n).map(|m| (m.node, m.body)),
+        )
     }
 
     fn rewrite(&self, site: &Site, repo: &Repo, fix: &Fix) -> Result<Vec<FileEdit>, String> {
