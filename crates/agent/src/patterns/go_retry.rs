@@ -322,7 +322,9 @@ impl Pattern for GoRetry {
              \tif attempt > 6 {{\n\t\tattempt = 6\n\t}}\n\
              \tbackoff := 500 * time.Millisecond << uint(attempt)\n\
              \tif backoff > 30*time.Second {{\n\t\tbackoff = 30 * time.Second\n\t}}\n\
-             \treturn time.Duration(rand.Int63n(int64(backoff) + 1))\n\
+             \t// Seeded here: before Go 1.20 the global source starts the same in every process.\n\
+             \tjitter := rand.New(rand.NewSource(time.Now().UnixNano()))\n\
+             \treturn time.Duration(jitter.Int63n(int64(backoff) + 1))\n\
              }}\n",
             fix.metric
         );
