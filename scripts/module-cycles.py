@@ -119,6 +119,13 @@ def main():
     for name in names:
         crate = ROOT / "crates" / name
         graph = edges(crate)
+        # A crate of no files, or one whose paths resolved to no file, would pass on nothing.
+        if not graph:
+            print(f"{name}: no source files under {crate / 'src'}", file=sys.stderr)
+            return 2
+        if len(graph) > 1 and not any(graph.values()):
+            print(f"{name}: {len(graph)} files but no crate:: or super:: path resolved", file=sys.stderr)
+            return 2
         for scc in cycles(graph):
             found += 1
             files = [str(f.relative_to(ROOT)) for f in scc]

@@ -137,7 +137,7 @@ pub fn html(r: &WorkResult, charts: &Charts) -> String {
             s,
             "<h2>Tests</h2><p><code>{}</code> {} in {:.1} s</p><pre>{}</pre>",
             esc(&t.command.join(" ")),
-            crate::test_outcome(t),
+            t.ended(),
             t.ms / 1000.0,
             esc(&t.tail)
         );

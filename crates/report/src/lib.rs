@@ -31,15 +31,6 @@ pub(crate) fn driver(r: &WorkResult) -> Option<(String, String, String, bool)> {
     Some((path, sha, code, same))
 }
 
-/// How the tests ended, in words: `exited 0`, `timed out`, `was killed by a signal`.
-pub(crate) fn test_outcome(t: &af_agent::TestRun) -> String {
-    match (t.timed_out, t.exit_code) {
-        (true, _) => "timed out (its process group was killed)".into(),
-        (false, Some(c)) => format!("exited {c}"),
-        (false, None) => "was killed by a signal".into(),
-    }
-}
-
 /// Seconds with one decimal.
 pub(crate) fn secs(ms: f64) -> String {
     format!("{:.1} s", ms / 1000.0)

@@ -105,7 +105,7 @@ pub fn markdown(r: &WorkResult) -> String {
             s,
             "\n## Tests\n\n`{}` {} in {:.1} s\n\n```\n{}\n```",
             t.command.join(" "),
-            crate::test_outcome(t),
+            t.ended(),
             t.ms / 1000.0,
             t.tail
         );

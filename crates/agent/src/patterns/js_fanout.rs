@@ -18,13 +18,7 @@ use crate::repo::{Lang, Repo, SourceFile, Style, fresh_name};
 /// The JS/TS unbounded fan-out pattern.
 pub struct JsFanout;
 
-const FUNCS: &[&str] = &[
-    "function_declaration",
-    "function_expression",
-    "arrow_function",
-    "method_definition",
-    "generator_function_declaration",
-];
+use super::JS_FUNCTIONS as FUNCS;
 
 /// A `for (const x of items)` loop filling an array with one call per item.
 struct Pushed<'t> {

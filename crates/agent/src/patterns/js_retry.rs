@@ -26,13 +26,7 @@ pub struct JsRetry;
 const LOOPS: &[&str] = &["for_statement", "while_statement", "do_statement"];
 const ALL_LOOPS: &[&str] =
     &["for_statement", "for_in_statement", "while_statement", "do_statement"];
-const FUNCS: &[&str] = &[
-    "function_declaration",
-    "function_expression",
-    "arrow_function",
-    "method_definition",
-    "generator_function_declaration",
-];
+use super::JS_FUNCTIONS as FUNCS;
 
 /// Names of calls that wait: a retry loop calling one of these already backs off.
 pub(super) fn is_wait_name(name: &str) -> bool {

@@ -29,6 +29,16 @@ pub use py_pool::PyPool;
 pub use py_retry::PyRetry;
 pub use py_taskgroup::PyTaskGroup;
 
+/// The JS/TS node kinds that start a function's own scope (the fan-out and retry patterns do
+/// not look into nested functions).
+pub(crate) const JS_FUNCTIONS: &[&str] = &[
+    "function_declaration",
+    "function_expression",
+    "arrow_function",
+    "method_definition",
+    "generator_function_declaration",
+];
+
 /// What a fix has to bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

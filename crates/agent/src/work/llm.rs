@@ -267,12 +267,7 @@ fn run_tests<'a>(h: &'a mut WorkerHost<'_>, _: &'a Value) -> ToolFuture<'a> {
             return Ok("no test command is configured".into());
         };
         let r = crate::work::run_tests(&h.s.project, &c, h.s.plan.test_timeout_ms).await;
-        let ended = match (r.timed_out, r.exit_code) {
-            (true, _) => "timed out".to_owned(),
-            (false, Some(c)) => format!("exit {c}"),
-            (false, None) => "killed by a signal".to_owned(),
-        };
-        Ok(format!("{ended}\n{}", r.tail))
+        Ok(format!("{}\n{}", r.ended(), r.tail))
     })
 }
 

@@ -52,20 +52,23 @@ fn link_dependencies(from: &Path, to: &Path) -> std::io::Result<Vec<String>> {
 /// add: `:(top,exclude)PATH` for each that git does not ignore already. A path git ignores
 /// must not be named, not even to exclude it: `git add` then exits 1 ("paths are ignored").
 fn exclusions(top: &Path, paths: Vec<String>) -> Vec<String> {
+    if paths.is_empty() {
+        return Vec::new();
+    }
+    // One `git check-ignore` for all: it prints the paths git ignores (exit 1 when none).
+    let ignored: Vec<String> = Command::new("git")
+        .arg("-C")
+        .arg(top)
+        .args(["check-ignore", "--"])
+        .args(&paths)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).collect())
+        .unwrap_or_default();
     paths
         .into_iter()
-        .filter(|p| {
-            let ignored = Command::new("git")
-                .arg("-C")
-                .arg(top)
-                .args(["check-ignore", "-q", "--", p])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            !ignored
-        })
+        .filter(|p| !ignored.contains(p))
         .map(|p| format!(":(top,exclude){p}"))
         .collect()
 }
