@@ -66,10 +66,14 @@ impl Inputs {
         };
         // The harness's templates and caller key, as `af measure` read the journals.
         let mock = r.plan.harness.as_ref().map(|h| h.mock.clone()).unwrap_or_default();
-        let templater = mock
-            .templater(&recorded)
-            .unwrap_or_else(|_| Templater::default().learning_from(&recorded));
-        let caller: CallerSpec = mock.caller_key.parse().unwrap_or_default();
+        let templater = mock.templater(&recorded).unwrap_or_else(|e| {
+            out.notes.push(format!("the harness's templates: {e}; charts use learned ones"));
+            Templater::default().learning_from(&recorded)
+        });
+        let caller: CallerSpec = mock.caller_key.parse().unwrap_or_else(|e| {
+            out.notes.push(format!("the harness's caller key: {e}; charts use auto"));
+            CallerSpec::Auto
+        });
         let ep = r.plan.finding.as_ref().and_then(|f| f.endpoint.as_deref());
         let capture = |ex: &[af_snapshot::Exchange], only: Option<&str>| {
             let mut cap = Capture::from_exchanges(ex, &templater, &caller);
