@@ -337,6 +337,32 @@ fn from_rrpair(
     })
 }
 
+/// What one RRPair value (as Speedscale's forwarder sends it in an OTLP log record's body, or
+/// as one line of `proxymock export`) is.
+#[derive(Debug)]
+pub enum RRPairValue {
+    /// An HTTP exchange.
+    Http(Box<Exchange>),
+    /// A record of another protocol (Postgres, AMQP, ...), by name: counted, not an exchange.
+    Other(String),
+}
+
+/// Reads one RRPair from a JSON value. `seed` names the record when the RRPair carries no
+/// `uuid` (the same seed gives the same id). On failure: the field at fault and what is wrong.
+pub fn rrpair_from_value(v: Value, seed: &[u8]) -> Result<RRPairValue, (String, String)> {
+    let rr = serde_path_to_error::deserialize::<_, RRPair>(v).map_err(|e| {
+        let field = e.path().to_string();
+        (if field == "." { String::new() } else { field }, e.inner().to_string())
+    })?;
+    if let Some(p) = other_protocol(&rr) {
+        return Ok(RRPairValue::Other(p));
+    }
+    if rr.http.is_none() {
+        return Err(("http".into(), "no `http` part: not an HTTP RRPair".into()));
+    }
+    from_rrpair(rr, None, seed).map(|e| RRPairValue::Http(Box::new(e)))
+}
+
 fn ts_from_file_name(path: &Path) -> Option<Timestamp> {
     // `2025-08-12_01-37-18.830172Z.md` → `2025-08-12T01:37:18.830172Z`
     let stem = path.file_name()?.to_str()?;

@@ -1,0 +1,166 @@
+//! Evidence: when a finding opens, the whole window's traffic for its service is kept as a
+//! native snapshot (`.jsonl.zst`), named by the SHA-256 of its exchange lines — the same traffic
+//! is stored once, however many findings it opened — so that `af fix --finding FP` runs the
+//! loop on it. A window, not three example exchanges: a rate or concurrency problem cannot be
+//! reproduced from three.
+
+use std::path::PathBuf;
+
+use af_snapshot::{Exchange, NativeWriter};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row as _;
+
+use crate::{Ledger, LedgerError, Result, now_ns};
+
+/// One stored evidence snapshot.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct Evidence {
+    /// `sha256:` + hex of the exchange lines.
+    pub digest: String,
+    /// The service.
+    pub service: String,
+    /// Window start, ns.
+    pub window_ns: i64,
+    /// The file.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: i64,
+    /// Exchanges in it.
+    pub exchanges: i64,
+    /// Deleted by retention (ns), when it was.
+    pub deleted: Option<i64>,
+}
+
+/// How long and how much evidence is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Evidence older than this is deleted (ns).
+    pub max_age_ns: i64,
+    /// Past this many bytes in all, the oldest is deleted first.
+    pub max_bytes: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { max_age_ns: 14 * 86_400 * 1_000_000_000, max_bytes: 10 << 30 }
+    }
+}
+
+impl Ledger {
+    /// Stores `exchanges` (one service's window) as evidence, once per content.
+    pub async fn put_evidence(
+        &self,
+        service: &str,
+        window_ns: i64,
+        exchanges: &[Exchange],
+    ) -> Result<Evidence> {
+        let mut h = Sha256::new();
+        for ex in exchanges {
+            let line = serde_json::to_vec(ex).map_err(|e| LedgerError::Io {
+                path: self.evidence_dir.clone(),
+                source: e.into(),
+            })?;
+            h.update(&line);
+            h.update(b"\n");
+        }
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let digest = format!("sha256:{hex}");
+        if let Some(e) = self.evidence(&digest).await? {
+            if e.deleted.is_none() && e.path.exists() {
+                return Ok(e);
+            }
+        }
+        let dir = self.evidence_dir.join(&hex[..2]);
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| LedgerError::Io { path: dir.clone(), source })?;
+        let path = dir.join(format!("{hex}.jsonl.zst"));
+        let tmp = dir.join(format!(".{hex}.tmp"));
+        let mut w = NativeWriter::create(&tmp, true, false)?;
+        for ex in exchanges {
+            w.write(ex)?;
+        }
+        w.finish()?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|source| LedgerError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::metadata(&path).map(|m| m.len() as i64).unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO evidence (digest, service, window_ns, path, bytes, exchanges, created, deleted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)
+             ON CONFLICT (digest) DO UPDATE SET path = excluded.path, deleted = NULL, created = excluded.created",
+        )
+        .bind(&digest)
+        .bind(service)
+        .bind(window_ns)
+        .bind(path.display().to_string())
+        .bind(bytes)
+        .bind(exchanges.len() as i64)
+        .bind(now_ns())
+        .execute(self.pool())
+        .await?;
+        Ok(Evidence {
+            digest,
+            service: service.into(),
+            window_ns,
+            path,
+            bytes,
+            exchanges: exchanges.len() as i64,
+            deleted: None,
+        })
+    }
+
+    /// The evidence with `digest`.
+    pub async fn evidence(&self, digest: &str) -> Result<Option<Evidence>> {
+        let row = sqlx::query("SELECT digest, service, window_ns, path, bytes, exchanges, deleted FROM evidence WHERE digest = ?1")
+            .bind(digest)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            let path: String = r.try_get("path")?;
+            Ok(Evidence {
+                digest: r.try_get("digest")?,
+                service: r.try_get("service")?,
+                window_ns: r.try_get("window_ns")?,
+                path: PathBuf::from(path),
+                bytes: r.try_get("bytes")?,
+                exchanges: r.try_get("exchanges")?,
+                deleted: r.try_get("deleted")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Deletes evidence past `r`'s age, then the oldest until the total fits; returns how many
+    /// files were deleted. The rows stay (marked deleted) so a finding says its evidence expired.
+    pub async fn enforce_retention(&self, r: Retention) -> Result<usize> {
+        let rows = sqlx::query("SELECT digest, path, bytes, created FROM evidence WHERE deleted IS NULL ORDER BY created DESC")
+            .fetch_all(self.pool())
+            .await?;
+        let now = now_ns();
+        let mut total = 0i64;
+        let mut deleted = 0;
+        for row in rows {
+            let bytes: i64 = row.try_get("bytes")?;
+            let created: i64 = row.try_get("created")?;
+            total += bytes;
+            if now - created <= r.max_age_ns && total <= r.max_bytes {
+                continue;
+            }
+            let path: String = row.try_get("path")?;
+            let digest: String = row.try_get("digest")?;
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LedgerError::Io { path: path.into(), source: e });
+                }
+                _ => {}
+            }
+            sqlx::query("UPDATE evidence SET deleted = ?2 WHERE digest = ?1")
+                .bind(&digest)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+}
