@@ -46,6 +46,17 @@ pub enum Command {
     Fix(FixArgs),
     /// The whole loop on the bundled example (examples/radar), offline, no API key.
     Demo(DemoArgs),
+    /// Always on: take live traffic (OTLP logs and traces over HTTP and gRPC, `af record
+    /// --push`), find problems per window, keep a ledger of fingerprinted findings with their
+    /// evidence; JSON API, Prometheus /metrics and a page at /.
+    Serve(ServeArgs),
+    /// The findings in af serve's ledger: `ls`, `show FP`.
+    Findings(FindingsArgs),
+    /// Stop reporting a finding (with a reason, an owner and an expiry).
+    Suppress(SuppressArgs),
+    /// After a deploy: did the fix work in production? verified (0), regressed (1),
+    /// inconclusive (4: too little traffic to tell).
+    Verify(VerifyArgs),
     /// Print the JSON Schema of a machine-readable output.
     #[command(hide = true)]
     Schema(SchemaArgs),
@@ -55,8 +66,15 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlanArgs {
     /// The snapshot showing the bug.
-    #[arg(long)]
-    pub snapshot: PathBuf,
+    #[arg(long, required_unless_present = "finding", conflicts_with = "finding")]
+    pub snapshot: Option<PathBuf>,
+    /// A finding of `af serve` (fingerprint or a unique prefix): the loop runs on its evidence,
+    /// the window of traffic it opened with.
+    #[arg(long, value_name = "FP")]
+    pub finding: Option<String>,
+    /// af serve's data directory (for --finding).
+    #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
+    pub data_dir: PathBuf,
     /// The code (a directory; a git checkout or not).
     #[arg(long, default_value = ".")]
     pub source: PathBuf,
@@ -149,6 +167,156 @@ pub struct FixArgs {
     /// Try at most this many ranked sites.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: usize,
+}
+
+/// `af serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Where the ledger (ledger.db), the segment log and the evidence live.
+    #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
+    pub data_dir: PathBuf,
+    /// OTLP/HTTP (/v1/logs, /v1/traces), /v1/exchanges, the API, /metrics and the page.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4318")]
+    pub listen: std::net::SocketAddr,
+    /// OTLP/gRPC (LogsService, TraceService).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4317")]
+    pub grpc_listen: std::net::SocketAddr,
+    /// Bearer token required on the API and the intake; without one, only loopback addresses
+    /// are allowed.
+    #[arg(long, env = "AF_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Window length.
+    #[arg(long, default_value = "60s", value_parser = parse_span)]
+    pub window: i64,
+    /// How long a window waits for late records after its end (event time), and how long a
+    /// silent service waits before its open windows close.
+    #[arg(long, default_value = "10s", value_parser = parse_span)]
+    pub grace: i64,
+    /// Bytes of records one service may buffer (open and unanalysed windows); past it the
+    /// intake answers 429 / RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
+    pub buffer: usize,
+    /// Largest request body.
+    #[arg(long, default_value_t = 16 << 20, value_name = "BYTES")]
+    pub max_body: usize,
+    /// Largest single record.
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    pub max_record: usize,
+    /// Windows analysed at once.
+    #[arg(long, default_value_t = 2)]
+    pub pool: usize,
+    /// Evidence older than this is deleted.
+    #[arg(long, default_value = "14d", value_parser = parse_span)]
+    pub retention: i64,
+    /// Evidence beyond this many bytes in all is deleted, oldest first.
+    #[arg(long, default_value_t = 10 << 30, value_name = "BYTES")]
+    pub evidence_max_bytes: i64,
+}
+
+/// A duration: `500ms`, `60s`, `5m`, `2h`, `14d`.
+pub fn parse_span(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if let Some(h) = t.strip_suffix('h').filter(|h| !h.ends_with('c')) {
+        return h
+            .trim()
+            .parse::<f64>()
+            .map(|v| (v * 3600e9) as i64)
+            .map_err(|_| format!("{s:?} is not a duration"));
+    }
+    if let Some(d) = t.strip_suffix('d') {
+        return d
+            .trim()
+            .parse::<f64>()
+            .map(|v| (v * 86_400e9) as i64)
+            .map_err(|_| format!("{s:?} is not a duration"));
+    }
+    af_analyze::parse_duration_ns(t)
+}
+
+/// `af findings`.
+#[derive(Debug, clap::Args)]
+pub struct FindingsArgs {
+    /// ls or show.
+    #[command(subcommand)]
+    pub command: FindingsCommand,
+}
+
+/// `af findings ls|show`.
+#[derive(Debug, Subcommand)]
+pub enum FindingsCommand {
+    /// The findings, most recently seen first.
+    Ls {
+        /// Only this state (open, fixing, fixed, verified, reopened, suppressed).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// JSON.
+        #[arg(long)]
+        json: bool,
+        /// af serve's data directory.
+        #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
+        data_dir: PathBuf,
+    },
+    /// One finding: its state, occurrences, per-window metric and evidence.
+    Show {
+        /// Fingerprint (or a unique prefix).
+        fingerprint: String,
+        /// JSON.
+        #[arg(long)]
+        json: bool,
+        /// af serve's data directory.
+        #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
+        data_dir: PathBuf,
+    },
+}
+
+/// `af suppress`.
+#[derive(Debug, clap::Args)]
+pub struct SuppressArgs {
+    /// Fingerprint (or a unique prefix).
+    pub fingerprint: String,
+    /// Why it is not to be reported.
+    #[arg(long)]
+    pub reason: String,
+    /// Who decided (default: $USER).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Until when (RFC 3339); without it, until lifted.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// af serve's data directory.
+    #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
+    pub data_dir: PathBuf,
+}
+
+/// `af verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The finding (fingerprint or a unique prefix); its windows come from the ledger.
+    #[arg(required_unless_present = "before")]
+    pub fingerprint: Option<String>,
+    /// The deploy marker: an RFC 3339 time or a deployed commit (default: the latest deploy
+    /// recorded with POST /api/deploys).
+    #[arg(long, value_name = "TIME|GIT_SHA")]
+    pub since: Option<String>,
+    /// Instead of the ledger: a snapshot from before the deploy…
+    #[arg(long, requires_all = ["after", "metric"], conflicts_with = "fingerprint")]
+    pub before: Option<PathBuf>,
+    /// …and one from after it.
+    #[arg(long, requires = "before")]
+    pub after: Option<PathBuf>,
+    /// The check to weigh with --before/--after, e.g.
+    /// `peak_inflight{endpoint="GET /a/{id}",per="caller"} <= 10`.
+    #[arg(long, requires = "before")]
+    pub metric: Option<String>,
+    /// JSON on stdout (schema `schemas/verify.schema.json`).
+    #[arg(long)]
+    pub json: bool,
+    /// af serve's data directory.
+    #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
+    pub data_dir: PathBuf,
 }
 
 /// `af demo`.
@@ -454,6 +622,13 @@ pub struct RecordArgs {
     /// Overwrite the output if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Also stream what is recorded into a running `af serve` (its base URL, e.g.
+    /// http://127.0.0.1:4318); the token comes from AF_SERVE_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub push: Option<String>,
+    /// The service the pushed exchanges belong to.
+    #[arg(long, value_name = "NAME", default_value = "unknown", requires = "push")]
+    pub push_service: String,
     /// Run this program with the proxy and CA variables set, and stop when it exits (af record
     /// then exits with its exit code).
     #[arg(last = true, value_name = "CMD")]
@@ -491,6 +666,8 @@ pub enum SchemaName {
     Result,
     /// `af demo --json`.
     Demo,
+    /// `af verify --json`.
+    Verify,
 }
 
 /// Parses `std::env::args`, exiting 2 with clap's message on usage errors.

@@ -230,3 +230,8 @@ pub fn demo_schema() -> String {
 pub fn result_schema() -> String {
     pretty(&schemars::schema_for!(af_agent::WorkResult))
 }
+
+/// The JSON Schema of `af verify --json`.
+pub fn verify_schema() -> String {
+    pretty(&schemars::schema_for!(af_ledger::verify::Verification))
+}

@@ -145,23 +145,21 @@ impl SegmentLog {
     /// Appends `records` and syncs them to disk; returns the segment they are in. Only after
     /// this returns may they be acknowledged.
     pub fn append(&mut self, records: &[Record]) -> io::Result<u64> {
+        let mut buf = Vec::with_capacity(records.len() * 512);
+        for r in records {
+            encode_into(r, &mut buf)?;
+        }
+        self.append_encoded(&buf)
+    }
+
+    /// Appends frames made by [`encode_into`] (several requests' at once: one sync for all).
+    pub fn append_encoded(&mut self, frames: &[u8]) -> io::Result<u64> {
         if self.current_len >= self.max_segment {
             self.rotate()?;
         }
-        let mut buf = Vec::with_capacity(records.len() * 512);
-        for r in records {
-            let payload = serde_json::to_vec(r).map_err(io::Error::other)?;
-            let len = u32::try_from(payload.len())
-                .ok()
-                .filter(|&l| l <= MAX_FRAME)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "record over 64 MiB"))?;
-            buf.extend_from_slice(&len.to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-            buf.extend_from_slice(&payload);
-        }
-        self.current.write_all(&buf)?;
+        self.current.write_all(frames)?;
         self.current.sync_data()?;
-        self.current_len += buf.len() as u64;
+        self.current_len += frames.len() as u64;
         Ok(self.current_id)
     }
 
@@ -189,6 +187,22 @@ impl SegmentLog {
             _ => Ok(()),
         }
     }
+}
+
+/// Appends one record's frame to `buf`; returns the frame's length.
+pub fn encode_into(r: &Record, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let at = buf.len();
+    buf.extend_from_slice(&[0u8; 8]);
+    serde_json::to_writer(&mut *buf, r).map_err(io::Error::other)?;
+    let payload = &buf[at + 8..];
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|&l| l <= MAX_FRAME)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "record over 64 MiB"))?;
+    let crc = crc32fast::hash(payload);
+    buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(buf.len() - at)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -66,10 +66,11 @@ impl Ledger {
         }
         let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
         let digest = format!("sha256:{hex}");
-        if let Some(e) = self.evidence(&digest).await? {
-            if e.deleted.is_none() && e.path.exists() {
-                return Ok(e);
-            }
+        if let Some(e) = self.evidence(&digest).await?
+            && e.deleted.is_none()
+            && e.path.exists()
+        {
+            return Ok(e);
         }
         let dir = self.evidence_dir.join(&hex[..2]);
         std::fs::create_dir_all(&dir)

@@ -100,7 +100,7 @@ mod tests {
         assert_eq!(k.status_class, "4xx");
         let fp = k.fingerprint().to_string();
         assert!(fp.starts_with("v1:") && fp.len() == 35, "{fp}");
-        assert_eq!(fp, k.clone().fingerprint().to_string());
+        assert_eq!(fp, k.fingerprint().to_string());
         // Same class, same problem: a 429 and a 403 burst on one endpoint are one fingerprint.
         let k403 = Key::new(
             "limit-model",

@@ -155,6 +155,8 @@ pub struct FindingRow {
     pub suppressed_until: Option<i64>,
     /// How often it was reopened.
     pub reopened: i64,
+    /// The exact status it is about (its errors are counted by it), when one.
+    pub status: Option<u16>,
 }
 
 /// One window in which a finding was seen.
@@ -179,6 +181,8 @@ pub struct Observation {
     pub severity: String,
     /// What the detector said.
     pub summary: String,
+    /// The exact status it is about (0: transport errors), when one.
+    pub status: Option<u16>,
     /// The metric a fix should meet.
     pub metric: Option<String>,
     /// Window start, ns.
@@ -241,6 +245,9 @@ pub struct WindowRow {
 pub struct CheckRow {
     /// Window start, ns.
     pub window_ns: i64,
+    /// Window end, ns, when known (a window that straddles a deploy marker is on neither side).
+    #[serde(default)]
+    pub end_ns: Option<i64>,
     /// The metric's value (none: the window had no call it selects).
     pub value: Option<f64>,
     /// Calls to the finding's endpoint.
@@ -312,6 +319,7 @@ fn finding_row(r: &sqlx::sqlite::SqliteRow) -> Result<FindingRow> {
         suppressed_owner: r.try_get("suppressed_owner")?,
         suppressed_until: r.try_get("suppressed_until")?,
         reopened: r.try_get("reopened")?,
+        status: r.try_get::<Option<i64>, _>("status")?.and_then(|s| u16::try_from(s).ok()),
     })
 }
 
@@ -476,8 +484,8 @@ impl Ledger {
             None => {
                 sqlx::query(
                     "INSERT INTO findings (fingerprint, kind, service, method, template, status_class,
-                       severity, state, summary, metric, first_seen, last_seen, occurrences, state_since)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?9, ?10, ?10, 1, ?11)",
+                       severity, state, summary, metric, first_seen, last_seen, occurrences, state_since, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?9, ?10, ?10, 1, ?11, ?12)",
                 )
                 .bind(&fp)
                 .bind(&o.key.kind)
@@ -490,6 +498,7 @@ impl Ledger {
                 .bind(&o.metric)
                 .bind(o.window_ns)
                 .bind(now)
+                .bind(o.status.map(i64::from))
                 .execute(&mut *tx)
                 .await?;
                 Transition::Opened
@@ -689,7 +698,10 @@ impl Ledger {
     /// A finding's per-window checks, oldest first.
     pub async fn checks(&self, fingerprint: &str) -> Result<Vec<CheckRow>> {
         let rows = sqlx::query(
-            "SELECT window_ns, value, calls, errors, statuses FROM checks WHERE fingerprint = ?1 ORDER BY window_ns",
+            "SELECT c.window_ns, w.end_ns, c.value, c.calls, c.errors, c.statuses FROM checks c
+             JOIN findings f ON f.fingerprint = c.fingerprint
+             LEFT JOIN windows w ON w.service = f.service AND w.start_ns = c.window_ns
+             WHERE c.fingerprint = ?1 ORDER BY c.window_ns",
         )
         .bind(fingerprint)
         .fetch_all(&self.pool)
@@ -699,6 +711,7 @@ impl Ledger {
                 let statuses: String = r.try_get("statuses")?;
                 Ok(CheckRow {
                     window_ns: r.try_get("window_ns")?,
+                    end_ns: r.try_get("end_ns")?,
                     value: r.try_get("value")?,
                     calls: r.try_get("calls")?,
                     errors: r.try_get("errors")?,

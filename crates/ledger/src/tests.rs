@@ -5,6 +5,7 @@ use super::*;
 fn obs(kind: &str, window_ns: i64) -> Observation {
     Observation {
         key: Key::new(kind, "radar", Some("GET /m/{id}"), Some(429)),
+        status: Some(429),
         severity: "high".into(),
         summary: format!("{kind} at {window_ns}"),
         metric: Some("peak_inflight{endpoint=\"GET /m/{id}\",per=\"caller\"} <= 10".into()),

@@ -112,6 +112,8 @@ pub struct Verification {
     pub before: Side,
     /// After it.
     pub after: Side,
+    /// Windows that straddle the marker (started before it, ended after): on neither side.
+    pub straddling: usize,
     /// Calls the after side needed for a verdict.
     pub required_calls: i64,
     /// What it concluded.
@@ -144,8 +146,11 @@ pub fn required_calls(check: &Check, before_share: Option<f64>) -> i64 {
 
 /// Weighs `rows` split at `since_ns` against `check`.
 pub fn verify(fingerprint: &str, check: &Check, rows: &[CheckRow], since_ns: i64) -> Verification {
-    let before = Side::of(rows.iter().filter(|r| r.window_ns < since_ns), check.op);
-    let after = Side::of(rows.iter().filter(|r| r.window_ns >= since_ns), check.op);
+    let is_before = |r: &&CheckRow| r.end_ns.map_or(r.window_ns < since_ns, |e| e <= since_ns);
+    let is_after = |r: &&CheckRow| r.window_ns >= since_ns;
+    let before = Side::of(rows.iter().filter(is_before), check.op);
+    let after = Side::of(rows.iter().filter(is_after), check.op);
+    let straddling = rows.iter().filter(|r| !is_before(r) && !is_after(r)).count();
     let required = required_calls(check, before.error_share());
     let metric = check.to_string();
     let (outcome, reason) = match after.value {
@@ -195,6 +200,7 @@ pub fn verify(fingerprint: &str, check: &Check, rows: &[CheckRow], since_ns: i64
         since_ns,
         before,
         after,
+        straddling,
         required_calls: required,
         outcome,
         reason,
@@ -205,12 +211,73 @@ fn fmt_value(v: f64) -> String {
     if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.3}") }
 }
 
+/// The check a finding is verified by: its own metric, or — for a finding without one — no
+/// errors of its status on its endpoint (with the rule of three deciding how many calls prove it).
+pub fn check_of(f: &crate::FindingRow) -> Result<Check, String> {
+    if let Some(m) = &f.metric {
+        return m
+            .parse::<Check>()
+            .map_err(|e| format!("the finding's metric `{m}` does not parse: {e}"));
+    }
+    let endpoint =
+        if f.method == "-" { f.template.clone() } else { format!("{} {}", f.method, f.template) };
+    let status = f.status.map_or(String::new(), |s| format!(",status=\"{s}\""));
+    format!("errors{{endpoint=\"{endpoint}\"{status}}} <= 0").parse::<Check>()
+}
+
+impl crate::Ledger {
+    /// The deploy marker `since` names for `service`: an RFC 3339 time, a commit (a prefix of a
+    /// deploy's `sha`), or — when none is given — the latest deploy.
+    pub async fn resolve_since(&self, service: &str, since: Option<&str>) -> crate::Result<i64> {
+        if let Some(s) = since
+            && let Ok(t) = af_snapshot::Timestamp::parse(s)
+        {
+            return Ok(t.as_nanos());
+        }
+        let deploys = self.deploys(Some(service)).await?;
+        let found = match since {
+            Some(sha) => deploys
+                .iter()
+                .find(|d| d.sha.as_deref().is_some_and(|x| !sha.is_empty() && x.starts_with(sha))),
+            None => deploys.first(),
+        };
+        found.map(|d| d.at_ns).ok_or_else(|| {
+            crate::LedgerError::NotFound(match since {
+                Some(s) => format!("`{s}` is neither an RFC 3339 time nor the commit of a deploy of {service} (POST /api/deploys)"),
+                None => format!("no deploy of {service} is recorded: give --since TIME|GIT_SHA or POST /api/deploys"),
+            })
+        })
+    }
+
+    /// Verifies a finding from the ledger's windows around `since`, and records the outcome.
+    pub async fn verify_finding(
+        &self,
+        fingerprint: &str,
+        since: Option<&str>,
+    ) -> crate::Result<Verification> {
+        let (f, _) = self.finding(fingerprint).await?;
+        let since_ns = self.resolve_since(&f.service, since).await?;
+        let check = check_of(&f).map_err(crate::LedgerError::NotFound)?;
+        let rows = self.checks(&f.fingerprint).await?;
+        let v = verify(&f.fingerprint, &check, &rows, since_ns);
+        self.record_verification(&v).await?;
+        Ok(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn row(w: i64, value: f64, calls: i64, errors: i64) -> CheckRow {
-        CheckRow { window_ns: w, value: Some(value), calls, errors, statuses: BTreeMap::new() }
+        CheckRow {
+            window_ns: w,
+            end_ns: Some(w + 5),
+            value: Some(value),
+            calls,
+            errors,
+            statuses: BTreeMap::new(),
+        }
     }
 
     #[test]

@@ -137,7 +137,9 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
 
     say.step(2, "plan: finding → metric → code site → baseline (af plan)");
     let pa = PlanArgs {
-        snapshot: before.clone(),
+        snapshot: Some(before.clone()),
+        finding: None,
+        data_dir: std::path::PathBuf::from(".af/serve"),
         source: src.clone(),
         run: None,
         url_env: None,

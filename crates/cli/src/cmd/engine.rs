@@ -17,17 +17,29 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn options(a: &PlanArgs) -> anyhow::Result<PlanOptions> {
+    // `--finding FP`: the snapshot is the finding's evidence, and its summary the issue text
+    // unless one is given.
+    let (snapshot, finding_issue) = match (&a.snapshot, &a.finding) {
+        (Some(s), _) => (s.clone(), None),
+        (None, Some(fp)) => {
+            let (path, summary) = super::serve::finding_snapshot(&a.data_dir, fp)?;
+            (path, Some(summary))
+        }
+        (None, None) => {
+            return Err(UsageError("give --snapshot FILE or --finding FP".into()).into());
+        }
+    };
     let issue = match (&a.issue, &a.title, &a.body) {
         (Some(f), _, _) => {
             Some(std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?)
         }
-        (None, None, None) => None,
+        (None, None, None) => finding_issue,
         (None, t, b) => {
             Some(format!("{}\n\n{}", t.as_deref().unwrap_or(""), b.as_deref().unwrap_or("")))
         }
     };
     Ok(PlanOptions {
-        snapshot: a.snapshot.clone(),
+        snapshot,
         source: a.source.clone(),
         run: a.run.clone(),
         url_env: a.url_env.clone(),

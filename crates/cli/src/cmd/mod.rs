@@ -13,6 +13,7 @@ mod inspect;
 mod measure;
 mod mock;
 mod record;
+mod serve;
 
 use std::io::Write;
 
@@ -34,6 +35,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Work(a) => agent::work(&a),
         Command::Fix(a) => agent::fix(&a),
         Command::Demo(a) => demo::run(&a),
+        Command::Serve(a) => serve::serve(&a),
+        Command::Findings(a) => serve::findings(&a),
+        Command::Suppress(a) => serve::suppress(&a),
+        Command::Verify(a) => serve::verify_cmd(&a),
         Command::Schema(a) => {
             let text = match a.which {
                 SchemaName::Inspect => crate::output::inspect_schema(),
@@ -42,6 +47,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 SchemaName::Plan => crate::output::plan_schema(),
                 SchemaName::Result => crate::output::result_schema(),
                 SchemaName::Demo => crate::output::demo_schema(),
+                SchemaName::Verify => crate::output::verify_schema(),
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(exit::OK)

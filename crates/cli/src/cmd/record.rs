@@ -102,6 +102,15 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
             )?;
             proxy_url = Some(format!("http://{bound}"));
         }
+        let (push_stop, push_task) = match &a.push {
+            Some(url) => {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let task =
+                    tokio::spawn(push(url.clone(), a.push_service.clone(), a.output.clone(), rx));
+                (Some(tx), Some(task))
+            }
+            None => (None, None),
+        };
         let code = if a.command.is_empty() {
             eprintln!("af record: writing {}; Ctrl-C stops", a.output.display());
             let mut term =
@@ -135,9 +144,29 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
         for s in servers {
             let _ = s.await;
         }
-        Ok::<_, anyhow::Error>(code)
+        // The file complete before the last push: every recorded exchange reaches af serve.
+        let written = rec.finish()?;
+        if let (Some(stop), Some(task)) = (push_stop, push_task) {
+            let _ = stop.send(true);
+            match task.await {
+                Ok(Ok(n)) => eprintln!(
+                    "af record: {n} exchanges pushed to {}",
+                    a.push.as_deref().unwrap_or("")
+                ),
+                Ok(Err(e)) => {
+                    eprintln!(
+                        "af record: pushing to {} failed: {e:#}",
+                        a.push.as_deref().unwrap_or("")
+                    );
+                    return Ok((exit::CHECK_FAILED.max(code), written));
+                }
+                Err(e) => eprintln!("af record: the push task failed: {e}"),
+            }
+        }
+        Ok::<_, anyhow::Error>((code, written))
     })?;
-    let written = rec.finish()?.unwrap_or(0);
+    let (code, written) = code;
+    let written = written.unwrap_or(0);
     eprintln!("af record: {written} exchanges recorded to {}", a.output.display());
     if written > 0 {
         // The same table `af inspect` prints, read in this process.
@@ -157,4 +186,91 @@ pub fn run(a: &RecordArgs) -> anyhow::Result<i32> {
         eprint!("{}", crate::render::inspect(&loaded.table, &loaded.summary, false, false));
     }
     Ok(code)
+}
+
+/// Streams the snapshot being written into a running `af serve`: every 200 ms, the lines
+/// completed since the last look go to `URL/v1/exchanges` (the recorder's writer flushes when
+/// idle, so complete lines are whole exchanges). A refusal with 429 is retried after its
+/// `Retry-After`; anything else non-2xx stops the push with the server's message.
+async fn push(
+    url: String,
+    service: String,
+    path: std::path::PathBuf,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<u64> {
+    use http_body_util::{BodyExt as _, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let tls = af_capture::client_tls(false).map_err(anyhow::Error::msg)?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<bytes::Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let target = format!(
+        "{}/v1/exchanges?service={}",
+        url.trim_end_matches('/'),
+        service
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b"-_./".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            })
+            .collect::<String>()
+    );
+    let token = std::env::var("AF_SERVE_TOKEN").ok().filter(|t| !t.is_empty());
+    let mut offset = 0usize;
+    let mut pushed = 0u64;
+    loop {
+        let last = *stop.borrow();
+        let bytes = tokio::fs::read(&path).await.unwrap_or_default();
+        let end = bytes[offset.min(bytes.len())..]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|i| offset + i + 1);
+        if let Some(end) = end {
+            let chunk = bytes::Bytes::copy_from_slice(&bytes[offset..end]);
+            loop {
+                let mut req =
+                    http::Request::post(&target).header("content-type", "application/x-ndjson");
+                if let Some(t) = &token {
+                    req = req.header("authorization", format!("Bearer {t}"));
+                }
+                let resp = client.request(req.body(Full::new(chunk.clone()))?).await?;
+                let status = resp.status();
+                let retry = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let body = resp.into_body().collect().await?.to_bytes();
+                if status.is_success() {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    pushed += v.get("accepted").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                    if let Some(r) =
+                        v.get("rejected").and_then(|r| r.as_array()).filter(|r| !r.is_empty())
+                    {
+                        eprintln!("af record: af serve refused {} exchange(s): {}", r.len(), r[0]);
+                    }
+                    break;
+                }
+                if status == http::StatusCode::TOO_MANY_REQUESTS {
+                    tokio::time::sleep(std::time::Duration::from_secs(retry.unwrap_or(1))).await;
+                    continue;
+                }
+                anyhow::bail!(
+                    "{target} answered {status}: {}",
+                    String::from_utf8_lossy(&body).trim()
+                );
+            }
+            offset = end;
+        }
+        if last {
+            return Ok(pushed);
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), stop.changed()).await;
+    }
 }

@@ -1,0 +1,214 @@
+//! The page at `/`: services and their endpoints with a sparkline of calls and errors per
+//! window, open findings, verification results; `/findings/FP` with the finding's timeline and
+//! its evidence. Server-rendered HTML with inline SVG: no front-end build step, nothing loaded
+//! from elsewhere.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::Shared;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn time(ns: i64) -> String {
+    let s = af_snapshot::Timestamp::from_nanos(ns).to_rfc3339();
+    s.get(..19).unwrap_or(&s).replace('T', " ")
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}th{background:#f4f4f4}.n{text-align:right;font-variant-numeric:tabular-nums}.high{color:#b00020;font-weight:600}.medium{color:#a15c00}code{font-size:12px}.verified{color:#1b7f3b;font-weight:600}.regressed{color:#b00020;font-weight:600}.inconclusive{color:#777;font-weight:600}";
+
+/// Two series (calls, errors) as one inline SVG sparkline.
+pub fn sparkline(calls: &[f64], errors: &[f64], w: f64, h: f64) -> String {
+    let max = calls.iter().chain(errors).copied().fold(1.0_f64, f64::max);
+    let pts = |v: &[f64]| -> String {
+        let n = v.len().max(2) - 1;
+        v.iter()
+            .enumerate()
+            .map(|(i, y)| {
+                format!("{:.1},{:.1}", i as f64 * w / n as f64, h - 1.0 - y / max * (h - 2.0))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "<svg class=\"spark\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\"><title>calls (grey) and errors (red) per window</title><polyline fill=\"none\" stroke=\"#888\" stroke-width=\"1.5\" points=\"{}\"/><polyline fill=\"none\" stroke=\"#d00\" stroke-width=\"1.5\" points=\"{}\"/></svg>",
+        pts(calls),
+        pts(errors)
+    )
+}
+
+fn page(title: &str, body: &str) -> Response {
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} — af serve</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        esc(title)
+    ))
+    .into_response()
+}
+
+/// `/`.
+pub async fn index(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(r) = crate::reply::check(&shared, &headers) {
+        return r;
+    }
+    let l = &shared.ledger;
+    let mut b = String::from("<h1>af serve</h1>");
+    let _ = write!(
+        b,
+        "<p>{} records received, {} windows analysed, backlog {}.</p>",
+        shared.metrics.received_total(),
+        shared.metrics.windows.load(std::sync::atomic::Ordering::Relaxed),
+        shared.metrics.backlog.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    b.push_str("<h2>Services</h2>");
+    for s in l.services().await.unwrap_or_default() {
+        let series = l.endpoint_series(&s, 5000).await.unwrap_or_default();
+        let windows: Vec<i64> = series
+            .iter()
+            .map(|(w, _)| *w)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut by: BTreeMap<String, BTreeMap<i64, (i64, i64)>> = BTreeMap::new();
+        for (w, e) in &series {
+            by.entry(e.endpoint.clone()).or_default().insert(*w, (e.calls, e.errors));
+        }
+        let _ = write!(
+            b,
+            "<h3>{}</h3><table><tr><th>endpoint</th><th class=n>calls</th><th class=n>errors</th><th>per window</th></tr>",
+            esc(&s)
+        );
+        for (ep, per) in &by {
+            let calls: Vec<f64> =
+                windows.iter().map(|w| per.get(w).map_or(0.0, |c| c.0 as f64)).collect();
+            let errors: Vec<f64> =
+                windows.iter().map(|w| per.get(w).map_or(0.0, |c| c.1 as f64)).collect();
+            let _ = write!(
+                b,
+                "<tr><td><code>{}</code></td><td class=n>{}</td><td class=n>{}</td><td>{}</td></tr>",
+                esc(ep),
+                calls.iter().sum::<f64>(),
+                errors.iter().sum::<f64>(),
+                sparkline(&calls, &errors, 160.0, 24.0)
+            );
+        }
+        b.push_str("</table>");
+    }
+    b.push_str("<h2>Findings</h2><table><tr><th>fingerprint</th><th>state</th><th>severity</th><th>kind</th><th>service</th><th>endpoint</th><th class=n>windows</th><th>last seen</th></tr>");
+    for f in l.findings(None, None).await.unwrap_or_default() {
+        let _ = write!(
+            b,
+            "<tr><td><a class=\"finding\" href=\"/findings/{fp}\"><code>{fp}</code></a></td><td>{}</td><td class=\"{sev}\">{sev}</td><td>{}</td><td>{}</td><td><code>{} {}</code></td><td class=n>{}</td><td>{}</td></tr>",
+            f.state.as_str(),
+            esc(&f.kind),
+            esc(&f.service),
+            esc(&f.method),
+            esc(&f.template),
+            f.occurrences,
+            time(f.last_seen),
+            fp = esc(&f.fingerprint),
+            sev = esc(&f.severity),
+        );
+    }
+    b.push_str("</table><h2>Verifications</h2><table><tr><th>fingerprint</th><th>outcome</th><th>why</th></tr>");
+    for (fp, _, outcome, report) in l.verifications(50).await.unwrap_or_default() {
+        let _ = write!(
+            b,
+            "<tr><td><a href=\"/findings/{fp}\"><code>{fp}</code></a></td><td class=\"{o}\">{o}</td><td>{}</td></tr>",
+            esc(report.get("reason").and_then(|r| r.as_str()).unwrap_or("")),
+            fp = esc(&fp),
+            o = esc(&outcome)
+        );
+    }
+    b.push_str("</table>");
+    page("af serve", &b)
+}
+
+/// `/findings/FP`.
+pub async fn finding(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(fp): Path<String>,
+) -> Response {
+    if let Err(r) = crate::reply::check(&shared, &headers) {
+        return r;
+    }
+    let l = &shared.ledger;
+    let (f, occ) = match l.finding(&fp).await {
+        Ok(x) => x,
+        Err(e) => {
+            return (
+                axum::http::StatusCode::NOT_FOUND,
+                page("not found", &format!("<p>{}</p>", esc(&e.to_string()))),
+            )
+                .into_response();
+        }
+    };
+    let checks = l.checks(&f.fingerprint).await.unwrap_or_default();
+    let mut b = format!(
+        "<p><a href=\"/\">← all</a></p><h1><code>{}</code></h1><p><b>{}</b> · {} · <span class=\"{sev}\">{sev}</span> · {} on <code>{} {}</code></p><p id=\"summary\">{}</p>",
+        esc(&f.fingerprint),
+        f.state.as_str(),
+        esc(&f.kind),
+        esc(&f.service),
+        esc(&f.method),
+        esc(&f.template),
+        esc(&f.summary),
+        sev = esc(&f.severity)
+    );
+    if let Some(m) = &f.metric {
+        let _ = write!(b, "<p>Metric a fix must meet: <code>{}</code></p>", esc(m));
+    }
+    // Timeline: the metric per window (and the endpoint's errors), occurrences marked.
+    let values: Vec<f64> = checks.iter().map(|c| c.value.unwrap_or(0.0)).collect();
+    let errors: Vec<f64> = checks.iter().map(|c| c.errors as f64).collect();
+    let _ = write!(
+        b,
+        "<h2>Timeline</h2><figure id=\"timeline\">{}<figcaption>{} window(s) from {} to {}: the metric (grey) and the endpoint's errors (red) per window</figcaption></figure>",
+        sparkline(&values, &errors, 480.0, 80.0),
+        checks.len(),
+        checks.first().map_or("-".into(), |c| time(c.window_ns)),
+        checks.last().map_or("-".into(), |c| time(c.window_ns))
+    );
+    b.push_str("<h2>Evidence</h2>");
+    match &f.evidence {
+        Some(d) => match l.evidence(d).await.ok().flatten() {
+            Some(e) if e.deleted.is_none() => {
+                let _ = write!(
+                    b,
+                    "<p><a id=\"evidence\" href=\"/api/findings/{}/evidence\">{} exchanges ({} bytes)</a>, <code>{}</code>. Reproduce: <code>af fix --finding {} --source .</code></p>",
+                    esc(&f.fingerprint),
+                    e.exchanges,
+                    e.bytes,
+                    esc(d),
+                    esc(&f.fingerprint)
+                );
+            }
+            _ => {
+                let _ =
+                    write!(b, "<p>Evidence <code>{}</code> was deleted by retention.</p>", esc(d));
+            }
+        },
+        None => b.push_str("<p>None stored.</p>"),
+    }
+    b.push_str(
+        "<h2>Occurrences</h2><table><tr><th>window</th><th>severity</th><th>summary</th></tr>",
+    );
+    for o in occ.iter().take(100) {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td class=\"{s}\">{s}</td><td>{}</td></tr>",
+            time(o.window_ns),
+            esc(&o.summary),
+            s = esc(&o.severity)
+        );
+    }
+    b.push_str("</table>");
+    page(&f.fingerprint, &b)
+}
