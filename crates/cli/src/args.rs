@@ -211,6 +211,17 @@ pub struct ServeArgs {
     /// Evidence beyond this many bytes in all is deleted, oldest first.
     #[arg(long, default_value_t = 10 << 30, value_name = "BYTES")]
     pub evidence_max_bytes: i64,
+    /// Take in HAR/JSONL/proxymock drops from this directory (moved to .af-done/ when taken,
+    /// .af-failed/ with a .error file when not readable).
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<PathBuf>,
+    /// The service of dropped captures that name none.
+    #[arg(long, value_name = "NAME", default_value = "unknown")]
+    pub watch_service: String,
+    /// Seed the ledger (baselines, and findings where the traffic has them) from a snapshot at
+    /// start: `FILE` or `FILE=SERVICE` (repeatable).
+    #[arg(long, value_name = "FILE[=SERVICE]")]
+    pub seed: Vec<String>,
 }
 
 /// A duration: `500ms`, `60s`, `5m`, `2h`, `14d`.

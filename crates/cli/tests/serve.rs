@@ -59,7 +59,14 @@ fn serve(dir: &Path, extra: &[&str]) -> Serve {
         .spawn()
         .expect("af serve starts");
     let mut line = String::new();
-    BufReader::new(child.stderr.take().expect("stderr")).read_line(&mut line).expect("first line");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    err.read_line(&mut line).expect("first line");
+    // Keep reading (and showing) what it says, so its stderr never fills or closes.
+    std::thread::spawn(move || {
+        for l in err.lines().map_while(Result::ok) {
+            eprintln!("{l}");
+        }
+    });
     let http = line
         .split("http://")
         .nth(1)
@@ -442,4 +449,82 @@ fn bad_input_gets_a_clear_4xx_and_a_counter() {
         exchange_line(1, &now_rfc3339()).as_bytes(),
     );
     assert_eq!((code, json(&body)["accepted"].as_u64()), (200, Some(1)), "{body}");
+}
+
+#[test]
+fn a_watched_directory_takes_drops_and_sets_bad_ones_aside_with_why() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let drops = tmp.path().join("drops");
+    std::fs::create_dir_all(&drops).expect("drops");
+    let s = serve(
+        &tmp.path().join("data"),
+        &["--watch", drops.to_str().expect("utf-8"), "--watch-service", "radar", "--grace", "1s"],
+    );
+    std::fs::copy(root().join("examples/radar/snapshots/before.jsonl"), drops.join("before.jsonl"))
+        .expect("copy");
+    std::fs::write(drops.join("junk.har"), b"{\"log\": {\"entries\": 7}}").expect("junk");
+    let base = format!("http://{}", s.http);
+    wait_for("both drops settled", 30, || {
+        (drops.join(".af-done/before.jsonl").exists()
+            && drops.join(".af-failed/junk.har.error").exists())
+        .then_some(serde_json::Value::Null)
+    });
+    let why = std::fs::read_to_string(drops.join(".af-failed/junk.har.error")).expect("error file");
+    assert!(why.contains("junk.har"), "{why}");
+    let (_, m) = get(&format!("{base}/metrics"));
+    assert!(m.contains("af_records_received_total{source=\"watch\"} 456"), "{m}");
+    wait_for("the drop's finding", 30, || {
+        let (_, b) = get(&format!("{base}/api/findings?service=radar"));
+        json(&b).as_array()?.iter().find(|f| f["kind"] == "limit-model").cloned()
+    });
+}
+
+/// Native lines of one endpoint: `n` calls starting at `t0` s, `errors` of them 500s, each
+/// `ms` long.
+fn window_lines(t0: i64, n: usize, errors: usize, ms: u64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let start = jiff::Timestamp::from_nanosecond(i128::from(t0) * 1_000_000_000 + i as i128 * 50_000_000).expect("time");
+            let status = if i < errors { 500 } else { 200 };
+            format!(
+                r#"{{"id":"w{t0}-{i}","request":{{"method":"GET","url":"http://api.test/v1/orders/{i}","headers":[]}},"response":{{"status":{status},"headers":[]}},"timing":{{"start":"{start}","duration_ns":{}}}}}"#,
+                ms * 1_000_000
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_seeded_baseline_makes_an_error_rate_far_above_normal_a_finding() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // Six clean 10 s windows of normal traffic (1 error in 100), as an imported snapshot.
+    let seed = tmp.path().join("normal.jsonl");
+    let t0 = 1_800_000_000; // a multiple of 10 s
+    let mut lines = vec![r#"{"format":"af-snapshot","version":2}"#.to_owned()];
+    for w in 0..6 {
+        lines.extend(window_lines(t0 + w * 10, 100, 1, 20));
+    }
+    std::fs::write(&seed, lines.join("\n")).expect("seed");
+    let arg = format!("{}=orders", seed.display());
+    let s = serve(&tmp.path().join("data"), &["--window", "10s", "--grace", "1s", "--seed", &arg]);
+    let base = format!("http://{}", s.http);
+    wait_for("the seeded windows", 30, || {
+        let (_, b) = get(&format!("{base}/api/windows?service=orders"));
+        (json(&b).as_array()?.len() >= 6).then_some(serde_json::Value::Null)
+    });
+    let (_, b) = get(&format!("{base}/api/findings?service=orders"));
+    assert_eq!(json(&b).as_array().map(Vec::len), Some(0), "normal traffic opened findings: {b}");
+    // Then a window where 30 of 100 calls fail: far above this endpoint's own normal.
+    let bad = window_lines(t0 + 100, 100, 30, 20).join("\n");
+    let (code, _, body) = post(
+        &format!("{base}/v1/exchanges?service=orders"),
+        "application/x-ndjson",
+        bad.as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let f = wait_for("an error-rate-above-baseline finding", 30, || {
+        let (_, b) = get(&format!("{base}/api/findings?service=orders"));
+        json(&b).as_array()?.iter().find(|f| f["kind"] == "error-rate-above-baseline").cloned()
+    });
+    assert!(f["summary"].as_str().unwrap_or("").contains("30 of 100 calls failed"), "{f}");
 }

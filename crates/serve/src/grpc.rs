@@ -92,6 +92,6 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
         .await;
     if let Err(e) = res {
-        eprintln!("af serve: gRPC server stopped: {e}");
+        log!("af serve: gRPC server stopped: {e}");
     }
 }

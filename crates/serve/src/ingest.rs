@@ -60,7 +60,7 @@ impl LogWriter {
                 }
                 for id in removals {
                     if let Err(e) = log.remove(id) {
-                        eprintln!("af serve: cannot delete analysed segment {id}: {e}");
+                        log!("af serve: cannot delete analysed segment {id}: {e}");
                     }
                 }
             }

@@ -11,6 +11,15 @@
 
 #![warn(missing_docs)]
 
+/// A line on stderr that never panics: a server whose stderr was closed (a supervisor gone, a
+/// pipe nobody reads) must keep serving, and `eprintln!` panics on a failed write.
+macro_rules! log {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod api;
 mod auth;
 mod grpc;
@@ -18,6 +27,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod page;
 mod reply;
+mod watch;
 pub mod windows;
 
 use std::net::SocketAddr;
@@ -53,6 +63,12 @@ pub struct Config {
     pub analysis_pool: usize,
     /// Evidence retention.
     pub retention: Retention,
+    /// A directory whose HAR/JSONL/proxymock drops are taken in, and the service they belong
+    /// to when the capture names none.
+    pub watch: Option<(PathBuf, String)>,
+    /// Snapshots whose traffic seeds the baselines (windowed and learned from like live
+    /// traffic, findings included), each with its service.
+    pub seed: Vec<(PathBuf, String)>,
 }
 
 impl Config {
@@ -71,6 +87,8 @@ impl Config {
             max_record: 4 << 20,
             analysis_pool: 2,
             retention: Retention::default(),
+            watch: None,
+            seed: Vec::new(),
         }
     }
 }
@@ -177,11 +195,26 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         .map_err(|source| ServeError::Io { what: "grpc address".into(), source })?;
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(windows::closer(shared.clone())));
+    if let Some((dir, service)) = shared.cfg.watch.clone() {
+        std::fs::create_dir_all(&dir).map_err(|source| ServeError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
+        tasks.push(tokio::spawn(watch::watch(shared.clone(), dir, service)));
+    }
+    if !shared.cfg.seed.is_empty() {
+        for (path, _) in &shared.cfg.seed {
+            if !path.exists() {
+                return Err(ServeError::Config(format!("--seed {}: no such file", path.display())));
+            }
+        }
+        tokio::spawn(watch::seed(shared.clone(), shared.cfg.seed.clone()));
+    }
     tasks.push(tokio::spawn(grpc::serve(shared.clone(), grpc)));
     let app = api::router(shared.clone());
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
-            eprintln!("af serve: HTTP server stopped: {e}");
+            log!("af serve: HTTP server stopped: {e}");
         }
     }));
     Ok(Running { http: http_addr, grpc: grpc_addr, shared, replayed, tasks })

@@ -22,25 +22,79 @@ fn time(ns: i64) -> String {
     s.get(..19).unwrap_or(&s).replace('T', " ")
 }
 
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}th{background:#f4f4f4}.n{text-align:right;font-variant-numeric:tabular-nums}.high{color:#b00020;font-weight:600}.medium{color:#a15c00}code{font-size:12px}.verified{color:#1b7f3b;font-weight:600}.regressed{color:#b00020;font-weight:600}.inconclusive{color:#777;font-weight:600}";
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}th{background:#f4f4f4}.n{text-align:right;font-variant-numeric:tabular-nums}.high{color:#b00020;font-weight:600}.medium{color:#a15c00}code{font-size:12px}h1 code{font-size:22px}.verified{color:#1b7f3b;font-weight:600}.regressed{color:#b00020;font-weight:600}.inconclusive{color:#777;font-weight:600}";
 
-/// Two series (calls, errors) as one inline SVG sparkline.
+/// Calls (grey) and errors (red) per window as inline SVG bars: one bar per window, so even a
+/// single window shows.
 pub fn sparkline(calls: &[f64], errors: &[f64], w: f64, h: f64) -> String {
     let max = calls.iter().chain(errors).copied().fold(1.0_f64, f64::max);
-    let pts = |v: &[f64]| -> String {
-        let n = v.len().max(2) - 1;
-        v.iter()
-            .enumerate()
-            .map(|(i, y)| {
-                format!("{:.1},{:.1}", i as f64 * w / n as f64, h - 1.0 - y / max * (h - 2.0))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let n = calls.len().max(1) as f64;
+    let bw = (w / n).min(12.0);
+    let mut bars = String::new();
+    for (i, (c, e)) in calls.iter().zip(errors).enumerate() {
+        let x = i as f64 * bw;
+        let hc = (c / max * (h - 1.0)).max(if *c > 0.0 { 1.0 } else { 0.0 });
+        let he = (e / max * (h - 1.0)).max(if *e > 0.0 { 1.0 } else { 0.0 });
+        let _ = write!(
+            bars,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{hc:.1}\" fill=\"#bbb\"/><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{he:.1}\" fill=\"#d00\"/>",
+            h - hc,
+            (bw - 1.0).max(1.0),
+            h - he,
+            (bw - 1.0).max(1.0)
+        );
+    }
     format!(
-        "<svg class=\"spark\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\"><title>calls (grey) and errors (red) per window</title><polyline fill=\"none\" stroke=\"#888\" stroke-width=\"1.5\" points=\"{}\"/><polyline fill=\"none\" stroke=\"#d00\" stroke-width=\"1.5\" points=\"{}\"/></svg>",
-        pts(calls),
-        pts(errors)
+        "<svg class=\"spark\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\"><title>calls (grey) and errors (red) per window, max {max}</title>{bars}</svg>"
+    )
+}
+
+/// A finding's timeline: its metric per window as bars (red where it broke `threshold`), the
+/// threshold as a dashed line, windows it was seen in marked below.
+pub fn timeline(
+    values: &[Option<f64>],
+    threshold: Option<f64>,
+    holds: &dyn Fn(f64) -> bool,
+    seen: &[bool],
+) -> String {
+    let (w, h, pad) = (720.0_f64, 160.0_f64, 24.0_f64);
+    let max = values.iter().flatten().copied().chain(threshold).fold(1.0_f64, f64::max) * 1.1;
+    let n = values.len().max(1) as f64;
+    let bw = ((w - 40.0) / n).min(40.0);
+    let y = |v: f64| h - pad - v / max * (h - 2.0 * pad);
+    let mut svg = String::new();
+    for (i, v) in values.iter().enumerate() {
+        let x = 40.0 + i as f64 * bw;
+        if let Some(v) = v {
+            let colour = if holds(*v) { "#888" } else { "#d00" };
+            let _ = write!(
+                svg,
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{v}</title></rect>",
+                y(*v),
+                (bw - 2.0).max(1.0),
+                (h - pad - y(*v)).max(1.0)
+            );
+        }
+        if seen.get(i).copied().unwrap_or(false) {
+            let _ = write!(
+                svg,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#d00\"/>",
+                x + bw / 2.0 - 1.0,
+                h - pad / 2.0
+            );
+        }
+    }
+    if let Some(t) = threshold {
+        let _ = write!(
+            svg,
+            "<line x1=\"36\" x2=\"{w}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#1b7f3b\" stroke-dasharray=\"4 3\"/><text x=\"0\" y=\"{1:.1}\" font-size=\"11\" fill=\"#1b7f3b\">{t}</text>",
+            y(t),
+            y(t) + 4.0
+        );
+    }
+    let _ = write!(svg, "<text x=\"0\" y=\"{:.1}\" font-size=\"11\">{:.0}</text>", pad, max / 1.1);
+    format!(
+        "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\"><title>the finding's metric per window; dashed: the bound a fix must meet; dots: windows it was seen in</title>{svg}</svg>"
     )
 }
 
@@ -166,12 +220,15 @@ pub async fn finding(
         let _ = write!(b, "<p>Metric a fix must meet: <code>{}</code></p>", esc(m));
     }
     // Timeline: the metric per window (and the endpoint's errors), occurrences marked.
-    let values: Vec<f64> = checks.iter().map(|c| c.value.unwrap_or(0.0)).collect();
-    let errors: Vec<f64> = checks.iter().map(|c| c.errors as f64).collect();
+    let values: Vec<Option<f64>> = checks.iter().map(|c| c.value).collect();
+    let check = f.metric.as_deref().and_then(|m| m.parse::<af_analyze::Check>().ok());
+    let seen_at: std::collections::HashSet<i64> = occ.iter().map(|o| o.window_ns).collect();
+    let seen: Vec<bool> = checks.iter().map(|c| seen_at.contains(&c.window_ns)).collect();
+    let holds = |v: f64| check.as_ref().is_none_or(|c| c.op.holds(v, c.threshold));
     let _ = write!(
         b,
-        "<h2>Timeline</h2><figure id=\"timeline\">{}<figcaption>{} window(s) from {} to {}: the metric (grey) and the endpoint's errors (red) per window</figcaption></figure>",
-        sparkline(&values, &errors, 480.0, 80.0),
+        "<h2>Timeline</h2><figure id=\"timeline\">{}<figcaption>{} window(s) from {} to {}: the metric per window (red where it breaks the bound), the bound dashed, the windows the finding was seen in dotted</figcaption></figure>",
+        timeline(&values, check.as_ref().map(|c| c.threshold), &holds, &seen),
         checks.len(),
         checks.first().map_or("-".into(), |c| time(c.window_ns)),
         checks.last().map_or("-".into(), |c| time(c.window_ns))

@@ -161,7 +161,7 @@ pub fn insert(shared: &Shared, segment: u64, records: Vec<(Record, usize)>) {
 /// Re-windows what the segment log held on start, skipping windows the ledger has analysed.
 pub async fn replay(shared: &Arc<Shared>, replay: Replay) -> Result<usize, ServeError> {
     for (path, at) in &replay.corrupt {
-        eprintln!(
+        log!(
             "af serve: {}: unreadable past byte {at}; the records after it are lost",
             path.display()
         );
@@ -208,7 +208,7 @@ pub async fn closer(shared: Arc<Shared>) {
         close(&shared, false);
         write_late(&shared).await;
         if let Err(e) = shared.ledger.enforce_retention(shared.cfg.retention).await {
-            eprintln!("af serve: evidence retention: {e}");
+            log!("af serve: evidence retention: {e}");
         }
     }
 }
@@ -237,7 +237,7 @@ async fn write_late(shared: &Arc<Shared>) {
             late: n,
         };
         if let Err(e) = shared.ledger.record_window(&row, &[]).await {
-            eprintln!("af serve: recording late records: {e}");
+            log!("af serve: recording late records: {e}");
         }
     }
 }
@@ -279,7 +279,7 @@ fn close(shared: &Arc<Shared>, all: bool) {
                 Err(e) => {
                     // The records stay in the segment log: a restart analyses the window again.
                     shared.metrics.analysis_errors.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("af serve: analysing {service} window {start}: {e}");
+                    log!("af serve: analysing {service} window {start}: {e}");
                 }
             }
             drop(permit);
@@ -329,9 +329,20 @@ struct Analysis {
 }
 
 fn compute(exchanges: &[Exchange]) -> Analysis {
+    let t = Instant::now();
     let templater = Templater::new(Vec::new()).learning_from(exchanges);
+    let t1 = t.elapsed();
     let capture = Capture::from_exchanges(exchanges, &templater, &CallerSpec::Auto);
+    let t2 = t.elapsed();
     let findings = rank(analyze(&capture, &default_detectors()));
+    if std::env::var_os("AF_TIMING").is_some() {
+        log!(
+            "timing: learn {t1:?} capture {:?} detect {:?} ({} exchanges)",
+            t2 - t1,
+            t.elapsed() - t2,
+            exchanges.len()
+        );
+    }
     let (conc, _) = af_analyze::concurrency::concurrency_table(&capture);
     let mut endpoints = Vec::new();
     for (ep, idx) in capture.by_endpoint().iter().enumerate() {
@@ -423,6 +434,8 @@ async fn analyse(
     let a = tokio::task::spawn_blocking(move || compute(&ex))
         .await
         .map_err(|e| af_ledger::LedgerError::NotFound(format!("analysis task failed: {e}")))?;
+    let timing = std::env::var_os("AF_TIMING").is_some();
+    let t_ledger = Instant::now();
     let ledger = &shared.ledger;
     // Absolute findings first; endpoints they name do not teach the baseline.
     let mut observations: Vec<Observation> = Vec::new();
@@ -497,5 +510,9 @@ async fn analyse(
         findings: observations.len() as i64,
         late: 0,
     };
-    ledger.record_window(&row, &a.endpoints).await
+    let r = ledger.record_window(&row, &a.endpoints).await;
+    if timing {
+        log!("timing: ledger {:?} ({} observations)", t_ledger.elapsed(), observations.len());
+    }
+    r
 }

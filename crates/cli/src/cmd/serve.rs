@@ -30,6 +30,17 @@ pub fn serve(a: &ServeArgs) -> anyhow::Result<i32> {
     cfg.analysis_pool = a.pool;
     cfg.retention =
         af_ledger::evidence::Retention { max_age_ns: a.retention, max_bytes: a.evidence_max_bytes };
+    cfg.watch = a.watch.clone().map(|d| (d, a.watch_service.clone()));
+    cfg.seed = a
+        .seed
+        .iter()
+        .map(|s| match s.rsplit_once('=') {
+            Some((f, svc)) if !svc.is_empty() && !Path::new(s).exists() => {
+                (std::path::PathBuf::from(f), svc.to_owned())
+            }
+            _ => (std::path::PathBuf::from(s), "unknown".to_owned()),
+        })
+        .collect();
     rt()?.block_on(async {
         let running = af_serve::start(cfg).await.map_err(|e| match e {
             af_serve::ServeError::Config(m) => anyhow::Error::from(UsageError(m)),
