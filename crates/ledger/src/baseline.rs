@@ -11,7 +11,6 @@
 //! not make noise look significant).
 
 use serde::Serialize;
-use sqlx::Row as _;
 
 use crate::{EndpointWindow, Ledger, Result, now_ns};
 
@@ -23,7 +22,7 @@ pub const Z: f64 = 4.0;
 pub const MIN_ERRORS: i64 = 5;
 
 /// One endpoint's normal.
-#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct Baseline {
     /// `METHOD template`.
     pub endpoint: String,
@@ -141,28 +140,12 @@ impl Baseline {
 impl Ledger {
     /// The baselines of a service's endpoints.
     pub async fn baselines(&self, service: &str) -> Result<Vec<Baseline>> {
-        let rows = sqlx::query("SELECT * FROM baselines WHERE service = ?1 ORDER BY endpoint")
-            .bind(service)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Baseline {
-                    endpoint: r.try_get("endpoint")?,
-                    windows: r.try_get("windows")?,
-                    calls: r.try_get("calls")?,
-                    errors: r.try_get("errors")?,
-                    throttled: r.try_get("throttled")?,
-                    rate_mean: r.try_get("rate_mean")?,
-                    rate_m2: r.try_get("rate_m2")?,
-                    p95_n: r.try_get("p95_n")?,
-                    p95_mean: r.try_get("p95_mean")?,
-                    p95_m2: r.try_get("p95_m2")?,
-                    peak_mean: r.try_get("peak_mean")?,
-                    peak_m2: r.try_get("peak_m2")?,
-                })
-            })
-            .collect()
+        Ok(sqlx::query_as::<_, Baseline>(
+            "SELECT * FROM baselines WHERE service = ?1 ORDER BY endpoint",
+        )
+        .bind(service)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Stores a baseline.

@@ -14,7 +14,7 @@ use sqlx::Row as _;
 use crate::{Ledger, LedgerError, Result, now_ns};
 
 /// One stored evidence snapshot.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct Evidence {
     /// `sha256:` + hex of the exchange lines.
     pub digest: String,
@@ -23,6 +23,7 @@ pub struct Evidence {
     /// Window start, ns.
     pub window_ns: i64,
     /// The file.
+    #[sqlx(try_from = "String")]
     pub path: PathBuf,
     /// Its size.
     pub bytes: i64,
@@ -112,23 +113,12 @@ impl Ledger {
 
     /// The evidence with `digest`.
     pub async fn evidence(&self, digest: &str) -> Result<Option<Evidence>> {
-        let row = sqlx::query("SELECT digest, service, window_ns, path, bytes, exchanges, deleted FROM evidence WHERE digest = ?1")
-            .bind(digest)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| {
-            let path: String = r.try_get("path")?;
-            Ok(Evidence {
-                digest: r.try_get("digest")?,
-                service: r.try_get("service")?,
-                window_ns: r.try_get("window_ns")?,
-                path: PathBuf::from(path),
-                bytes: r.try_get("bytes")?,
-                exchanges: r.try_get("exchanges")?,
-                deleted: r.try_get("deleted")?,
-            })
-        })
-        .transpose()
+        Ok(sqlx::query_as::<_, Evidence>(
+            "SELECT digest, service, window_ns, path, bytes, exchanges, deleted FROM evidence WHERE digest = ?1",
+        )
+        .bind(digest)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// Deletes evidence past `r`'s age, then the oldest until the total fits; returns how many

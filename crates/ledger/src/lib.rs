@@ -160,7 +160,7 @@ pub struct FindingRow {
 }
 
 /// One window in which a finding was seen.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct Occurrence {
     /// Window start, ns.
     pub window_ns: i64,
@@ -187,6 +187,20 @@ pub struct Observation {
     pub metric: Option<String>,
     /// Window start, ns.
     pub window_ns: i64,
+}
+
+/// A finding with everything known about it: what `GET /api/findings/FP` and
+/// `af findings show FP --json` answer.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct FindingDetail {
+    /// The finding.
+    pub finding: FindingRow,
+    /// Windows it was seen in, newest first.
+    pub occurrences: Vec<Occurrence>,
+    /// Its metric per window, oldest first.
+    pub checks: Vec<CheckRow>,
+    /// The evidence it opened (or last reopened) with.
+    pub evidence: Option<evidence::Evidence>,
 }
 
 /// What observing a finding did to the ledger.
@@ -224,7 +238,7 @@ pub struct EndpointWindow {
 }
 
 /// A window's row.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct WindowRow {
     /// The service.
     pub service: String,
@@ -259,7 +273,7 @@ pub struct CheckRow {
 }
 
 /// A deploy marker.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema, sqlx::FromRow)]
 pub struct Deploy {
     /// Row id.
     pub id: i64,
@@ -409,26 +423,14 @@ impl Ledger {
 
     /// Analysed windows, newest first (of one service, or all).
     pub async fn windows(&self, service: Option<&str>, limit: i64) -> Result<Vec<WindowRow>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, WindowRow>(
             "SELECT service, start_ns, end_ns, records, findings, late FROM windows
              WHERE ?1 IS NULL OR service = ?1 ORDER BY start_ns DESC LIMIT ?2",
         )
         .bind(service)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WindowRow {
-                    service: r.try_get("service")?,
-                    start_ns: r.try_get("start_ns")?,
-                    end_ns: r.try_get("end_ns")?,
-                    records: r.try_get("records")?,
-                    findings: r.try_get("findings")?,
-                    late: r.try_get("late")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Per-endpoint rows of a service's windows, oldest first: `(window start, row)`.
@@ -619,24 +621,25 @@ impl Ledger {
             [] => return Err(LedgerError::NotFound(format!("no finding has fingerprint {p}…"))),
             _ => return Err(LedgerError::NotFound(format!("{p} is ambiguous: give more digits"))),
         };
-        let occ = sqlx::query(
+        let occ = sqlx::query_as::<_, Occurrence>(
             "SELECT window_ns, severity, summary, evidence FROM occurrences WHERE fingerprint = ?1
              ORDER BY window_ns DESC LIMIT 500",
         )
         .bind(&f.fingerprint)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Occurrence {
-                window_ns: r.try_get("window_ns")?,
-                severity: r.try_get("severity")?,
-                summary: r.try_get("summary")?,
-                evidence: r.try_get("evidence")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        .await?;
         Ok((f, occ))
+    }
+
+    /// A finding, its occurrences, per-window checks and evidence.
+    pub async fn finding_detail(&self, prefix: &str) -> Result<FindingDetail> {
+        let (finding, occurrences) = self.finding(prefix).await?;
+        let checks = self.checks(&finding.fingerprint).await?;
+        let evidence = match &finding.evidence {
+            Some(d) => self.evidence(d).await?,
+            None => None,
+        };
+        Ok(FindingDetail { finding, occurrences, checks, evidence })
     }
 
     /// Suppresses a finding until `until` (ns; none: until lifted).
@@ -742,23 +745,13 @@ impl Ledger {
 
     /// Deploy markers, newest first.
     pub async fn deploys(&self, service: Option<&str>) -> Result<Vec<Deploy>> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as::<_, Deploy>(
             "SELECT id, service, at_ns, sha FROM deploys WHERE ?1 IS NULL OR service IS NULL OR service = ?1
              ORDER BY at_ns DESC",
         )
         .bind(service)
         .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Deploy {
-                    id: r.try_get("id")?,
-                    service: r.try_get("service")?,
-                    at_ns: r.try_get("at_ns")?,
-                    sha: r.try_get("sha")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 
     /// Records a verification and moves the finding: verified → `verified`, regressed →

@@ -1,7 +1,9 @@
 //! Load generator for `bench/serve.sh`: sustained OTLP/HTTP trace exports (HTTP client spans,
 //! protobuf) at an `af serve`, reporting acknowledged spans per second every interval.
 //!
-//! usage: otlp_load URL SECONDS [CONNECTIONS] [SPANS_PER_REQUEST] [SERVICES]
+//! usage: otlp_load URL SECONDS [CONNECTIONS] [SPANS_PER_REQUEST] [SERVICES] [RATE]
+//!
+//! RATE: spans per second offered in all (0, the default: as fast as acknowledged).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,6 +84,10 @@ async fn main() {
     let conns: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
     let per: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let services: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(4);
+    let rate: f64 = args.get(6).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    // Each connection sends one request every `gap` (open loop: a slow answer does not lower
+    // the offered rate, it is a request late).
+    let gap = (rate > 0.0).then(|| Duration::from_secs_f64(per as f64 * conns as f64 / rate));
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let acked = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -94,7 +100,12 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             let mut seq = (c as u64) << 40;
             let mut k = 0;
+            let mut next = Instant::now();
             while Instant::now() < end {
+                if let Some(g) = gap {
+                    next += g;
+                    tokio::time::sleep_until(next.into()).await;
+                }
                 let body = request((c + k) % services, per, &mut seq);
                 k += 1;
                 let req = http::Request::post(&url)

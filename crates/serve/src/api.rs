@@ -318,19 +318,10 @@ async fn finding(State(shared): S, headers: HeaderMap, Path(fp): Path<String>) -
     if let Err(r) = check(&shared, &headers) {
         return r;
     }
-    let (f, occurrences) = match shared.ledger.finding(&fp).await {
-        Ok(x) => x,
-        Err(e) => return ledger_error(e),
-    };
-    let checks = shared.ledger.checks(&f.fingerprint).await.unwrap_or_default();
-    let evidence = match &f.evidence {
-        Some(d) => shared.ledger.evidence(d).await.ok().flatten(),
-        None => None,
-    };
-    axum::Json(
-        json!({ "finding": f, "occurrences": occurrences, "checks": checks, "evidence": evidence }),
-    )
-    .into_response()
+    match shared.ledger.finding_detail(&fp).await {
+        Ok(d) => axum::Json(d).into_response(),
+        Err(e) => ledger_error(e),
+    }
 }
 
 async fn evidence(State(shared): S, headers: HeaderMap, Path(fp): Path<String>) -> Response {

@@ -182,7 +182,8 @@ pub async fn replay(shared: &Arc<Shared>, replay: Replay) -> Result<usize, Serve
         if analysed {
             continue;
         }
-        let size = serde_json::to_vec(&r).map_or(0, |v| v.len() + 8);
+        let size =
+            serde_json::to_vec(&r).map_or(0, |v| v.len() + 8).max(crate::ingest::heap_size(&r));
         by_segment.entry(segment).or_default().push((r, size));
     }
     let mut segments_used = HashSet::new();
@@ -335,7 +336,7 @@ fn compute(exchanges: &[Exchange]) -> Analysis {
     let capture = Capture::from_exchanges(exchanges, &templater, &CallerSpec::Auto);
     let t2 = t.elapsed();
     let findings = rank(analyze(&capture, &default_detectors()));
-    if std::env::var_os("AF_TIMING").is_some() {
+    if std::env::var_os("AF_TIMINGS").is_some() {
         log!(
             "timing: learn {t1:?} capture {:?} detect {:?} ({} exchanges)",
             t2 - t1,
@@ -434,7 +435,7 @@ async fn analyse(
     let a = tokio::task::spawn_blocking(move || compute(&ex))
         .await
         .map_err(|e| af_ledger::LedgerError::NotFound(format!("analysis task failed: {e}")))?;
-    let timing = std::env::var_os("AF_TIMING").is_some();
+    let timing = std::env::var_os("AF_TIMINGS").is_some();
     let t_ledger = Instant::now();
     let ledger = &shared.ledger;
     // Absolute findings first; endpoints they name do not teach the baseline.

@@ -128,17 +128,12 @@ pub fn findings(a: &FindingsArgs) -> anyhow::Result<i32> {
         }
         FindingsCommand::Show { fingerprint, json, data_dir } => {
             let l = ledger(&rt, data_dir)?;
-            let (f, occ) = rt.block_on(l.finding(fingerprint)).map_err(input)?;
-            let checks = rt.block_on(l.checks(&f.fingerprint))?;
-            let evidence = match &f.evidence {
-                Some(d) => rt.block_on(l.evidence(d))?,
-                None => None,
-            };
+            let detail = rt.block_on(l.finding_detail(fingerprint)).map_err(input)?;
             if *json {
-                let doc = serde_json::json!({ "finding": f, "occurrences": occ, "checks": checks, "evidence": evidence });
-                writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+                writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?;
                 return Ok(exit::OK);
             }
+            let af_ledger::FindingDetail { finding: f, checks, evidence, .. } = detail;
             writeln!(
                 out,
                 "{}  {}  [{}] {} on {} {} {}",
