@@ -508,10 +508,16 @@ fn a_seeded_baseline_makes_an_error_rate_far_above_normal_a_finding() {
     let arg = format!("{}=orders", seed.display());
     let s = serve(&tmp.path().join("data"), &["--window", "10s", "--grace", "1s", "--seed", &arg]);
     let base = format!("http://{}", s.http);
-    wait_for("the seeded windows", 30, || {
+    let t = Instant::now();
+    loop {
         let (_, b) = get(&format!("{base}/api/windows?service=orders"));
-        (json(&b).as_array()?.len() >= 6).then_some(serde_json::Value::Null)
-    });
+        if json(&b).as_array().map_or(0, Vec::len) >= 6 {
+            break;
+        }
+        let (_, m) = get(&format!("{base}/metrics"));
+        assert!(t.elapsed() < Duration::from_secs(30), "the seeded windows: {b}\n{m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (_, b) = get(&format!("{base}/api/findings?service=orders"));
     assert_eq!(json(&b).as_array().map(Vec::len), Some(0), "normal traffic opened findings: {b}");
     // Then a window where 30 of 100 calls fail: far above this endpoint's own normal.
@@ -527,4 +533,50 @@ fn a_seeded_baseline_makes_an_error_rate_far_above_normal_a_finding() {
         json(&b).as_array()?.iter().find(|f| f["kind"] == "error-rate-above-baseline").cloned()
     });
     assert!(f["summary"].as_str().unwrap_or("").contains("30 of 100 calls failed"), "{f}");
+}
+
+#[test]
+fn with_a_token_every_route_but_healthz_wants_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let s = serve(&tmp.path().join("data"), &["--token", "s3cret-t0ken"]);
+    assert!(!s.line.contains("s3cret"), "the token is printed: {}", s.line);
+    let base = format!("http://{}", s.http);
+    let code = |path: &str, auth: Option<&str>| {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
+        if let Some(a) = auth {
+            c.args(["-H", &format!("authorization: Bearer {a}")]);
+        }
+        let out = c.arg(format!("{base}{path}")).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    for path in ["/", "/api/findings", "/metrics", "/openapi.json", "/api/windows"] {
+        assert_eq!(code(path, None), "401", "{path} without a token");
+        assert_eq!(code(path, Some("s3cret-t0kem")), "401", "{path} with a wrong token");
+        assert_eq!(code(path, Some("s3cret-t0ken")), "200", "{path} with the token");
+    }
+    assert_eq!(code("/healthz", None), "200");
+    let (status, _, _) = post(
+        &format!("{base}/v1/exchanges"),
+        "application/x-ndjson",
+        exchange_line(1, &now_rfc3339()).as_bytes(),
+    );
+    assert_eq!(status, 401, "the intake wants the token too");
+}
+
+#[test]
+fn without_a_token_it_refuses_to_listen_beyond_loopback() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = Command::new(af())
+        .args(["serve", "--listen", "0.0.0.0:0", "--grpc-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path())
+        .env_remove("AF_SERVE_TOKEN")
+        .output()
+        .expect("af serve");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("without a token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -30,6 +30,35 @@ pub struct Record {
     pub exchange: Exchange,
 }
 
+impl Record {
+    /// What the record holds in memory, roughly: the structs, every string and body, and a
+    /// collection node per header and tag. `af serve`'s buffers are bounded by this (the
+    /// frame on disk is two to four times smaller than the parsed exchange).
+    pub fn heap_size(&self) -> usize {
+        use af_snapshot::BodyData;
+        let ex = &self.exchange;
+        let body = |b: &Option<af_snapshot::Body>| match b.as_ref().map(|b| &b.data) {
+            Some(BodyData::Text(t)) => t.capacity(),
+            Some(BodyData::Binary(v)) => v.capacity(),
+            _ => 0,
+        };
+        let headers = |h: &af_snapshot::Headers| {
+            h.iter().map(|(k, v)| 48 + k.capacity() + v.capacity()).sum::<usize>()
+        };
+        std::mem::size_of::<Record>()
+            + self.service.capacity()
+            + ex.id.to_string().len()
+            + ex.request.method.capacity()
+            + ex.request.url.capacity()
+            + headers(&ex.request.headers)
+            + body(&ex.request.body)
+            + ex.response.as_ref().map_or(0, |r| {
+                std::mem::size_of::<af_snapshot::Response>() + headers(&r.headers) + body(&r.body)
+            })
+            + ex.tags.iter().map(|(k, v)| 96 + k.capacity() + v.to_string().len()).sum::<usize>()
+    }
+}
+
 /// A record that could not be taken, and why.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Rejected {

@@ -379,7 +379,7 @@ impl Ledger {
 
     /// Records an analysed window and its endpoints, in one transaction.
     pub async fn record_window(&self, w: &WindowRow, endpoints: &[EndpointWindow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO windows (service, start_ns, end_ns, records, findings, analysed_at, late)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -476,7 +476,7 @@ impl Ledger {
     /// Records that a finding was seen in a window, and what that did.
     pub async fn observe(&self, o: &Observation) -> Result<(Transition, FindingRow)> {
         let fp = o.key.fingerprint().to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let existing = sqlx::query("SELECT * FROM findings WHERE fingerprint = ?1")
             .bind(&fp)
             .fetch_optional(&mut *tx)
@@ -565,7 +565,7 @@ impl Ledger {
         window_ns: i64,
         digest: &str,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE findings SET evidence = ?2 WHERE fingerprint = ?1")
             .bind(fingerprint)
             .bind(digest)
@@ -807,6 +807,14 @@ impl Ledger {
         rows.iter()
             .map(|r| Ok((r.try_get("kind")?, r.try_get("state")?, r.try_get("n")?)))
             .collect()
+    }
+
+    /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`): a
+    /// deferred one that reads first and then writes cannot wait for another writer — SQLite
+    /// answers it `SQLITE_BUSY` at once to avoid a deadlock — so two windows analysed at the same
+    /// time would fail each other's analysis. Immediate ones queue on the busy timeout.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

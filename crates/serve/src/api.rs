@@ -28,6 +28,19 @@ use crate::Shared;
 use crate::ingest::{Ack, Refusal, ingest};
 use crate::reply::{check, error};
 
+async fn authorise(
+    State(shared): S,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path() != "/healthz"
+        && let Err(r) = check(&shared, req.headers())
+    {
+        return r;
+    }
+    next.run(req).await
+}
+
 /// The committed OpenAPI document.
 pub const OPENAPI: &str = include_str!("../../../schemas/serve.openapi.json");
 
@@ -58,6 +71,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(crate::page::index))
         .route("/findings/{fp}", get(crate::page::finding))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route (see /openapi.json)") })
+        // Every route but /healthz needs the token: one layer, so no handler can forget it.
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), authorise))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -156,9 +171,6 @@ async fn otlp_traces(State(shared): S, headers: HeaderMap, body: Bytes) -> Respo
 }
 
 async fn otlp(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, logs: bool) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
     let (enc, bytes) = match body_of(&shared, &headers, &body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -233,15 +245,7 @@ struct ServiceQuery {
     service: Option<String>,
 }
 
-async fn exchanges(
-    State(shared): S,
-    headers: HeaderMap,
-    Query(q): Query<ServiceQuery>,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn exchanges(State(shared): S, Query(q): Query<ServiceQuery>, body: Bytes) -> Response {
     let service = q.service.unwrap_or_else(|| "unknown".into());
     let decoded = match tokio::task::spawn_blocking(move || {
         af_intake::native_lines(&body, &service)
@@ -273,10 +277,7 @@ fn ledger_error(e: af_ledger::LedgerError) -> Response {
     }
 }
 
-async fn services(State(shared): S, headers: HeaderMap) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn services(State(shared): S) -> Response {
     let mut out = Vec::new();
     let names = match shared.ledger.services().await {
         Ok(n) => n,
@@ -296,14 +297,7 @@ struct FindingsQuery {
     service: Option<String>,
 }
 
-async fn findings(
-    State(shared): S,
-    headers: HeaderMap,
-    Query(q): Query<FindingsQuery>,
-) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn findings(State(shared): S, Query(q): Query<FindingsQuery>) -> Response {
     let state = match q.state.as_deref().map(str::parse::<af_ledger::State>).transpose() {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -314,20 +308,14 @@ async fn findings(
     }
 }
 
-async fn finding(State(shared): S, headers: HeaderMap, Path(fp): Path<String>) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn finding(State(shared): S, Path(fp): Path<String>) -> Response {
     match shared.ledger.finding_detail(&fp).await {
         Ok(d) => axum::Json(d).into_response(),
         Err(e) => ledger_error(e),
     }
 }
 
-async fn evidence(State(shared): S, headers: HeaderMap, Path(fp): Path<String>) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn evidence(State(shared): S, Path(fp): Path<String>) -> Response {
     let (f, _) = match shared.ledger.finding(&fp).await {
         Ok(x) => x,
         Err(e) => return ledger_error(e),
@@ -370,15 +358,7 @@ struct SuppressBody {
     until: Option<String>,
 }
 
-async fn suppress(
-    State(shared): S,
-    headers: HeaderMap,
-    Path(fp): Path<String>,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn suppress(State(shared): S, Path(fp): Path<String>, body: Bytes) -> Response {
     let b: SuppressBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
@@ -407,15 +387,7 @@ struct VerifyBody {
     since: Option<String>,
 }
 
-async fn verify(
-    State(shared): S,
-    headers: HeaderMap,
-    Path(fp): Path<String>,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn verify(State(shared): S, Path(fp): Path<String>, body: Bytes) -> Response {
     let b: VerifyBody = if body.is_empty() {
         VerifyBody::default()
     } else {
@@ -436,10 +408,7 @@ struct WindowsQuery {
     limit: Option<i64>,
 }
 
-async fn windows(State(shared): S, headers: HeaderMap, Query(q): Query<WindowsQuery>) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn windows(State(shared): S, Query(q): Query<WindowsQuery>) -> Response {
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
     match shared.ledger.windows(q.service.as_deref(), limit).await {
         Ok(w) => axum::Json(w).into_response(),
@@ -447,10 +416,7 @@ async fn windows(State(shared): S, headers: HeaderMap, Query(q): Query<WindowsQu
     }
 }
 
-async fn deploys(State(shared): S, headers: HeaderMap, Query(q): Query<ServiceQuery>) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn deploys(State(shared): S, Query(q): Query<ServiceQuery>) -> Response {
     match shared.ledger.deploys(q.service.as_deref()).await {
         Ok(d) => axum::Json(d).into_response(),
         Err(e) => ledger_error(e),
@@ -467,10 +433,7 @@ struct DeployBody {
     at: Option<String>,
 }
 
-async fn add_deploy(State(shared): S, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn add_deploy(State(shared): S, body: Bytes) -> Response {
     let b: DeployBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
@@ -490,10 +453,7 @@ async fn add_deploy(State(shared): S, headers: HeaderMap, body: Bytes) -> Respon
     }
 }
 
-async fn verifications(State(shared): S, headers: HeaderMap) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn verifications(State(shared): S) -> Response {
     match shared.ledger.verifications(200).await {
         Ok(v) => axum::Json(
             v.into_iter()
@@ -505,10 +465,7 @@ async fn verifications(State(shared): S, headers: HeaderMap) -> Response {
     }
 }
 
-async fn metrics(State(shared): S, headers: HeaderMap) -> Response {
-    if let Err(r) = check(&shared, &headers) {
-        return r;
-    }
+async fn metrics(State(shared): S) -> Response {
     let counts = shared.ledger.finding_counts().await.unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render(&counts))
         .into_response()

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use af_intake::segment::{Replay, SegmentLog, encode_into};
-use af_intake::{Decoded, Record, Rejected};
+use af_intake::{Decoded, Rejected};
 use serde::Serialize;
 
 use crate::Shared;
@@ -129,7 +129,7 @@ pub async fn ingest(
         match encode_into(&r, &mut frames) {
             Ok(n) if n <= shared.cfg.max_record => {
                 // Buffers bound memory: count what the record holds in memory, not on disk.
-                let held = n.max(heap_size(&r));
+                let held = n.max(r.heap_size());
                 records.push((r, held));
             }
             Ok(n) => {
@@ -171,31 +171,4 @@ pub async fn ingest(
     m.received(source, records.len() as u64);
     crate::windows::insert(shared, segment, records);
     Ok(ack)
-}
-
-/// What a record holds in memory, roughly: the structs, every string and body, and a
-/// collection node per header and tag. Buffers are bounded by this (the frame on disk is two to
-/// four times smaller than the parsed exchange).
-pub fn heap_size(r: &Record) -> usize {
-    use af_snapshot::BodyData;
-    let ex = &r.exchange;
-    let body = |b: &Option<af_snapshot::Body>| match b.as_ref().map(|b| &b.data) {
-        Some(BodyData::Text(t)) => t.capacity(),
-        Some(BodyData::Binary(v)) => v.capacity(),
-        _ => 0,
-    };
-    let headers = |h: &af_snapshot::Headers| {
-        h.iter().map(|(k, v)| 48 + k.capacity() + v.capacity()).sum::<usize>()
-    };
-    std::mem::size_of::<Record>()
-        + r.service.capacity()
-        + ex.id.to_string().len()
-        + ex.request.method.capacity()
-        + ex.request.url.capacity()
-        + headers(&ex.request.headers)
-        + body(&ex.request.body)
-        + ex.response.as_ref().map_or(0, |resp| {
-            std::mem::size_of::<af_snapshot::Response>() + headers(&resp.headers) + body(&resp.body)
-        })
-        + ex.tags.iter().map(|(k, v)| 96 + k.capacity() + v.to_string().len()).sum::<usize>()
 }

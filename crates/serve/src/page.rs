@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::Shared;
@@ -107,10 +106,7 @@ fn page(title: &str, body: &str) -> Response {
 }
 
 /// `/`.
-pub async fn index(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = crate::reply::check(&shared, &headers) {
-        return r;
-    }
+pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
     let l = &shared.ledger;
     let mut b = String::from("<h1>af serve</h1>");
     let _ = write!(
@@ -185,14 +181,7 @@ pub async fn index(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
 }
 
 /// `/findings/FP`.
-pub async fn finding(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(fp): Path<String>,
-) -> Response {
-    if let Err(r) = crate::reply::check(&shared, &headers) {
-        return r;
-    }
+pub async fn finding(State(shared): State<Arc<Shared>>, Path(fp): Path<String>) -> Response {
     let l = &shared.ledger;
     let (f, occ) = match l.finding(&fp).await {
         Ok(x) => x,

@@ -59,6 +59,9 @@ pub struct Windows {
     cap: usize,
     done: tokio::sync::Notify,
     pool: Arc<tokio::sync::Semaphore>,
+    /// One analysis at a time per service: a window's baselines are read, updated and written
+    /// back, so two at once would lose an update (this made the seeded-baseline test flaky).
+    order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Windows {
@@ -71,6 +74,7 @@ impl Windows {
             cap: cfg.buffer_bytes,
             done: tokio::sync::Notify::new(),
             pool: Arc::new(tokio::sync::Semaphore::new(cfg.analysis_pool.max(1))),
+            order: Mutex::new(HashMap::new()),
         }
     }
 
@@ -182,8 +186,7 @@ pub async fn replay(shared: &Arc<Shared>, replay: Replay) -> Result<usize, Serve
         if analysed {
             continue;
         }
-        let size =
-            serde_json::to_vec(&r).map_or(0, |v| v.len() + 8).max(crate::ingest::heap_size(&r));
+        let size = serde_json::to_vec(&r).map_or(0, |v| v.len() + 8).max(r.heap_size());
         by_segment.entry(segment).or_default().push((r, size));
     }
     let mut segments_used = HashSet::new();
@@ -270,7 +273,12 @@ fn close(shared: &Arc<Shared>, all: bool) {
     for (service, start, open) in due {
         shared.metrics.backlog.fetch_add(1, Ordering::SeqCst);
         let shared = shared.clone();
+        let order = {
+            let mut o = shared.windows.order.lock().unwrap_or_else(|e| e.into_inner());
+            o.entry(service.clone()).or_default().clone()
+        };
         tokio::spawn(async move {
+            let turn = order.lock_owned().await;
             let permit = shared.windows.pool.clone().acquire_owned().await;
             let t0 = Instant::now();
             let bytes = open.bytes;
@@ -284,6 +292,7 @@ fn close(shared: &Arc<Shared>, all: bool) {
                 }
             }
             drop(permit);
+            drop(turn);
             let mut gone = Vec::new();
             {
                 let mut inner = shared.windows.lock();
