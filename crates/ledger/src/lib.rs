@@ -473,8 +473,40 @@ impl Ledger {
             .await?)
     }
 
-    /// Records that a finding was seen in a window, and what that did.
-    pub async fn observe(&self, o: &Observation) -> Result<(Transition, FindingRow)> {
+    /// What observing `existing` again now would do.
+    fn decide(&self, existing: Option<&FindingRow>, now: i64) -> Transition {
+        let Some(f) = existing else { return Transition::Opened };
+        match f.state {
+            State::Suppressed if f.suppressed_until.is_none_or(|u| u > now) => {
+                Transition::Suppressed
+            }
+            State::Suppressed => Transition::Reopened,
+            State::Fixed | State::Verified if now - f.state_since >= self.policy.cooldown_ns => {
+                Transition::Reopened
+            }
+            _ => Transition::Recurred,
+        }
+    }
+
+    /// Whether observing `o` now would open or reopen its finding (so evidence should be
+    /// stored first, and the finding never seen without it).
+    pub async fn would_open(&self, o: &Observation) -> Result<bool> {
+        let fp = o.key.fingerprint().to_string();
+        let existing = sqlx::query("SELECT * FROM findings WHERE fingerprint = ?1")
+            .bind(&fp)
+            .fetch_optional(&self.pool)
+            .await?;
+        let f = existing.as_ref().map(finding_row).transpose()?;
+        Ok(matches!(self.decide(f.as_ref(), now_ns()), Transition::Opened | Transition::Reopened))
+    }
+
+    /// Records that a finding was seen in a window, and what that did. `evidence` (stored
+    /// beforehand) is linked, in the same transaction, when it opens or reopens the finding.
+    pub async fn observe(
+        &self,
+        o: &Observation,
+        evidence: Option<&str>,
+    ) -> Result<(Transition, FindingRow)> {
         let fp = o.key.fingerprint().to_string();
         let mut tx = self.write().await?;
         let existing = sqlx::query("SELECT * FROM findings WHERE fingerprint = ?1")
@@ -506,18 +538,7 @@ impl Ledger {
                 Transition::Opened
             }
             Some(f) => {
-                let transition = match f.state {
-                    State::Suppressed if f.suppressed_until.is_none_or(|u| u > now) => {
-                        Transition::Suppressed
-                    }
-                    State::Suppressed => Transition::Reopened,
-                    State::Fixed | State::Verified
-                        if now - f.state_since >= self.policy.cooldown_ns =>
-                    {
-                        Transition::Reopened
-                    }
-                    _ => Transition::Recurred,
-                };
+                let transition = self.decide(Some(&f), now);
                 let reopen = transition == Transition::Reopened;
                 sqlx::query(
                     "UPDATE findings SET severity = ?2, summary = ?3, metric = COALESCE(?4, metric),
@@ -540,14 +561,25 @@ impl Ledger {
                 transition
             }
         };
+        let linked =
+            evidence.filter(|_| matches!(transition, Transition::Opened | Transition::Reopened));
+        if let Some(d) = linked {
+            sqlx::query("UPDATE findings SET evidence = ?2 WHERE fingerprint = ?1")
+                .bind(&fp)
+                .bind(d)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
-            "INSERT INTO occurrences (fingerprint, window_ns, severity, summary) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (fingerprint, window_ns) DO UPDATE SET severity = excluded.severity, summary = excluded.summary",
+            "INSERT INTO occurrences (fingerprint, window_ns, severity, summary, evidence) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (fingerprint, window_ns) DO UPDATE SET severity = excluded.severity, summary = excluded.summary,
+               evidence = COALESCE(excluded.evidence, evidence)",
         )
         .bind(&fp)
         .bind(o.window_ns)
         .bind(&o.severity)
         .bind(&o.summary)
+        .bind(linked)
         .execute(&mut *tx)
         .await?;
         let row = sqlx::query("SELECT * FROM findings WHERE fingerprint = ?1")
@@ -556,31 +588,6 @@ impl Ledger {
             .await?;
         tx.commit().await?;
         Ok((transition, finding_row(&row)?))
-    }
-
-    /// Links stored evidence to a finding and the occurrence that opened it.
-    pub async fn attach_evidence(
-        &self,
-        fingerprint: &str,
-        window_ns: i64,
-        digest: &str,
-    ) -> Result<()> {
-        let mut tx = self.write().await?;
-        sqlx::query("UPDATE findings SET evidence = ?2 WHERE fingerprint = ?1")
-            .bind(fingerprint)
-            .bind(digest)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE occurrences SET evidence = ?3 WHERE fingerprint = ?1 AND window_ns = ?2",
-        )
-        .bind(fingerprint)
-        .bind(window_ns)
-        .bind(digest)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Findings, most recently seen first, optionally of one state and service.

@@ -13,23 +13,48 @@ fn obs(kind: &str, window_ns: i64) -> Observation {
     }
 }
 
+impl Ledger {
+    async fn observe_plain(&self, o: &Observation) -> Result<(Transition, FindingRow)> {
+        self.observe(o, None).await
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn evidence_stored_first_is_linked_by_the_observation_that_opens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path()).await.expect("open");
+    let o = obs("limit-model", 60);
+    assert!(ledger.would_open(&o).await.expect("would open"));
+    let (_, f) = ledger.observe(&o, Some("sha256:ab")).await.expect("open");
+    assert_eq!(f.evidence.as_deref(), Some("sha256:ab"));
+    assert!(!ledger.would_open(&obs("limit-model", 120)).await.expect("recurs"));
+    // A recurrence does not replace the evidence it opened with.
+    let (_, f) = ledger.observe(&obs("limit-model", 120), Some("sha256:cd")).await.expect("again");
+    assert_eq!(f.evidence.as_deref(), Some("sha256:ab"));
+    let (_, occ) = ledger.finding(&f.fingerprint).await.expect("show");
+    assert_eq!(
+        occ.iter().map(|o| o.evidence.as_deref()).collect::<Vec<_>>(),
+        [None, Some("sha256:ab")]
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn findings_open_recur_cool_down_and_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ledger = Ledger::open(dir.path()).await.expect("open");
-    let (t, f) = ledger.observe(&obs("limit-model", 60)).await.expect("observe");
+    let (t, f) = ledger.observe_plain(&obs("limit-model", 60)).await.expect("observe");
     assert_eq!(t, Transition::Opened);
     assert_eq!(f.state, State::Open);
-    let (t, f) = ledger.observe(&obs("limit-model", 120)).await.expect("again");
+    let (t, f) = ledger.observe_plain(&obs("limit-model", 120)).await.expect("again");
     assert_eq!(t, Transition::Recurred);
     assert_eq!((f.occurrences, f.first_seen, f.last_seen), (2, 60, 120));
     // Fixed: a recurrence inside the cooldown is counted, not reopened.
     ledger.set_state(&f.fingerprint, State::Fixed).await.expect("fixed");
-    let (t, f) = ledger.observe(&obs("limit-model", 180)).await.expect("flap");
+    let (t, f) = ledger.observe_plain(&obs("limit-model", 180)).await.expect("flap");
     assert_eq!((t, f.state), (Transition::Recurred, State::Fixed));
     // Past the cooldown it reopens.
     ledger.policy.cooldown_ns = 0;
-    let (t, f) = ledger.observe(&obs("limit-model", 240)).await.expect("reopen");
+    let (t, f) = ledger.observe_plain(&obs("limit-model", 240)).await.expect("reopen");
     assert_eq!((t, f.state, f.reopened), (Transition::Reopened, State::Reopened, 1));
     // Suppressed: counted, not reported, until it expires.
     let short = &f.fingerprint[..10];
@@ -38,12 +63,12 @@ async fn findings_open_recur_cool_down_and_reopen() {
         .await
         .expect("suppress");
     assert_eq!(s.state, State::Suppressed);
-    let (t, f) = ledger.observe(&obs("limit-model", 300)).await.expect("suppressed");
+    let (t, f) = ledger.observe_plain(&obs("limit-model", 300)).await.expect("suppressed");
     assert_eq!((t, f.occurrences), (Transition::Suppressed, 5));
     let (_, occ) = ledger.finding(short).await.expect("show");
     assert_eq!(occ.iter().map(|o| o.window_ns).collect::<Vec<_>>(), [300, 240, 180, 120, 60]);
     // A different kind is a different finding; a bad prefix is a clear error.
-    let (t, _) = ledger.observe(&obs("error-burst", 60)).await.expect("other");
+    let (t, _) = ledger.observe_plain(&obs("error-burst", 60)).await.expect("other");
     assert_eq!(t, Transition::Opened);
     assert_eq!(ledger.findings(None, Some("radar")).await.expect("ls").len(), 2);
     let e = ledger.finding("zz").await.expect_err("not hex");

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use af_analyze::{Capture, Check, Finding, analyze, default_detectors, rank};
 use af_intake::Record;
 use af_intake::segment::Replay;
-use af_ledger::{CheckRow, EndpointWindow, Key, Observation, State, Transition, WindowRow};
+use af_ledger::{CheckRow, EndpointWindow, Key, Observation, State, WindowRow};
 use af_snapshot::{CallerSpec, Exchange, Templater};
 
 use crate::{Config, ServeError, Shared};
@@ -487,17 +487,18 @@ async fn analyse(
         b.learn(e);
         ledger.put_baseline(service, b).await?;
     }
-    let mut evidence: Option<String> = None;
+    // Evidence first, so that no reader ever sees a new finding without it.
+    let mut opens = false;
     for o in &observations {
-        let (t, f) = ledger.observe(o).await?;
-        if matches!(t, Transition::Opened | Transition::Reopened) {
-            if evidence.is_none() {
-                evidence = Some(ledger.put_evidence(service, start, &exchanges).await?.digest);
-            }
-            if let Some(d) = &evidence {
-                ledger.attach_evidence(&f.fingerprint, start, d).await?;
-            }
-        }
+        opens |= ledger.would_open(o).await?;
+    }
+    let evidence = if opens {
+        Some(ledger.put_evidence(service, start, &exchanges).await?.digest)
+    } else {
+        None
+    };
+    for o in &observations {
+        ledger.observe(o, evidence.as_deref()).await?;
     }
     // Every finding of this service with a metric: its value on this window, for `af verify`.
     for f in ledger.findings(None, Some(service)).await? {
