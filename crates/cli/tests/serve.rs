@@ -580,3 +580,32 @@ fn without_a_token_it_refuses_to_listen_beyond_loopback() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn verify_on_two_snapshots_weighs_the_metric_and_refuses_one_that_selects_nothing() {
+    let snaps = root().join("examples/radar/snapshots");
+    let run = |metric: &str| {
+        Command::new(af())
+            .arg("verify")
+            .arg("--before")
+            .arg(snaps.join("before.jsonl"))
+            .arg("--after")
+            .arg(snaps.join("after.jsonl"))
+            .args(["--metric", metric])
+            .output()
+            .expect("af verify")
+    };
+    let ok = run(
+        "peak_inflight{endpoint=\"GET /gmail/v1/users/me/messages/{id}\",per=\"caller\"} <= 10",
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("verified:"), "{text}");
+    let typo =
+        run("peak_inflight{endpoint=\"GET /gmail/v1/users/me/mesages/{id}\",per=\"caller\"} <= 10");
+    assert_eq!(typo.status.code(), Some(2), "{}", String::from_utf8_lossy(&typo.stdout));
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("GET /gmail/v1/users/me/messages/{id}"),
+        "names the nearest endpoint"
+    );
+}

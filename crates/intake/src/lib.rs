@@ -47,7 +47,7 @@ impl Record {
         };
         std::mem::size_of::<Record>()
             + self.service.capacity()
-            + ex.id.to_string().len()
+            + ex.id.as_str().len()
             + ex.request.method.capacity()
             + ex.request.url.capacity()
             + headers(&ex.request.headers)
@@ -55,7 +55,8 @@ impl Record {
             + ex.response.as_ref().map_or(0, |r| {
                 std::mem::size_of::<af_snapshot::Response>() + headers(&r.headers) + body(&r.body)
             })
-            + ex.tags.iter().map(|(k, v)| 96 + k.capacity() + v.to_string().len()).sum::<usize>()
+            // A tag's value is a small JSON value (a string or a number): a node and its text.
+            + ex.tags.iter().map(|(k, v)| 96 + k.capacity() + v.as_str().map_or(16, str::len)).sum::<usize>()
     }
 }
 
@@ -91,22 +92,22 @@ pub struct Decoded {
     pub not_http: std::collections::BTreeMap<String, u64>,
 }
 
-impl Decoded {
-    /// A one-line summary of the first few rejections, for an OTLP `error_message`.
-    pub fn rejection_message(&self) -> String {
-        let mut s = String::new();
-        for (i, r) in self.rejected.iter().take(3).enumerate() {
-            if i > 0 {
-                s.push_str("; ");
-            }
-            s.push_str(&r.to_string());
+/// A one-line summary of the first few rejections, for an OTLP `error_message`.
+pub fn rejection_message(rejected: &[Rejected]) -> String {
+    let mut s = String::new();
+    for (i, r) in rejected.iter().take(3).enumerate() {
+        if i > 0 {
+            s.push_str("; ");
         }
-        if self.rejected.len() > 3 {
-            s.push_str(&format!("; and {} more", self.rejected.len() - 3));
-        }
-        s
+        s.push_str(&r.to_string());
     }
+    if rejected.len() > 3 {
+        s.push_str(&format!("; and {} more", rejected.len() - 3));
+    }
+    s
+}
 
+impl Decoded {
     fn not_http(&mut self, kind: &str) {
         *self.not_http.entry(kind.to_owned()).or_default() += 1;
     }
@@ -146,12 +147,17 @@ pub fn native_lines(body: &[u8], service: &str) -> Decoded {
         if index == 0 && is_snapshot_header(line) {
             continue;
         }
-        match native_exchange(serde_json::from_slice::<serde_json::Value>(line)) {
+        // The snapshot reader's own line parser: the same validation, the field at fault named.
+        match af_snapshot::formats::native::exchange_line(
+            std::path::Path::new("request"),
+            index as u64 + 1,
+            line,
+        ) {
             Ok(ex) => out.records.push(Record {
                 service: ex.service.clone().unwrap_or_else(|| service.to_owned()),
                 exchange: ex,
             }),
-            Err((field, message)) => out.rejected.push(Rejected { index, field, message }),
+            Err(e) => out.rejected.push(Rejected { index, field: e.field, message: e.message }),
         }
         index += 1;
     }
@@ -164,18 +170,15 @@ fn is_snapshot_header(line: &[u8]) -> bool {
         .is_some_and(|v| v.get("format").and_then(|f| f.as_str()) == Some("af-snapshot"))
 }
 
-/// One native exchange from parsed JSON, validated as a snapshot line is.
-pub(crate) fn native_exchange(
-    v: Result<serde_json::Value, serde_json::Error>,
-) -> Result<Exchange, (Option<String>, String)> {
-    let v = v.map_err(|e| (None, format!("not JSON: {e}")))?;
-    let ex = serde_path_to_exchange(v)?;
+/// One native exchange from parsed JSON (an OTLP log record's body), validated as a snapshot
+/// line is; the field at fault named.
+pub(crate) fn native_exchange(v: serde_json::Value) -> Result<Exchange, (Option<String>, String)> {
+    let ex: Exchange = serde_path_to_error::deserialize(v).map_err(|e| {
+        let field = e.path().to_string();
+        ((field != ".").then_some(field), format!("not an af exchange: {}", e.inner()))
+    })?;
     ex.validate().map_err(|(field, msg)| (Some(field.to_owned()), msg))?;
     Ok(ex)
-}
-
-fn serde_path_to_exchange(v: serde_json::Value) -> Result<Exchange, (Option<String>, String)> {
-    serde_json::from_value::<Exchange>(v).map_err(|e| (None, format!("not an af exchange: {e}")))
 }
 
 #[cfg(test)]
@@ -195,7 +198,7 @@ mod tests {
         assert_eq!(d.rejected.len(), 2, "{:?}", d.rejected);
         assert_eq!(d.rejected[0].index, 1);
         assert!(d.rejected[0].message.contains("missing field"), "{}", d.rejected[0].message);
-        assert!(d.rejected[1].message.starts_with("not JSON"));
-        assert!(d.rejection_message().contains("record 2"));
+        assert!(d.rejected[1].message.contains("expected"), "{}", d.rejected[1].message);
+        assert!(rejection_message(&d.rejected).contains("record 2"));
     }
 }

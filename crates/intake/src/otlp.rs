@@ -11,8 +11,6 @@
 //! `url.query`, `http.response.status_code`; the older `http.method`, `http.url`,
 //! `http.status_code`, `net.peer.name` too) becomes an exchange without bodies.
 
-use std::collections::BTreeMap;
-
 use af_snapshot::formats::proxymock::{RRPairValue, rrpair_from_value};
 use af_snapshot::{
     Direction, ErrorKind, Exchange, ExchangeId, Request, Response, Timestamp, Timing,
@@ -121,7 +119,7 @@ fn classify(lr: &LogRecord, index: usize) -> Result<Body, Rejected> {
     if map.contains_key("request") {
         let seed_service = service_of(&lr.attributes, "service", "namespace");
         let mut ex =
-            crate::native_exchange(Ok(value)).map_err(|(f, m)| reject(Some(prefixed(f)), m))?;
+            crate::native_exchange(value).map_err(|(f, m)| reject(Some(prefixed(f)), m))?;
         if ex.service.is_none() {
             ex.service = seed_service;
         }
@@ -389,12 +387,5 @@ fn transport_kind(message: &str) -> ErrorKind {
         ErrorKind::Aborted
     } else {
         ErrorKind::Other
-    }
-}
-
-/// Counts of [`Decoded::not_http`] merged into a map, for metrics.
-pub fn merge_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
-    for (k, v) in from {
-        *into.entry(k.clone()).or_default() += v;
     }
 }

@@ -163,11 +163,6 @@ impl SegmentLog {
         Ok(self.current_id)
     }
 
-    /// The segment appends go to now.
-    pub fn current(&self) -> u64 {
-        self.current_id
-    }
-
     fn rotate(&mut self) -> io::Result<()> {
         self.current_id += 1;
         let path = segment_path(&self.dir, self.current_id);

@@ -360,11 +360,6 @@ impl Ledger {
             .await?)
     }
 
-    /// Where evidence files live.
-    pub fn evidence_dir(&self) -> &Path {
-        &self.evidence_dir
-    }
-
     /// Whether window `(service, start)` was analysed (a replayed record of it is not counted
     /// again).
     pub async fn window_done(&self, service: &str, start_ns: i64) -> Result<bool> {

@@ -211,6 +211,40 @@ fn fmt_value(v: f64) -> String {
     if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.3}") }
 }
 
+/// One finding's metric on a window's capture.
+pub fn check_row(
+    check: &Check,
+    status: Option<u16>,
+    cap: &af_analyze::Capture,
+    window_ns: i64,
+) -> CheckRow {
+    let value = check.metric.measure(cap).ok();
+    let mut statuses = BTreeMap::new();
+    let mut calls = 0;
+    let mut errors = 0;
+    let want = check.metric.endpoint.as_deref();
+    for c in &cap.calls {
+        let e = &cap.endpoints[c.endpoint as usize];
+        if want.is_some_and(|w| !af_snapshot::endpoint_matches(w, &e.method, &e.template)) {
+            continue;
+        }
+        calls += 1;
+        let name = match c.outcome {
+            af_analyze::Outcome::Incomplete => "-".to_owned(),
+            _ => c.status.to_string(),
+        };
+        *statuses.entry(name).or_insert(0) += 1;
+        let hit = match status {
+            Some(s) => c.status == s,
+            None => c.is_error(),
+        };
+        if hit {
+            errors += 1;
+        }
+    }
+    CheckRow { window_ns, end_ns: None, value, calls, errors, statuses }
+}
+
 /// The check a finding is verified by: its own metric, or — for a finding without one — no
 /// errors of its status on its endpoint (with the rule of three deciding how many calls prove it).
 pub fn check_of(f: &crate::FindingRow) -> Result<Check, String> {

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Shared;
-use crate::ingest::{Ack, Refusal, ingest};
+use crate::ingest::{Refusal, ingest};
 use crate::reply::{check, error};
 
 async fn authorise(
@@ -158,10 +158,6 @@ fn refusal(shared: &Shared, r: Refusal) -> Response {
     }
 }
 
-fn rejected_message(ack: &Ack) -> String {
-    af_intake::Decoded { rejected: ack.rejected.clone(), ..Default::default() }.rejection_message()
-}
-
 async fn otlp_logs(State(shared): S, headers: HeaderMap, body: Bytes) -> Response {
     otlp(shared, headers, body, true).await
 }
@@ -203,7 +199,7 @@ async fn otlp(shared: Arc<Shared>, headers: HeaderMap, body: Bytes, logs: bool) 
         Err(r) => return refusal(&shared, r),
     };
     let n = ack.rejected.len() as i64;
-    let msg = rejected_message(&ack);
+    let msg = af_intake::rejection_message(&ack.rejected);
     match (logs, enc) {
         (true, _) => {
             let resp = ExportLogsServiceResponse {

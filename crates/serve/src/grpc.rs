@@ -45,11 +45,6 @@ impl Svc {
     }
 }
 
-fn message(ack: &Ack) -> String {
-    let d = af_intake::Decoded { rejected: ack.rejected.clone(), ..Default::default() };
-    d.rejection_message()
-}
-
 #[tonic::async_trait]
 impl LogsService for Svc {
     async fn export(
@@ -60,7 +55,7 @@ impl LogsService for Svc {
         let ack = self.take("otlp-grpc-logs", af_intake::otlp::logs(r.get_ref())).await?;
         let partial_success = (!ack.rejected.is_empty()).then(|| ExportLogsPartialSuccess {
             rejected_log_records: ack.rejected.len() as i64,
-            error_message: message(&ack),
+            error_message: af_intake::rejection_message(&ack.rejected),
         });
         Ok(Response::new(ExportLogsServiceResponse { partial_success }))
     }
@@ -76,7 +71,7 @@ impl TraceService for Svc {
         let ack = self.take("otlp-grpc-traces", af_intake::otlp::traces(r.get_ref())).await?;
         let partial_success = (!ack.rejected.is_empty()).then(|| ExportTracePartialSuccess {
             rejected_spans: ack.rejected.len() as i64,
-            error_message: message(&ack),
+            error_message: af_intake::rejection_message(&ack.rejected),
         });
         Ok(Response::new(ExportTraceServiceResponse { partial_success }))
     }

@@ -136,17 +136,9 @@ pub struct Running {
     pub shared: Arc<Shared>,
     /// What replay found on start.
     pub replayed: usize,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Waits until a task ends (they do not, unless a listener fails).
-    pub async fn wait(mut self) {
-        if let Some(t) = self.tasks.pop() {
-            let _ = t.await;
-        }
-    }
-
     /// Closes every open window now and waits for their analyses (used on shutdown and by
     /// tests that cannot wait out a grace period).
     pub async fn flush(&self) {
@@ -193,14 +185,13 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     let grpc_addr = grpc
         .local_addr()
         .map_err(|source| ServeError::Io { what: "grpc address".into(), source })?;
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(windows::closer(shared.clone())));
+    tokio::spawn(windows::closer(shared.clone()));
     if let Some((dir, service)) = shared.cfg.watch.clone() {
         std::fs::create_dir_all(&dir).map_err(|source| ServeError::Io {
             what: format!("creating {}", dir.display()),
             source,
         })?;
-        tasks.push(tokio::spawn(watch::watch(shared.clone(), dir, service)));
+        tokio::spawn(watch::watch(shared.clone(), dir, service));
     }
     if !shared.cfg.seed.is_empty() {
         for (path, _) in &shared.cfg.seed {
@@ -210,12 +201,12 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         }
         tokio::spawn(watch::seed(shared.clone(), shared.cfg.seed.clone()));
     }
-    tasks.push(tokio::spawn(grpc::serve(shared.clone(), grpc)));
+    tokio::spawn(grpc::serve(shared.clone(), grpc));
     let app = api::router(shared.clone());
-    tasks.push(tokio::spawn(async move {
+    tokio::spawn(async move {
         if let Err(e) = axum::serve(http, app).await {
             log!("af serve: HTTP server stopped: {e}");
         }
-    }));
-    Ok(Running { http: http_addr, grpc: grpc_addr, shared, replayed, tasks })
+    });
+    Ok(Running { http: http_addr, grpc: grpc_addr, shared, replayed })
 }

@@ -75,11 +75,6 @@ impl Metrics {
         self.received.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
     }
 
-    /// Records rejected for `reason`.
-    pub fn rejected(&self, reason: &str) -> u64 {
-        self.rejected.lock().unwrap_or_else(|e| e.into_inner()).get(reason).copied().unwrap_or(0)
-    }
-
     /// The exposition text; `findings` are `(kind, state, count)` from the ledger.
     pub fn render(&self, findings: &[(String, String, i64)]) -> String {
         let mut s = String::new();

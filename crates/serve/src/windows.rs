@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use af_analyze::{Capture, Check, Finding, analyze, default_detectors, rank};
 use af_intake::Record;
 use af_intake::segment::Replay;
-use af_ledger::{CheckRow, EndpointWindow, Key, Observation, State, WindowRow};
+use af_ledger::{EndpointWindow, Key, Observation, State, WindowRow};
 use af_snapshot::{CallerSpec, Exchange, Templater};
 
 use crate::{Config, ServeError, Shared};
@@ -119,15 +119,6 @@ impl Windows {
     pub fn retry_after_s(&self) -> u64 {
         ((self.grace_ns / 1_000_000_000).max(1)) as u64
     }
-
-    /// Bytes buffered per service.
-    pub fn buffered(&self) -> Vec<(String, usize, usize)> {
-        let inner = self.lock();
-        let mut v: Vec<_> =
-            inner.services.iter().map(|(k, s)| (k.clone(), s.buffered, s.open.len())).collect();
-        v.sort();
-        v
-    }
 }
 
 /// Puts stored records into their windows.
@@ -207,12 +198,17 @@ pub async fn replay(shared: &Arc<Shared>, replay: Replay) -> Result<usize, Serve
 /// Closes windows as time passes; runs for the life of the server.
 pub async fn closer(shared: Arc<Shared>) {
     let tick = Duration::from_millis((shared.cfg.grace_ns / 4_000_000).clamp(20, 500) as u64);
+    // Retention scans every evidence row: once a minute, not on every tick.
+    let mut retained = Instant::now() - Duration::from_secs(60);
     loop {
         tokio::time::sleep(tick).await;
         close(&shared, false);
         write_late(&shared).await;
-        if let Err(e) = shared.ledger.enforce_retention(shared.cfg.retention).await {
-            log!("af serve: evidence retention: {e}");
+        if retained.elapsed() >= Duration::from_secs(60) {
+            retained = Instant::now();
+            if let Err(e) = shared.ledger.enforce_retention(shared.cfg.retention).await {
+                log!("af serve: evidence retention: {e}");
+            }
         }
     }
 }
@@ -404,35 +400,6 @@ fn compute(exchanges: &[Exchange]) -> Analysis {
     Analysis { findings, endpoints, capture }
 }
 
-/// One finding's metric on a window's capture.
-pub fn check_row(check: &Check, status: Option<u16>, cap: &Capture, window_ns: i64) -> CheckRow {
-    let value = check.metric.measure(cap).ok();
-    let mut statuses = BTreeMap::new();
-    let mut calls = 0;
-    let mut errors = 0;
-    let want = check.metric.endpoint.as_deref();
-    for c in &cap.calls {
-        let e = &cap.endpoints[c.endpoint as usize];
-        if want.is_some_and(|w| !af_snapshot::endpoint_matches(w, &e.method, &e.template)) {
-            continue;
-        }
-        calls += 1;
-        let name = match c.outcome {
-            af_analyze::Outcome::Incomplete => "-".to_owned(),
-            _ => c.status.to_string(),
-        };
-        *statuses.entry(name).or_insert(0) += 1;
-        let hit = match status {
-            Some(s) => c.status == s,
-            None => c.is_error(),
-        };
-        if hit {
-            errors += 1;
-        }
-    }
-    CheckRow { window_ns, end_ns: None, value, calls, errors, statuses }
-}
-
 async fn analyse(
     shared: &Arc<Shared>,
     service: &str,
@@ -508,7 +475,7 @@ async fn analyse(
         let Some(check) = f.metric.as_deref().and_then(|m| m.parse::<Check>().ok()) else {
             continue;
         };
-        let row = check_row(&check, f.status, &a.capture, start);
+        let row = af_ledger::verify::check_row(&check, f.status, &a.capture, start);
         if row.calls > 0 {
             ledger.record_check(&f.fingerprint, &row).await?;
         }

@@ -223,8 +223,10 @@ fn snapshot_row(
     let templater = af_snapshot::Templater::new(Vec::new()).learning_from(&exchanges);
     let cap =
         af_analyze::Capture::from_exchanges(&exchanges, &templater, &af_snapshot::CallerSpec::Auto);
+    // A metric that selects nothing in a snapshot is a mistake in the command, not "no traffic".
+    check.metric.check_selects(&cap).map_err(|e| UsageError(format!("{}: {e}", path.display())))?;
     let status = check.metric.status.as_deref().and_then(|s| s.parse::<u16>().ok());
-    Ok(af_serve::windows::check_row(check, status, &cap, window_ns))
+    Ok(af_ledger::verify::check_row(check, status, &cap, window_ns))
 }
 
 /// `af verify`.

@@ -110,6 +110,12 @@ pub(crate) fn missing_field_path(parent: Option<String>, message: &str) -> Optio
     }
 }
 
+/// One exchange line of the current format, read and validated as a snapshot's lines are;
+/// `what` and `line_no` say where it came from in the error (the field at fault named).
+pub fn exchange_line(what: &Path, line_no: u64, line: &[u8]) -> Result<Exchange, RecordError> {
+    parse_line(what, FORMAT_VERSION, line_no, line, Bodies::Keep)
+}
+
 /// Parses one exchange line; on failure names the field (`request.method`) and column.
 pub(crate) fn parse_line(
     path: &Path,
