@@ -57,6 +57,11 @@ pub enum Command {
     /// After a deploy: did the fix work in production? verified (0), regressed (1),
     /// inconclusive (4: too little traffic to tell).
     Verify(VerifyArgs),
+    /// Run jobs only (fix, plan, verify, ticket, pr) from the queue af serve fills: leased,
+    /// heartbeated, retried; any number of workers may share one database.
+    Worker(WorkerArgs),
+    /// The jobs: `ls`, `show RUN`, `cancel RUN`, `requeue RUN`, `enqueue` (a job by hand).
+    Runs(RunsArgs),
     /// Print the JSON Schema of a machine-readable output.
     #[command(hide = true)]
     Schema(SchemaArgs),
@@ -222,6 +227,121 @@ pub struct ServeArgs {
     /// start: `FILE` or `FILE=SERVICE` (repeatable).
     #[arg(long, value_name = "FILE[=SERVICE]")]
     pub seed: Vec<String>,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
+    /// Run this many jobs at once inside the server (0: none here; run `af worker`s).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub workers: usize,
+}
+
+/// Where the jobs are and what governs them (af serve, af worker, af runs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobsArgs {
+    /// The policy file: services, repositories, forges, rules, limits, budgets. Without it
+    /// af serve queues no jobs.
+    #[arg(long = "config", value_name = "AF_TOML", env = "AF_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The jobs database: `postgres://…` shared by every machine, or `sqlite://FILE`
+    /// (default: jobs.db in the data directory).
+    #[arg(long, value_name = "URL", env = "AF_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+    /// Push branches and post to the forges for real (default: dry-run, whatever the
+    /// policy's `live` says is also honoured).
+    #[arg(long)]
+    pub live: bool,
+}
+
+/// `af worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// af serve's data directory (the ledger, evidence; run directories go in runs/).
+    #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub jobs: JobsArgs,
+    /// Jobs at once in this process.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub concurrency: usize,
+    /// The worker's name (default: host-pid-start).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `af runs`.
+#[derive(Debug, clap::Args)]
+pub struct RunsArgs {
+    /// af serve's data directory.
+    #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve", global = true)]
+    pub data_dir: PathBuf,
+    /// The jobs database (as for af worker).
+    #[arg(long, value_name = "URL", env = "AF_DATABASE_URL", hide_env_values = true, global = true)]
+    pub database: Option<String>,
+    /// JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// ls, show, cancel, requeue, enqueue.
+    #[command(subcommand)]
+    pub command: RunsCommand,
+}
+
+/// `af runs …`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Runs, newest first.
+    Ls {
+        /// Only this state: queued, running, retrying, succeeded, failed, dead, cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this finding's.
+        #[arg(long, value_name = "FP")]
+        finding: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One run: its input, outcome, budget spent and the effects it made.
+    Show {
+        /// Run id (or a unique prefix).
+        run: String,
+    },
+    /// Stop a run: a queued one never starts, a running one is stopped within a second.
+    Cancel {
+        /// Run id (or a unique prefix).
+        run: String,
+    },
+    /// Put a finished run back in the queue (attempts reset; its effects are found again,
+    /// never made twice).
+    Requeue {
+        /// Run id (or a unique prefix).
+        run: String,
+    },
+    /// Queue a job by hand (the same key twice is one run).
+    Enqueue {
+        /// plan, fix, verify, ticket, pr, stub.
+        #[arg(long)]
+        kind: String,
+        /// The finding (for stub: any label).
+        #[arg(long, value_name = "FP")]
+        finding: String,
+        /// Its service.
+        #[arg(long)]
+        service: String,
+        /// Input JSON (part of the idempotency key).
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// Higher runs first.
+        #[arg(long, default_value_t = 0)]
+        priority: i64,
+        /// Not before this delay (`30s`).
+        #[arg(long, value_parser = parse_span)]
+        delay: Option<i64>,
+        /// Attempts allowed.
+        #[arg(long, default_value_t = 5)]
+        max_attempts: i64,
+        /// Queue this many (input gets `"n": i`), for tests and benchmarks.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+    },
 }
 
 /// A duration: `500ms`, `60s`, `5m`, `2h`, `14d`.

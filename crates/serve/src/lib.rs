@@ -23,6 +23,7 @@ macro_rules! log {
 pub mod api;
 mod auth;
 mod grpc;
+pub mod hooks;
 pub mod ingest;
 pub mod metrics;
 pub mod page;
@@ -69,6 +70,18 @@ pub struct Config {
     /// Snapshots whose traffic seeds the baselines (windowed and learned from like live
     /// traffic, findings included), each with its service.
     pub seed: Vec<(PathBuf, String)>,
+    /// Durable jobs: the queue findings' events go to under the policy's rules (and the page
+    /// shows). `None`: findings stay in the ledger until someone runs `af fix`.
+    pub jobs: Option<Jobs>,
+}
+
+/// The jobs side of `af serve`.
+#[derive(Clone, Debug)]
+pub struct Jobs {
+    /// The queue (the same database every worker uses).
+    pub queue: af_jobs::Queue,
+    /// The rules, services and forges.
+    pub policy: Arc<af_jobs::Policy>,
 }
 
 impl Config {
@@ -89,6 +102,7 @@ impl Config {
             retention: Retention::default(),
             watch: None,
             seed: Vec::new(),
+            jobs: None,
         }
     }
 }

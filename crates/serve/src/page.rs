@@ -177,7 +177,49 @@ pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
         );
     }
     b.push_str("</table>");
+    runs_table(&shared, None, &mut b).await;
     page("af serve", &b)
+}
+
+/// The runs (of one finding, or the latest of all) with their state, the rule that made them,
+/// their run directory, and what they made (issues, pull requests, comments).
+async fn runs_table(shared: &Shared, fingerprint: Option<&str>, b: &mut String) {
+    let Some(j) = &shared.cfg.jobs else { return };
+    let runs = j.queue.list(None, fingerprint, 50).await.unwrap_or_default();
+    let effects = j.queue.effects(fingerprint).await.unwrap_or_default();
+    let _ = write!(
+        b,
+        "<h2>Runs</h2><p>{}</p><table id=\"runs\"><tr><th>run</th><th>kind</th><th>state</th><th class=n>attempts</th><th>why</th><th>finding</th><th>run directory</th><th>made</th></tr>",
+        if j.policy.jobs.live { "live: pushes and posts" } else { "dry-run: nothing is pushed or posted (see each run's outbox)" }
+    );
+    for r in &runs {
+        let made: Vec<String> = effects
+            .iter()
+            .filter(|e| e.run_id == r.id)
+            .map(|e| {
+                if e.url.is_empty() {
+                    format!("{} {}", esc(&e.kind), esc(&e.target))
+                } else {
+                    format!("<a href=\"{}\">{} {}</a>", esc(&e.url), esc(&e.kind), esc(&e.target))
+                }
+            })
+            .collect();
+        let _ = write!(
+            b,
+            "<tr><td><a class=\"run\" href=\"/api/runs/{id}\"><code>{id}</code></a></td><td>{}</td><td class=\"{st}\" title=\"{}\">{st}</td><td class=n>{}/{}</td><td>{}</td><td><a href=\"/findings/{fp}\"><code>{fp}</code></a></td><td><code>{}</code></td><td>{}</td></tr>",
+            esc(&r.kind),
+            esc(r.error.as_deref().unwrap_or("")),
+            r.attempts,
+            r.max_attempts,
+            esc(&r.cause),
+            esc(r.run_dir.as_deref().unwrap_or("")),
+            made.join(", "),
+            id = esc(&r.id),
+            st = esc(&r.status),
+            fp = esc(&r.fingerprint),
+        );
+    }
+    b.push_str("</table>");
 }
 
 /// `/findings/FP`.
@@ -256,5 +298,6 @@ pub async fn finding(State(shared): State<Arc<Shared>>, Path(fp): Path<String>) 
         );
     }
     b.push_str("</table>");
+    runs_table(&shared, Some(&f.fingerprint), &mut b).await;
     page(&f.fingerprint, &b)
 }

@@ -465,7 +465,10 @@ async fn analyse(
         None
     };
     for o in &observations {
-        ledger.observe(o, evidence.as_deref()).await?;
+        let (t, f) = ledger.observe(o, evidence.as_deref()).await?;
+        if let Some(j) = &shared.cfg.jobs {
+            crate::hooks::on_transition(j, t, &f).await;
+        }
     }
     // Every finding of this service with a metric: its value on this window, for `af verify`.
     for f in ledger.findings(None, Some(service)).await? {

@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod forge;
 pub mod scenarios;
 
 use af_snapshot::{

@@ -10,6 +10,7 @@ mod demo;
 mod diff;
 mod engine;
 mod inspect;
+mod jobs;
 mod measure;
 mod mock;
 mod record;
@@ -39,6 +40,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Findings(a) => serve::findings(&a),
         Command::Suppress(a) => serve::suppress(&a),
         Command::Verify(a) => serve::verify_cmd(&a),
+        Command::Worker(a) => jobs::worker(&a),
+        Command::Runs(a) => jobs::runs(&a),
         Command::Schema(a) => {
             let text = match a.which {
                 SchemaName::Inspect => crate::output::inspect_schema(),

@@ -42,15 +42,26 @@ pub fn serve(a: &ServeArgs) -> anyhow::Result<i32> {
         })
         .collect();
     rt()?.block_on(async {
+        cfg.jobs = super::jobs::serve_jobs(&a.jobs, &a.data_dir, a.workers).await?;
+        let jobs_line = match &cfg.jobs {
+            Some(j) => format!(
+                " · jobs on {}{}{}",
+                j.queue.db().engine(),
+                if a.workers > 0 { format!(", {} here", a.workers) } else { String::new() },
+                if a.jobs.live || j.policy.jobs.live { ", live" } else { ", dry-run" }
+            ),
+            None => String::new(),
+        };
         let running = af_serve::start(cfg).await.map_err(|e| match e {
             af_serve::ServeError::Config(m) => anyhow::Error::from(UsageError(m)),
             other => other.into(),
         })?;
         eprintln!(
-            "af serve: OTLP/HTTP, API and page on http://{} · OTLP/gRPC on {} · data in {}{}",
+            "af serve: OTLP/HTTP, API and page on http://{} · OTLP/gRPC on {} · data in {}{}{}",
             running.http,
             running.grpc,
             a.data_dir.display(),
+            jobs_line,
             if running.replayed > 0 {
                 format!(" · {} records replayed from the segment log", running.replayed)
             } else {

@@ -1,0 +1,432 @@
+//! What each kind of job does. Fix and plan runs execute `af fix`/`af plan --finding` as a
+//! child process (killed with its process group past the wall-time budget or on cancel);
+//! tickets, pull requests and verification call the sinks and the ledger in-process.
+//!
+//! Every external effect is found before it is made: first in `af_effects`, then at the
+//! provider (the issue's hidden marker, the pull request's branch, the comment's marker). A
+//! delivery repeated after a crash therefore finds what the first one made.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use af_sinks::{Effect, Forge, Webhook};
+use serde_json::{Value, json};
+
+use crate::policy::ServiceConfig;
+use crate::runs::{EffectRow, Kind, RunRow, now_ms};
+use crate::worker::{Ctx, Done, Failure, Spent};
+
+type Res = Result<Done, Failure>;
+
+pub(crate) async fn run(ctx: Arc<Ctx>, r: RunRow) -> Res {
+    match r.kind() {
+        Some(Kind::Stub) => stub(&ctx, &r).await,
+        Some(Kind::Fix) => agent(&ctx, &r, "fix").await,
+        Some(Kind::Plan) => agent(&ctx, &r, "plan").await,
+        Some(Kind::Pr) => pr(&ctx, &r).await,
+        Some(Kind::Ticket) => ticket(&ctx, &r).await,
+        Some(Kind::Verify) => verify(&ctx, &r).await,
+        None => Err(Failure::permanent(format!("unknown job kind {:?}", r.kind))),
+    }
+}
+
+fn done(status: &'static str, outcome: Value) -> Done {
+    Done { status, outcome, run_dir: None, spent: Spent::default(), events: Vec::new() }
+}
+
+fn service<'a>(ctx: &'a Ctx, r: &RunRow) -> Result<&'a ServiceConfig, Failure> {
+    ctx.policy.service(&r.service).ok_or_else(|| {
+        Failure::permanent(format!("no [[service]] named {:?} in the policy file; add one with its repo", r.service))
+    })
+}
+
+/// Where a service's tickets and pull requests go: the forge when live, else the run's
+/// outbox (the requests as they would be sent, without the token).
+enum Out {
+    Live(Box<Forge>),
+    Dry(PathBuf),
+    None,
+}
+
+fn out(ctx: &Ctx, s: &ServiceConfig, r: &RunRow) -> Result<Out, Failure> {
+    let Some(f) = &s.forge else { return Ok(Out::None) };
+    if ctx.live() {
+        Ok(Out::Live(Box::new(Forge::from_env(f.kind, &f.api, &f.project, &f.token_env).map_err(|e| Failure::permanent(e.to_string()))?)))
+    } else {
+        Ok(Out::Dry(run_dir(ctx, r).join("outbox")))
+    }
+}
+
+fn run_dir(ctx: &Ctx, r: &RunRow) -> PathBuf {
+    ctx.opts.data_dir.join("runs").join(&r.id)
+}
+
+fn target(s: &ServiceConfig) -> String {
+    s.forge.as_ref().map_or_else(String::new, |f| format!("{}:{}", f.kind.as_str(), f.project))
+}
+
+/// Writes what would have been sent (dry-run).
+fn outbox(dir: &Path, what: &str, v: &Value) -> Result<String, Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
+    let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let p = dir.join(format!("{:03}-{what}.json", n + 1));
+    std::fs::write(&p, serde_json::to_vec_pretty(v).unwrap_or_default())
+        .map_err(|e| Failure::permanent(format!("{}: {e}", p.display())))?;
+    Ok(p.display().to_string())
+}
+
+async fn record(ctx: &Ctx, r: &RunRow, key: String, kind: &str, target: String, url: &str) -> Result<(), Failure> {
+    ctx.queue
+        .record_effect(&EffectRow {
+            effect_key: key,
+            run_id: r.id.clone(),
+            kind: kind.to_owned(),
+            fingerprint: r.fingerprint.clone(),
+            target,
+            url: url.to_owned(),
+            created_ms: now_ms(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// A test and benchmark job: sleeps `ms`, then comments once on issue `comment` of the
+/// service's forge (when given).
+async fn stub(ctx: &Ctx, r: &RunRow) -> Res {
+    let input = r.input();
+    let ms = input.get("ms").and_then(Value::as_u64).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    if input.get("fail_first").and_then(Value::as_i64).is_some_and(|n| r.attempts <= n) {
+        return Err(Failure::transient(format!("stub: failing attempt {} on purpose", r.attempts), Duration::ZERO));
+    }
+    let mut outcome = json!({"slept_ms": ms});
+    if let Some(issue) = input.get("comment").and_then(Value::as_u64) {
+        let s = service(ctx, r)?;
+        let key = format!("comment:{}", r.idem_key);
+        if ctx.queue.effect(&key).await?.is_none() {
+            match out(ctx, s, r)? {
+                Out::Live(f) => {
+                    let e = f.comment_once(issue, &r.idem_key, &format!("stub run {}", r.id)).await?;
+                    record(ctx, r, key, "comment", format!("{}#{issue}", target(s)), "").await?;
+                    outcome["comment"] = json!(e);
+                }
+                Out::Dry(dir) => {
+                    outcome["would"] = json!(outbox(&dir, "comment", &json!({"issue": issue, "body": format!("stub run {}", r.id)}))?);
+                }
+                Out::None => {}
+            }
+        } else {
+            outcome["comment"] = json!("found");
+        }
+    }
+    Ok(done("succeeded", outcome))
+}
+
+/// `af fix` (or `af plan`) on the finding's evidence, in the service's repository.
+async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
+    let s = service(ctx, r)?;
+    let repo = ensure_repo(ctx, s).await?;
+    let dir = run_dir(ctx, r);
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
+    let mut cmd = tokio::process::Command::new(&ctx.opts.af_exe);
+    cmd.arg(verb).args(["--quiet", "--json", "--source"]).arg(&repo);
+    cmd.args(["--finding", &r.fingerprint, "--data-dir"]).arg(&ctx.opts.data_dir);
+    cmd.arg("--runs-dir").arg(dir.join("runs"));
+    cmd.args(["--engine", &s.engine]);
+    if let Some(run) = &s.run {
+        cmd.args(["--run", run]);
+    }
+    if let Some(t) = ctx.policy.jobs.tokens {
+        cmd.args(["--max-tokens", &t.to_string()]);
+    }
+    cmd.args(["--max-wall", &format!("{}s", ctx.policy.jobs.wall.as_secs().max(1))]);
+    let stderr = std::fs::File::create(dir.join(format!("{verb}.stderr")))
+        .map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
+    cmd.current_dir(&repo).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
+    cmd.process_group(0);
+    let child = cmd.spawn().map_err(|e| Failure::permanent(format!("{}: {e}", ctx.opts.af_exe.display())))?;
+    let pid = child.id();
+    // Dropped (cancel, budget): the whole process group goes, harness and program included.
+    let _group = KillGroup(pid);
+    let o = child.wait_with_output().await.map_err(|e| Failure::transient(format!("af {verb}: {e}"), Duration::ZERO))?;
+    let code = o.status.code();
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    std::fs::write(dir.join(format!("{verb}.json")), &o.stdout).ok();
+    let tail = || {
+        let e = std::fs::read_to_string(dir.join(format!("{verb}.stderr"))).unwrap_or_default();
+        e.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
+    };
+    match code {
+        Some(0 | 1) if !doc.is_null() => {}
+        Some(2) => return Err(Failure::permanent(format!("af {verb} refused its arguments: {}", tail()))),
+        _ => return Err(Failure::transient(format!("af {verb} exited {code:?}: {}", tail()), Duration::ZERO)),
+    }
+    let tokens = doc.pointer("/usage/input_tokens").and_then(Value::as_i64).zip(doc.pointer("/usage/output_tokens").and_then(Value::as_i64)).map(|(a, b)| a + b);
+    let dollars = doc.pointer("/usage/cost_usd").and_then(Value::as_f64).map(|d| (d * 1e6) as i64);
+    let spent = Spent { wall_ms: None, tokens, dollars_micros: dollars };
+    if verb == "plan" {
+        let proceed = doc.get("decision").and_then(Value::as_str) == Some("proceed");
+        let mut d = done(if proceed { "succeeded" } else { "failed" }, json!({"decision": doc.get("decision"), "run_dir": doc.get("run_dir")}));
+        d.run_dir = Some(dir.display().to_string());
+        d.spent = spent;
+        return Ok(d);
+    }
+    let confirmed = doc.get("confirmed").and_then(Value::as_bool) == Some(true);
+    let plan_dir = doc.pointer("/plan/run_dir").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let outcome = json!({
+        "confirmed": confirmed,
+        "verdict": doc.get("verdict"),
+        "branch": doc.get("branch"),
+        "commit": doc.get("commit"),
+        "base_commit": doc.get("base_commit"),
+        "worktree": doc.get("worktree"),
+        "report": if plan_dir.is_empty() { Value::Null } else { json!(Path::new(&plan_dir).join("report.md")) },
+        "plan_run_dir": plan_dir,
+    });
+    let mut d = done(if confirmed { "succeeded" } else { "failed" }, outcome.clone());
+    d.run_dir = Some(dir.display().to_string());
+    d.spent = spent;
+    let next = json!({
+        "branch": outcome["branch"], "commit": outcome["commit"], "worktree": outcome["worktree"],
+        "report": outcome["report"], "fix_run": r.id,
+    });
+    d.events.push((if confirmed { "fix.confirmed" } else { "fix.unconfirmed" }, next));
+    Ok(d)
+}
+
+struct KillGroup(Option<u32>);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// The service's repository, cloned under the data directory when it is a URL.
+async fn ensure_repo(ctx: &Ctx, s: &ServiceConfig) -> Result<PathBuf, Failure> {
+    let clones = ctx.opts.data_dir.join("clones");
+    let path = ctx.policy.repo_path(s, &clones);
+    if s.repo.contains("://") || s.repo.starts_with("git@") {
+        if path.join(".git").exists() {
+            git(&path, &["fetch", "-q", "origin", &s.branch]).await?;
+        } else {
+            std::fs::create_dir_all(&clones).map_err(|e| Failure::permanent(format!("{}: {e}", clones.display())))?;
+            let st = tokio::process::Command::new("git")
+                .args(["clone", "-q", "--branch", &s.branch, &s.repo])
+                .arg(&path)
+                .status()
+                .await
+                .map_err(|e| Failure::permanent(format!("git: {e}")))?;
+            if !st.success() {
+                return Err(Failure::transient(format!("git clone {} failed", redact_remote(&s.repo)), Duration::ZERO));
+            }
+        }
+    } else if !path.is_dir() {
+        return Err(Failure::permanent(format!("service {:?}: repo {} is not a directory", s.name, path.display())));
+    }
+    Ok(path)
+}
+
+async fn git(dir: &Path, args: &[&str]) -> Result<String, Failure> {
+    let o = tokio::process::Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| Failure::permanent(format!("git: {e}")))?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    } else {
+        let err = String::from_utf8_lossy(&o.stderr);
+        let shown: Vec<String> = args.iter().map(|a| redact_remote(a)).collect();
+        Err(Failure::transient(format!("git {}: {}", shown.join(" "), redact_remote(err.trim())), Duration::ZERO))
+    }
+}
+
+/// A remote URL without credentials (`https://user:token@host/…` → `https://***@host/…`).
+pub fn redact_remote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_inclusive(char::is_whitespace) {
+        match (word.find("://"), word.find('@')) {
+            (Some(i), Some(at)) if at > i => {
+                out.push_str(&word[..i + 3]);
+                out.push_str("***");
+                out.push_str(&word[at..]);
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
+}
+
+/// Pushes the fix branch and opens the pull/merge request with the report as its body.
+async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
+    let s = service(ctx, r)?;
+    let input = r.input();
+    let field = |k: &str| input.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let (branch, commit, worktree, report) = (field("branch"), field("commit"), field("worktree"), field("report"));
+    if branch.is_empty() || commit.is_empty() {
+        return Err(Failure::permanent("pr: the fix run left no branch and commit (was it confirmed?)"));
+    }
+    let body = std::fs::read_to_string(&report)
+        .map_err(|e| Failure::permanent(format!("pr: the report {report}: {e}")))?;
+    let body = format!("{body}\n\n{}\n", af_sinks::issue_marker(&r.fingerprint));
+    let title = pr_title(&body, &r.fingerprint);
+    let mut outcome = json!({"branch": branch, "commit": commit});
+    match out(ctx, s, r)? {
+        Out::None => Err(Failure::permanent(format!("service {:?} has no forge to open a pull request on", s.name))),
+        Out::Dry(dir) => {
+            outcome["would_push"] = json!(format!("{commit} → {}:{branch}", redact_remote(&s.remote)));
+            outcome["would"] = json!(outbox(&dir, "pull-request", &json!({"head": branch, "base": s.branch, "title": title, "body": body}))?);
+            let mut d = done("succeeded", outcome);
+            d.run_dir = Some(run_dir(ctx, r).display().to_string());
+            Ok(d)
+        }
+        Out::Live(forge) => {
+            let push_key = format!("push:{}:{branch}:{commit}", redact_remote(&s.remote));
+            if ctx.queue.effect(&push_key).await?.is_none() {
+                let dir = if worktree.is_empty() { ctx.policy.repo_path(s, &ctx.opts.data_dir.join("clones")) } else { PathBuf::from(&worktree) };
+                git(&dir, &["push", "-q", &s.remote, &format!("{commit}:refs/heads/{branch}")]).await?;
+                record(ctx, r, push_key, "push", redact_remote(&s.remote), "").await?;
+            }
+            let pr_key = format!("pr:{}:{branch}", target(s));
+            let (p, effect) = forge.open_pull(&branch, &s.branch, &title, &body).await?;
+            if ctx.queue.effect(&pr_key).await?.is_none() {
+                record(ctx, r, pr_key, "pr", format!("{}!{}", target(s), p.number), &p.url).await?;
+            }
+            outcome["pull"] = json!(p);
+            outcome["effect"] = json!(effect);
+            let mut d = done("succeeded", outcome);
+            d.events.push(("pr.opened", json!({"pr": p.number, "url": p.url, "branch": branch, "commit": commit})));
+            Ok(d)
+        }
+    }
+}
+
+fn pr_title(report: &str, fp: &str) -> String {
+    let first = report.lines().find(|l| l.starts_with("# ")).map(|l| l.trim_start_matches("# ").trim());
+    match first {
+        Some(t) if !t.is_empty() => format!("af: {t}"),
+        _ => format!("af: fix for {fp}"),
+    }
+}
+
+/// The finding's issue, per the event: opened → create or update; recurred → a comment;
+/// verified → comment and close; regressed → comment and reopen. The service's webhook (if
+/// any) gets the event too, with the run id as its delivery id.
+async fn ticket(ctx: &Ctx, r: &RunRow) -> Res {
+    let s = service(ctx, r)?;
+    let input = r.input();
+    let event = input.get("event").and_then(Value::as_str).unwrap_or("finding.opened").to_owned();
+    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir).await.map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+    let detail = ledger.finding_detail(&r.fingerprint).await.map_err(|e| Failure::permanent(e.to_string()))?;
+    let title = format!("[af] {} on {} {} ({})", detail.finding.kind, detail.finding.method, detail.finding.template, detail.finding.service);
+    let body = crate::ticket::issue_body(&detail, &ctx.opts.data_dir);
+    let mut outcome = json!({"event": event});
+    if let Some(w) = &s.webhook {
+        let hook = Webhook::from_env(&w.url, &w.secret_env).map_err(|e| Failure::permanent(e.to_string()))?;
+        let ev = json!({"event": event, "fingerprint": r.fingerprint, "service": r.service, "title": title, "input": input});
+        if ctx.live() {
+            hook.send(&r.id, &ev).await?;
+            outcome["webhook"] = json!("sent");
+        } else {
+            outcome["webhook_would"] = json!(outbox(&run_dir(ctx, r).join("outbox"), "webhook", &ev)?);
+        }
+    }
+    let note = crate::ticket::comment_for(&event, &input, &detail);
+    match out(ctx, s, r)? {
+        Out::None => {}
+        Out::Dry(dir) => {
+            outcome["would"] = json!(outbox(&dir, "issue", &json!({"title": title, "body": body, "comment": note}))?);
+        }
+        Out::Live(forge) => {
+            let issue_key = format!("issue:{}:{}", target(s), r.fingerprint);
+            let (issue, effect) = match forge.find_issue(&r.fingerprint).await? {
+                Some(i) if !event.starts_with("finding.") => (i, Effect::Found),
+                _ => forge.upsert_issue(&r.fingerprint, &title, &body).await?,
+            };
+            if ctx.queue.effect(&issue_key).await?.is_none() {
+                record(ctx, r, issue_key, "issue", format!("{}#{}", target(s), issue.number), &issue.url).await?;
+            }
+            outcome["issue"] = json!(issue);
+            outcome["issue_effect"] = json!(effect);
+            if let Some(note) = &note {
+                let c = forge.comment_once(issue.number, &r.idem_key, note).await?;
+                let key = format!("comment:{}", r.idem_key);
+                if c == Effect::Created || ctx.queue.effect(&key).await?.is_none() {
+                    record(ctx, r, key, "comment", format!("{}#{}", target(s), issue.number), &issue.url).await?;
+                }
+                outcome["comment"] = json!(c);
+            }
+            let want_open = match event.as_str() {
+                "verify.verified" => Some(false),
+                "verify.regressed" | "finding.reopened" => Some(true),
+                _ => None,
+            };
+            if let Some(open) = want_open
+                && issue.open != open
+            {
+                outcome["state"] = json!(forge.set_issue_open(issue.number, open).await?);
+            }
+            outcome["open"] = json!(want_open.unwrap_or(issue.open));
+        }
+    }
+    Ok(done("succeeded", outcome))
+}
+
+/// `af verify` after the deploy: verified and regressed are outcomes; too little traffic yet is
+/// retried (with back-off) until the attempts run out, then reported as inconclusive.
+async fn verify(ctx: &Ctx, r: &RunRow) -> Res {
+    let input = r.input();
+    let since = input
+        .get("since")
+        .or_else(|| input.get("merge_sha"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir).await.map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+    let v = ledger
+        .verify_finding(&r.fingerprint, since.as_deref())
+        .await
+        .map_err(|e| Failure::permanent(e.to_string()))?;
+    let outcome = serde_json::to_value(&v).unwrap_or(Value::Null);
+    let extra = json!({"since": since, "verify_run": r.id, "outcome": v.outcome.as_str(), "reason": v.reason});
+    let mut d = match v.outcome {
+        af_ledger::verify::Outcome::Verified => {
+            let mut d = done("succeeded", outcome);
+            d.events.push(("verify.verified", extra));
+            d
+        }
+        af_ledger::verify::Outcome::Regressed => {
+            let mut d = done("failed", outcome);
+            d.events.push(("verify.regressed", extra));
+            d
+        }
+        af_ledger::verify::Outcome::Inconclusive if r.attempts < r.max_attempts => {
+            return Err(Failure::transient(format!("inconclusive: {}", v.reason), Duration::ZERO));
+        }
+        af_ledger::verify::Outcome::Inconclusive => {
+            let mut d = done("failed", outcome);
+            d.events.push(("verify.inconclusive", extra));
+            d
+        }
+    };
+    d.run_dir = None;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remotes_lose_their_credentials() {
+        assert_eq!(redact_remote("https://x-access-token:ghs_abc@github.com/o/r.git"), "https://***@github.com/o/r.git");
+        assert_eq!(redact_remote("fatal: unable to access 'https://u:p@h/r/': 403"), "fatal: unable to access 'https://***@h/r/': 403");
+        assert_eq!(redact_remote("/srv/bare.git"), "/srv/bare.git");
+    }
+}
