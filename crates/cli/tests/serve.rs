@@ -7,10 +7,14 @@
 //! (`fixtures/scenarios/common/setup.sh`, which `.ci/run` sources); without them the tests fail
 //! and say so — they never pass on nothing.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{get, json, post, wait_for};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -80,51 +84,6 @@ fn serve(dir: &Path, extra: &[&str]) -> Serve {
         .expect(&line)
         .to_owned();
     Serve { child, http, grpc, dir: dir.to_owned(), line }
-}
-
-fn get(url: &str) -> (u16, String) {
-    let out =
-        Command::new("curl").args(["-s", "-w", "\n%{http_code}", url]).output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, String, String) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let f = dir.path().join("body");
-    std::fs::write(&f, body).expect("body");
-    let out = Command::new("curl")
-        .args(["-s", "-D", "-", "-w", "\n%{http_code}", "-X", "POST", "-H"])
-        .arg(format!("content-type: {content_type}"))
-        .arg("--data-binary")
-        .arg(format!("@{}", f.display()))
-        .arg(url)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (rest, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or(("", rest));
-    (code.trim().parse().unwrap_or(0), headers.to_lowercase(), body.to_owned())
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-fn wait_for(
-    what: &str,
-    secs: u64,
-    mut f: impl FnMut() -> Option<serde_json::Value>,
-) -> serde_json::Value {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Sleeps until just past the next multiple of `secs` (the next window's start).

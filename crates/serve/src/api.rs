@@ -65,7 +65,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/windows", get(windows))
         .route("/api/deploys", get(deploys).post(add_deploy))
         .route("/api/verifications", get(verifications))
-        .route("/api/runs", get(crate::hooks::runs))
+        .route("/api/runs", get(crate::hooks::runs).post(crate::hooks::enqueue))
         .route("/api/runs/{id}", get(crate::hooks::run))
         .route("/api/runs/{id}/{verb}", post(crate::hooks::steer))
         .route("/api/hooks/{provider}", post(crate::hooks::forge_hook))

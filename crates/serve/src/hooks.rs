@@ -196,6 +196,59 @@ pub async fn runs(State(shared): State<Arc<Shared>>, Query(q): Query<RunsQuery>)
     }
 }
 
+/// `POST /api/runs`: a job by hand (the same kind, finding and input twice is one run).
+#[derive(Deserialize)]
+pub struct NewRunBody {
+    kind: String,
+    fingerprint: String,
+    service: String,
+    #[serde(default)]
+    input: Value,
+    #[serde(default)]
+    priority: i64,
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+/// `POST /api/runs`.
+pub async fn enqueue(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let j = match jobs(&shared) {
+        Ok(j) => j,
+        Err(r) => return r,
+    };
+    let b: NewRunBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e} (want kind, fingerprint, service, input)")),
+    };
+    let Some(kind) = af_jobs::Kind::parse(&b.kind) else {
+        return error(StatusCode::BAD_REQUEST, format!("kind {:?}: expected plan, fix, verify, ticket, pr or stub", b.kind));
+    };
+    if b.fingerprint.is_empty() || b.service.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "fingerprint and service must not be empty");
+    }
+    let input = if b.input.is_null() { json!({}) } else { b.input };
+    let r = j
+        .queue
+        .enqueue(&af_jobs::NewRun {
+            kind,
+            fingerprint: b.fingerprint,
+            service: b.service,
+            input,
+            priority: b.priority,
+            delay: std::time::Duration::from_millis(b.delay_ms),
+            cause: "POST /api/runs".into(),
+        })
+        .await;
+    match r {
+        Ok((run, created)) => (
+            if created { StatusCode::CREATED } else { StatusCode::OK },
+            Json(json!({"run": run, "created": created})),
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
 /// `GET /api/runs/{id}`: the run and its effects.
 pub async fn run(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let j = match jobs(&shared) {

@@ -26,6 +26,7 @@ fn fault(method: &str, path: &str, status: u16, headers: &[(&str, &str)], body: 
         body: body.into(),
         times: 1,
         after_effect,
+        delay_ms: 0,
     }
 }
 

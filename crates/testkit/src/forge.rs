@@ -70,6 +70,8 @@ pub struct Fault {
     pub times: usize,
     /// Do the work, then answer with the fault.
     pub after_effect: bool,
+    /// Wait this long before answering (a slow provider; a worker can be killed meanwhile).
+    pub delay_ms: u64,
 }
 
 /// A request as received.
@@ -274,6 +276,11 @@ async fn handle(
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
         .collect();
     let body_s = String::from_utf8_lossy(&body).into_owned();
+    // Credentials first, as the providers do: a bad token is a 401 whatever else is scripted.
+    if let Some(r) = unauthorized(f, &path, &headers) {
+        f.lock().seen.push(Seen { method: method.to_string(), uri: uri.to_string(), headers: hdrs, body: body_s, status: 401 });
+        return r;
+    }
     let fault = {
         let mut s = f.lock();
         let i = s.faults.iter().position(|x| {
@@ -289,6 +296,17 @@ async fn handle(
             Some(out)
         })
     };
+    if let Some(x) = &fault
+        && x.delay_ms > 0
+    {
+        if x.after_effect {
+            let _ = route(f, &method, &path, &headers, &q, &body);
+        }
+        // Seen on arrival: a test may act while the answer is still pending.
+        f.lock().seen.push(Seen { method: method.to_string(), uri: uri.to_string(), headers: hdrs, body: body_s, status: x.status });
+        tokio::time::sleep(std::time::Duration::from_millis(x.delay_ms)).await;
+        return answer(x.status, serde_json::from_str(&x.body).unwrap_or(json!({"message": x.body})), &x.headers);
+    }
     let mut resp = match &fault {
         Some(x) if !x.after_effect => answer(x.status, serde_json::from_str(&x.body).unwrap_or(json!({"message": x.body})), &x.headers),
         _ => route(f, &method, &path, &headers, &q, &body),
@@ -306,6 +324,21 @@ async fn handle(
     resp
 }
 
+/// The provider's 401 when the request lacks the token.
+fn unauthorized(f: &FakeForge, path: &str, headers: &HeaderMap) -> Option<Response> {
+    let gitlab = path.starts_with("/api/v4/");
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let bearer = h("authorization") == format!("Bearer {}", f.token);
+    let authed = if gitlab { h("private-token") == f.token || bearer } else { bearer || h("authorization") == format!("token {}", f.token) };
+    (!authed).then(|| {
+        if gitlab {
+            answer(401, json!({"message": "401 Unauthorized"}), &[])
+        } else {
+            answer(401, json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}), &[])
+        }
+    })
+}
+
 fn route(
     f: &FakeForge,
     method: &Method,
@@ -315,19 +348,10 @@ fn route(
     body: &[u8],
 ) -> Response {
     let gitlab = path.starts_with("/api/v4/");
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let authed = if gitlab {
-        h("private-token") == f.token || h("authorization") == format!("Bearer {}", f.token)
-    } else {
-        h("authorization") == format!("Bearer {}", f.token) || h("authorization") == format!("token {}", f.token)
-    };
-    if !authed {
-        return if gitlab {
-            answer(401, json!({"message": "401 Unauthorized"}), &[])
-        } else {
-            answer(401, json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}), &[])
-        };
+    if let Some(r) = unauthorized(f, path, headers) {
+        return r;
     }
+
     let prefix = if gitlab {
         format!("/api/v4/projects/{}", f.project.replace('/', "%2F"))
     } else {

@@ -5,6 +5,7 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
@@ -64,3 +65,50 @@ pub fn curl(args: &[&str]) -> (bool, String) {
         Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().expect("curl");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// GET with curl: (status, body).
+pub fn get(url: &str) -> (u16, String) {
+    let out =
+        Command::new("curl").args(["-s", "-w", "\n%{http_code}", url]).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+pub fn post(url: &str, content_type: &str, body: &[u8]) -> (u16, String, String) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = dir.path().join("body");
+    std::fs::write(&f, body).expect("body");
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-w", "\n%{http_code}", "-X", "POST", "-H"])
+        .arg(format!("content-type: {content_type}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", f.display()))
+        .arg(url)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (rest, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let (headers, body) = rest.split_once("\r\n\r\n").unwrap_or(("", rest));
+    (code.trim().parse().unwrap_or(0), headers.to_lowercase(), body.to_owned())
+}
+
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+pub fn wait_for(
+    what: &str,
+    secs: u64,
+    mut f: impl FnMut() -> Option<serde_json::Value>,
+) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+

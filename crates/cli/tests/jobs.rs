@@ -1,0 +1,418 @@
+//! Durable jobs with real processes: `af serve` replicas queue runs through their API, `af
+//! worker`s take them from one database (SQLite embedded, and a real PostgreSQL from Debian's
+//! packages started by `scripts/postgres-temp.sh`), and the effects land on a GitHub-shaped
+//! server on loopback. The same suite runs on both engines.
+//!
+//! PostgreSQL: the tests start their own throwaway cluster (installing the package when it is
+//! missing); when that cannot be done they fail and say why — never pass on nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use af_testkit::forge::{FakeForge, Fault, Issue};
+use common::{Server, af_bin, get, json, post, root, wait_for};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "ghp_PLANTEDsecretTOKEN_9f3a1c";
+
+struct Pg {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/postgres-temp.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn postgres() -> Pg {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = Command::new(root().join("scripts/postgres-temp.sh"))
+        .arg("start")
+        .arg(dir.path())
+        .output()
+        .expect("scripts/postgres-temp.sh");
+    assert!(
+        out.status.success(),
+        "could not start a PostgreSQL (scripts/postgres-temp.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(url.starts_with("postgres://"), "{url}");
+    Pg { dir, url }
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn policy(dir: &Path, forge: &FakeForge, extra: &str) -> PathBuf {
+    let p = dir.join("af.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[jobs]\nlive = true\nlease = \"3s\"\nbackoff = \"1s\"\nmax_attempts = 4\n{extra}\n\n\
+             [[service]]\nname = \"stub\"\nrepo = \".\"\nforge = {{ kind = \"github\", api = \"{}\", project = \"acme/radar\", token_env = \"AF_TEST_FORGE_TOKEN\" }}\n\n\
+             [[service]]\nname = \"badtoken\"\nrepo = \".\"\nforge = {{ kind = \"github\", api = \"{}\", project = \"acme/radar\", token_env = \"AF_TEST_WRONG_TOKEN\" }}\n",
+            forge.base, forge.base
+        ),
+    )
+    .expect("policy");
+    p
+}
+
+fn worker(name: &str, db: &str, data: &Path, policy: &Path, concurrency: usize) -> Proc {
+    let log = std::fs::File::create(data.join(format!("{name}.log"))).expect("log");
+    Proc(
+        Command::new(af_bin())
+            .args(["worker", "--name", name, "--concurrency", &concurrency.to_string(), "--database", db, "--data-dir"])
+            .arg(data)
+            .arg("--config")
+            .arg(policy)
+            .env("AF_TEST_FORGE_TOKEN", TOKEN)
+            .env("AF_TEST_WRONG_TOKEN", "not-the-token")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("af worker"),
+    )
+}
+
+fn replica(db: &str, data: &Path, policy: &Path) -> Server {
+    let data = data.to_str().expect("utf-8");
+    let policy = policy.to_str().expect("utf-8");
+    Server::start(
+        &["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--data-dir", data, "--config", policy, "--database", db],
+        &[],
+        1,
+    )
+}
+
+fn enqueue(base: &str, kind: &str, fp: &str, service: &str, input: Value, priority: i64) -> (u16, Value) {
+    let body = json!({"kind": kind, "fingerprint": fp, "service": service, "input": input, "priority": priority});
+    let (code, _, b) = post(&format!("http://{base}/api/runs"), "application/json", body.to_string().as_bytes());
+    (code, json(&b))
+}
+
+fn runs(base: &str) -> Vec<Value> {
+    let (_, b) = get(&format!("http://{base}/api/runs?limit=1000"));
+    json(&b).as_array().cloned().unwrap_or_default()
+}
+
+fn run(base: &str, id: &str) -> Value {
+    let (_, b) = get(&format!("http://{base}/api/runs/{id}"));
+    json(&b)
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git").current_dir(dir).args(args).output().expect("git");
+    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// A repository with a fix branch's commit and a report, and the bare remote it is pushed to.
+fn fix_branch(tmp: &Path) -> (PathBuf, PathBuf, String, PathBuf) {
+    let bare = tmp.join("remote.git");
+    git(tmp, &["init", "-q", "--bare", bare.to_str().expect("utf-8")]);
+    let work = tmp.join("svc");
+    std::fs::create_dir_all(&work).expect("dir");
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("sync.js"), "await Promise.all(refs.map(get))\n").expect("write");
+    git(&work, &["add", "-A"]);
+    git(&work, &["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "base"]);
+    git(&work, &["remote", "add", "origin", bare.to_str().expect("utf-8")]);
+    git(&work, &["push", "-q", "origin", "main"]);
+    git(&work, &["checkout", "-q", "-b", "af/fix-kill"]);
+    std::fs::write(work.join("sync.js"), "await pool(refs, 10, get)\n").expect("write");
+    git(&work, &["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qam", "fix"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]);
+    let report = tmp.join("report.md");
+    std::fs::write(&report, "# Cap the fan-out at 10\n\nPeak in-flight 100 → 10 on the identical harness.\n").expect("report");
+    (work, bare, commit, report)
+}
+
+/// Two replicas queue 200 runs (199 stub runs that each comment once on issue #1, and one pr
+/// run); three workers take them; the worker holding the pr run is killed with SIGKILL while
+/// the provider is answering. Every run completes, the pr run is taken over after its lease,
+/// and in effect everything happened once: one pull request, one comment per run.
+fn two_replicas_three_workers_200_runs_and_a_kill_9(db: &str) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (work, bare, commit, report) = fix_branch(tmp.path());
+    let forge = FakeForge::start("acme/radar", TOKEN, Some(bare.clone()));
+    forge.state.lock().expect("state").issues.push(Issue {
+        number: 1,
+        title: "af finding".into(),
+        body: "x".into(),
+        open: true,
+        labels: vec!["af-finding".into()],
+        comments: Vec::new(),
+    });
+    // The provider creates the pull request, then takes 6 s to say so: long enough to kill the
+    // worker waiting for the answer.
+    forge.fault(Fault {
+        method: "POST".into(),
+        path_contains: "/pulls".into(),
+        status: 502,
+        headers: Vec::new(),
+        body: "slow".into(),
+        times: 1,
+        after_effect: true,
+        delay_ms: 6_000,
+    });
+    let pol = policy(tmp.path(), &forge, "");
+    let (d1, d2, dw) = (tmp.path().join("r1"), tmp.path().join("r2"), tmp.path().join("w"));
+    for d in [&d1, &d2, &dw] {
+        std::fs::create_dir_all(d).expect("dir");
+    }
+    let r1 = replica(db, &d1, &pol);
+    let r2 = replica(db, &d2, &pol);
+    let (a, b) = (r1.addrs[0].clone(), r2.addrs[0].clone());
+
+    let pr_input = json!({"branch": "af/fix-kill", "commit": commit, "worktree": work, "report": report});
+    let (code, pr) = enqueue(&a, "pr", "v1:killtest", "stub", pr_input.clone(), 10);
+    assert_eq!(code, 201, "{pr}");
+    let pr_id = pr["run"]["id"].as_str().expect("id").to_owned();
+    // The same job through the other replica is the same run.
+    let (code, again) = enqueue(&b, "pr", "v1:killtest", "stub", pr_input, 10);
+    assert_eq!((code, again["created"].as_bool()), (200, Some(false)), "{again}");
+    assert_eq!(again["run"]["id"], pr["run"]["id"]);
+
+    for i in 0..199 {
+        let base = if i % 2 == 0 { &a } else { &b };
+        let (code, r) = enqueue(base, "stub", "v1:stub", "stub", json!({"ms": 30, "comment": 1, "i": i}), 0);
+        assert_eq!(code, 201, "{r}");
+    }
+    // Redelivered enqueues (a retried POST, the other replica): no new runs.
+    for i in 0..20 {
+        let (code, r) = enqueue(&b, "stub", "v1:stub", "stub", json!({"ms": 30, "comment": 1, "i": i}), 0);
+        assert_eq!((code, r["created"].as_bool()), (200, Some(false)), "{r}");
+    }
+
+    let mut workers: Vec<(String, Option<Proc>)> = (1..=3)
+        .map(|i| {
+            let n = format!("w{i}");
+            let p = worker(&n, db, &dw, &pol, 2);
+            (n, Some(p))
+        })
+        .collect();
+    // Kill the pr run's worker once the provider has the request.
+    let holder = wait_for("the pr run to be running with its request at the provider", 60, || {
+        let r = run(&a, &pr_id);
+        let at_provider = forge.seen().iter().any(|s| s.method == "POST" && s.uri.contains("/pulls"));
+        (r["run"]["status"] == "running" && at_provider).then(|| r["run"]["worker"].clone())
+    });
+    let holder = holder.as_str().expect("worker").to_owned();
+    let slot = workers.iter_mut().find(|(n, _)| *n == holder).expect("a known worker");
+    let mut victim = slot.1.take().expect("alive");
+    Command::new("kill").args(["-9", &victim.0.id().to_string()]).status().expect("kill");
+    let _ = victim.0.wait();
+    let killed_at = Instant::now();
+
+    let all = wait_for("all 200 runs to finish", 180, || {
+        let rs = runs(&a);
+        (rs.len() == 200 && rs.iter().all(|r| matches!(r["status"].as_str(), Some("succeeded" | "failed" | "dead" | "cancelled"))))
+            .then_some(Value::Array(rs))
+    });
+    let all = all.as_array().expect("runs");
+    let bad: Vec<_> = all.iter().filter(|r| r["status"] != "succeeded").collect();
+    assert!(bad.is_empty(), "every run succeeds: {bad:#?}");
+    let prr = run(&a, &pr_id);
+    assert_ne!(prr["run"]["worker"].as_str(), Some(holder.as_str()), "taken over: {prr}");
+    assert!(prr["run"]["attempts"].as_i64().unwrap_or(0) >= 2, "{prr}");
+    assert!(killed_at.elapsed() > Duration::from_secs(3) || prr["run"]["attempts"].as_i64() >= Some(2));
+    let by_worker: std::collections::BTreeSet<_> = all.iter().filter_map(|r| r["worker"].as_str()).collect();
+    assert!(by_worker.len() >= 2, "the runs were shared: {by_worker:?}");
+
+    // In effect, once: one pull request from the branch, pushed to the bare remote; one
+    // comment per stub run, each with its own marker.
+    let pulls = forge.pulls();
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    assert_eq!(pulls[0].head, "af/fix-kill");
+    assert!(pulls[0].body.contains("Peak in-flight 100 → 10"), "{}", pulls[0].body);
+    assert_eq!(git(&bare, &["rev-parse", "refs/heads/af/fix-kill"]), commit);
+    let comments = forge.issues()[0].comments.clone();
+    assert_eq!(comments.len(), 199, "one comment per run");
+    let markers: std::collections::BTreeSet<_> =
+        comments.iter().filter_map(|c| c.split("<!-- af:comment ").nth(1)).collect();
+    assert_eq!(markers.len(), 199);
+    // The effect ledger agrees with the provider.
+    let effects = run(&a, &pr_id)["effects"].as_array().cloned().unwrap_or_default();
+    assert!(effects.iter().any(|e| e["kind"] == "pr"), "{effects:?}");
+
+    no_token_anywhere(tmp.path(), &forge);
+    drop(workers);
+    r1.stop();
+    r2.stop();
+}
+
+/// Retries with back-off, dead letters, a 401 not retried, a 403 rate limit retried after its
+/// `retry-after`, cancel and requeue, and priorities.
+fn retries_dead_letters_cancel_requeue_and_priorities(db: &str) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let forge = FakeForge::start("acme/radar", TOKEN, None);
+    forge.state.lock().expect("state").issues.push(Issue {
+        number: 1,
+        title: "t".into(),
+        body: "b".into(),
+        open: true,
+        labels: vec!["af-finding".into()],
+        comments: Vec::new(),
+    });
+    let pol = policy(tmp.path(), &forge, "");
+    let data = tmp.path().join("d");
+    std::fs::create_dir_all(&data).expect("dir");
+    let r = replica(db, &data, &pol);
+    let a = r.addrs[0].clone();
+    // Priorities: queued before any worker runs, the high one starts first.
+    let mut low = Vec::new();
+    for i in 0..4 {
+        low.push(enqueue(&a, "stub", "v1:prio", "stub", json!({"ms": 100, "i": i}), 0).1["run"]["id"].clone());
+    }
+    let high = enqueue(&a, "stub", "v1:prio", "stub", json!({"ms": 100, "high": true}), 9).1["run"]["id"].clone();
+    let flaky = enqueue(&a, "stub", "v1:flaky", "stub", json!({"fail_first": 2}), 0).1["run"]["id"].clone();
+    let hopeless = enqueue(&a, "stub", "v1:dead", "stub", json!({"fail_first": 99}), 0).1["run"]["id"].clone();
+    let unauthorized = enqueue(&a, "stub", "v1:401", "badtoken", json!({"comment": 1}), 0).1["run"]["id"].clone();
+    forge.fault(Fault {
+        method: "GET".into(),
+        path_contains: "/comments".into(),
+        status: 403,
+        headers: vec![("x-ratelimit-remaining".into(), "0".into()), ("retry-after".into(), "2".into())],
+        body: "{\"message\":\"API rate limit exceeded\"}".into(),
+        times: 1,
+        after_effect: false,
+        delay_ms: 0,
+    });
+    let limited = enqueue(&a, "stub", "v1:403", "stub", json!({"comment": 1}), 0).1["run"]["id"].clone();
+    let (code, _, c) = post(&format!("http://{a}/api/runs"), "application/json", br#"{"kind":"stub","fingerprint":"v1:cancel","service":"stub","input":{},"delay_ms":600000}"#);
+    assert_eq!(code, 201, "{c}");
+    let cancelled = json(&c)["run"]["id"].as_str().expect("id").to_owned();
+    let (code, _, body) = post(&format!("http://{a}/api/runs/{cancelled}/cancel"), "application/json", b"");
+    assert_eq!(code, 200, "{body}");
+
+    let _w = worker("solo", db, &data, &pol, 1);
+    let id = |v: &Value| v.as_str().expect("id").to_owned();
+    let done = |rid: &str| {
+        let rid = rid.to_owned();
+        let a = a.clone();
+        move || {
+            let r = run(&a, &rid);
+            matches!(r["run"]["status"].as_str(), Some("succeeded" | "failed" | "dead")).then_some(r)
+        }
+    };
+    let f = wait_for("the flaky run", 60, done(&id(&flaky)));
+    assert_eq!(f["run"]["status"], "succeeded", "{f}");
+    assert_eq!(f["run"]["attempts"], 3, "two failures, then success: {f}");
+    let h = wait_for("the hopeless run", 60, done(&id(&hopeless)));
+    assert_eq!(h["run"]["status"], "dead", "{h}");
+    assert_eq!(h["run"]["attempts"], 4, "{h}");
+    assert!(h["run"]["error"].as_str().unwrap_or("").contains("no attempts left"), "{h}");
+    let u = wait_for("the unauthorized run", 60, done(&id(&unauthorized)));
+    assert_eq!(u["run"]["status"], "dead", "{u}");
+    assert_eq!(u["run"]["attempts"], 1, "a 401 is not retried: {u}");
+    let err = u["run"]["error"].as_str().unwrap_or("");
+    assert!(err.contains("401") && err.contains("$AF_TEST_WRONG_TOKEN") && !err.contains("not-the-token"), "{err}");
+    let l = wait_for("the rate-limited run", 60, done(&id(&limited)));
+    assert_eq!(l["run"]["status"], "succeeded", "{l}");
+    assert_eq!(l["run"]["attempts"], 2, "retried once after the limit: {l}");
+    let started = |v: &Value| run(&a, v.as_str().expect("id"))["run"]["started_ms"].as_i64().expect("started");
+    let hs = started(&high);
+    for lo in &low {
+        wait_for("a low-priority run", 30, done(&id(lo)));
+        assert!(hs <= started(lo), "the priority-9 run started first");
+    }
+    // Cancelled: never ran. Requeued: runs.
+    let c = run(&a, &cancelled);
+    assert_eq!(c["run"]["status"], "cancelled", "{c}");
+    assert_eq!(c["run"]["attempts"], 0, "{c}");
+    let out = Command::new(af_bin())
+        .args(["runs", "requeue", &cancelled[..8], "--database", db, "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("af runs requeue");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c = wait_for("the requeued run", 30, done(&cancelled));
+    assert_eq!(c["run"]["status"], "succeeded", "{c}");
+    // A running run cannot be requeued; an unknown one is a usage error.
+    let out = Command::new(af_bin()).args(["runs", "show", "ffffffff", "--database", db, "--data-dir"]).arg(&data).output().expect("show");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let ls = Command::new(af_bin()).args(["runs", "ls", "--status", "dead", "--database", db, "--data-dir"]).arg(&data).output().expect("ls");
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(text.contains("v1:dead") && text.contains("v1:401") && !text.contains("v1:flaky"), "{text}");
+    no_token_anywhere(tmp.path(), &forge);
+    r.stop();
+}
+
+/// The planted token is nowhere but in the requests to the provider's own API (its
+/// `authorization` header): not in any file under the run's directories, not in any other
+/// request part.
+pub fn no_token_anywhere(dir: &Path, forge: &FakeForge) {
+    no_token_in_files(dir);
+    let seen = forge.seen();
+    assert!(!seen.is_empty());
+    for s in &seen {
+        assert!(!s.uri.contains(TOKEN) && !s.body.contains(TOKEN), "{s:?}");
+        for (k, v) in &s.headers {
+            assert!(k == "authorization" || k == "private-token" || !v.contains(TOKEN), "{k}: {v}");
+        }
+    }
+}
+
+/// No file under `dir` holds the planted token.
+pub fn no_token_in_files(dir: &Path) {
+    let mut stack = vec![dir.to_owned()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                files += 1;
+                let hit = bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes());
+                assert!(!hit, "the token is in {}", p.display());
+            }
+        }
+    }
+    assert!(files > 0, "no files searched");
+}
+
+#[test]
+fn sqlite_two_replicas_three_workers_200_runs_and_a_kill_9() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", tmp.path().join("jobs.db").display());
+    two_replicas_three_workers_200_runs_and_a_kill_9(&db);
+    no_token_in_files(tmp.path());
+}
+
+#[test]
+fn postgres_two_replicas_three_workers_200_runs_and_a_kill_9() {
+    let pg = postgres();
+    two_replicas_three_workers_200_runs_and_a_kill_9(&pg.url);
+}
+
+#[test]
+fn sqlite_retries_dead_letters_cancel_requeue_and_priorities() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", tmp.path().join("jobs.db").display());
+    retries_dead_letters_cancel_requeue_and_priorities(&db);
+    no_token_in_files(tmp.path());
+}
+
+#[test]
+fn postgres_retries_dead_letters_cancel_requeue_and_priorities() {
+    let pg = postgres();
+    retries_dead_letters_cancel_requeue_and_priorities(&pg.url);
+}
