@@ -23,12 +23,21 @@ assert "<svg" in html, "no sparkline on the page"
 print(next(l for l in links if sys.argv[2] in l))
 PY
 )
+# The policy queued a (dry-run) ticket run for the finding; wait for it to finish.
+for _ in $(seq 100); do
+  curl -sf "$SERVE_URL/api/runs?fingerprint=$FP" | grep -q '"status":"succeeded"' && break
+  sleep 0.2
+done
 chrome --dump-dom "$SERVE_URL$link" > "$work/finding.html"
 python3 - "$work/finding.html" <<'PY'
-import sys
+import re, sys
 html = open(sys.argv[1]).read()
-for needle in ('id="timeline"', "<svg", 'id="evidence"', "456 exchanges", "af fix --finding"):
+for needle in ('id="timeline"', "<svg", 'id="evidence"', "456 exchanges", "af fix --finding", 'id="runs"', "dry-run"):
     assert needle in html, f"the finding page lacks {needle!r}"
+runs = re.search(r'<table id="runs">(.*?)</table>', html, re.S).group(1)
+assert re.search(r'class="run" href="/api/runs/[0-9a-f]+"', runs), "no run linked"
+assert "ticket" in runs and "succeeded" in runs and "rule finding.opened" in runs, runs
+assert "/runs/" in runs, "the run directory is not shown"
 PY
 chrome --screenshot="$work/index.png" "$SERVE_URL/" || true
 chrome --screenshot="$work/finding.png" "$SERVE_URL$link" || true

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use af_testkit::forge::{FakeForge, Fault, Issue};
-use common::{Server, af_bin, get, json, post, root, wait_for};
+use common::{Server, af_bin, get, json, post, root, sleep_past_window, wait_for};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "ghp_PLANTEDsecretTOKEN_9f3a1c";
@@ -415,4 +415,218 @@ fn sqlite_retries_dead_letters_cancel_requeue_and_priorities() {
 fn postgres_retries_dead_letters_cancel_requeue_and_priorities() {
     let pg = postgres();
     retries_dead_letters_cancel_requeue_and_priorities(&pg.url);
+}
+
+/// The bundled example end to end, offline, with the jobs doing the work: its traffic into `af
+/// serve --workers 2 --config af.toml` → a finding → the policy queues a ticket and a fix → the
+/// fix is confirmed → a pr run pushes the branch to the bare remote and opens the pull request
+/// with the report as its body → the provider's "merged" webhook → a verify run after a delay
+/// → verified → the ticket run closes the issue.
+fn bundled_example_end_to_end(gitlab: bool) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bare = tmp.path().join("radar.git");
+    git(tmp.path(), &["init", "-q", "--bare", bare.to_str().expect("utf-8")]);
+    let src = tmp.path().join("radar");
+    assert!(Command::new("cp").arg("-r").arg(root().join("examples/radar")).arg(&src).status().expect("cp").success());
+    let _ = std::fs::remove_dir_all(src.join("node_modules"));
+    git(&src, &["init", "-q", "-b", "main"]);
+    git(&src, &["add", "-A"]);
+    git(&src, &["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "radar"]);
+    git(&src, &["remote", "add", "origin", bare.to_str().expect("utf-8")]);
+    git(&src, &["push", "-q", "origin", "main"]);
+
+    let forge = FakeForge::start("acme/radar", TOKEN, Some(bare.clone()));
+    let (kind, api) = if gitlab { ("gitlab", forge.gitlab_api()) } else { ("github", forge.base.clone()) };
+    let pol = tmp.path().join("af.toml");
+    std::fs::write(
+        &pol,
+        format!(
+            r#"[jobs]
+live = true
+lease = "30s"
+backoff = "2s"
+max_attempts = 12
+
+[[service]]
+name = "radar"
+repo = "radar"
+branch = "main"
+remote = "origin"
+forge = {{ kind = "{kind}", api = "{api}", project = "acme/radar", token_env = "AF_TEST_FORGE_TOKEN", webhook_secret_env = "AF_TEST_HOOK_SECRET" }}
+
+[[rule]]
+on = "finding.opened"
+min_severity = "high"
+do = ["ticket", "fix"]
+
+[[rule]]
+on = "fix.confirmed"
+do = ["pr"]
+
+[[rule]]
+on = "pr.opened"
+do = ["ticket"]
+
+[[rule]]
+on = "pr.merged"
+do = ["verify"]
+delay = "20s"
+
+[[rule]]
+on = "verify.verified"
+do = ["ticket"]
+
+[[rule]]
+on = "verify.regressed"
+do = ["ticket"]
+"#
+        ),
+    )
+    .expect("policy");
+    let data = tmp.path().join("data");
+    let hook_secret = "whsec-e2e-test";
+    let mut child = Command::new(af_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--window", "10s", "--grace", "1s", "--workers", "2", "--config"])
+        .arg(&pol)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("AF_TEST_FORGE_TOKEN", TOKEN)
+        .env("AF_TEST_HOOK_SECRET", hook_secret)
+        .env_remove("AF_SERVE_TOKEN")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("af serve");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).expect("line");
+    assert!(line.contains("jobs on sqlite, 2 here, live"), "{line}");
+    let log_path = tmp.path().join("serve.log");
+    let mut log = std::fs::File::create(&log_path).expect("log");
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut err, &mut log);
+    });
+    let _serve = Proc(child);
+    let http = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).expect(&line).to_owned();
+    let base = format!("http://{http}");
+
+    // Traffic in: the incident, as native lines.
+    let before = std::fs::read_to_string(root().join("examples/radar/snapshots/before.jsonl")).expect("before");
+    let lines: Vec<&str> = before.lines().skip(1).collect();
+    let (code, _, b) = post(&format!("{base}/v1/exchanges?service=radar"), "application/x-ndjson", lines.join("\n").as_bytes());
+    assert_eq!(code, 200, "{b}");
+
+    // → finding → ticket + fix → confirmed → pr: the pull request, with the report as its body.
+    let pull = wait_for("the pull request", 240, || forge.pulls().into_iter().next().map(|p| json!({"n": p.number, "head": p.head, "body": p.body})));
+    let body = pull["body"].as_str().expect("body");
+    let head = pull["head"].as_str().expect("head").to_owned();
+    // The body is the fix run's report, as written (both numbers, the harness and its hash,
+    // the patch, the timings), plus the hidden marker.
+    let fixes = runs(&http);
+    let fix = fixes
+        .iter()
+        .filter(|r| r["kind"] == "fix")
+        .map(|r| json(r["outcome"].as_str().unwrap_or("null")))
+        .find(|o| o["branch"] == head.as_str())
+        .expect("the fix run whose branch the pull request is from");
+    let report = std::fs::read_to_string(fix["report"].as_str().expect("report")).expect("report.md");
+    assert!(body.starts_with(report.trim_end()), "the body is the report:\n{body}\n---\n{report}");
+    for needed in ["went from", "on the identical harness", "(harness ", "Phase timings", "```diff"] {
+        assert!(report.contains(needed), "the report has {needed:?}: {report}");
+    }
+    let (_, f) = get(&format!("{base}/api/findings?service=radar"));
+    let fp = json(&f).as_array().and_then(|a| a.iter().find(|f| f["kind"] == "limit-model").cloned()).expect("a limit-model finding")["fingerprint"]
+        .as_str()
+        .expect("fp")
+        .to_owned();
+    assert!(body.contains(&format!("<!-- af:fingerprint {fp} -->")), "{body}");
+    let pushed = git(&bare, &["rev-parse", &format!("refs/heads/{head}")]);
+    // The issue: one per fingerprint, with its numbers, a redacted example and the commands.
+    let issue = wait_for("the issue with the PR's comment", 60, || {
+        let i = forge.issues().into_iter().find(|i| i.body.contains(&fp))?;
+        (!i.comments.is_empty()).then(|| json!({"n": i.number, "body": i.body, "comments": i.comments, "open": i.open}))
+    });
+    let ib = issue["body"].as_str().expect("issue body");
+    assert!(ib.contains("An example request") && ib.contains("GET ") && ib.contains(&format!("af fix --finding {fp}")), "{ib}");
+    assert!(!ib.to_ascii_lowercase().contains("bearer ya29") && !ib.contains("Bearer e"), "credentials are redacted: {ib}");
+    assert!(issue["comments"][0].as_str().unwrap_or("").contains("Fix proposed"), "{issue}");
+
+    // "Merged": the provider's webhook, signed; a wrong signature is refused.
+    let payload = forge.merge(pull["n"].as_u64().expect("n"), &pushed, gitlab).to_string();
+    let url = format!("{base}/api/hooks/{kind}");
+    let bad = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "content-type: application/json"])
+        .args(if gitlab { ["-H", "x-gitlab-event: Merge Request Hook", "-H", "x-gitlab-token: wrong"] } else { ["-H", "x-github-event: pull_request", "-H", "x-hub-signature-256: sha256=00"] })
+        .args(["--data-binary", &payload, &url])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&bad.stdout), "401");
+    let auth = if gitlab { format!("x-gitlab-token: {hook_secret}") } else { format!("x-hub-signature-256: {}", af_sinks::signature(hook_secret.as_bytes(), payload.as_bytes())) };
+    let event = if gitlab { "x-gitlab-event: Merge Request Hook" } else { "x-github-event: pull_request" };
+    let ok = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", "-H", "content-type: application/json", "-H", event, "-H", &auth])
+        .args(["--data-binary", &payload, &url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(text.ends_with("202"), "{text}");
+    assert!(text.contains(&fp), "{text}");
+
+    // The deployed (fixed) code's traffic, after the marker's window.
+    sleep_past_window(10);
+    let fix = runs(&http).into_iter().find(|r| r["kind"] == "fix").expect("the fix run");
+    let outcome = json(fix["outcome"].as_str().expect("outcome"));
+    assert_eq!(outcome["confirmed"], true, "{outcome}");
+    let worktree = PathBuf::from(outcome["worktree"].as_str().expect("worktree"));
+    common::push_fixed_traffic(&worktree, &base, &tmp.path().join("after.jsonl"));
+
+    // → verify (after its delay) → verified → the ticket run closes the issue.
+    let closed = wait_for("every issue closed and every run finished", 180, || {
+        let issues = forge.issues();
+        let rs = runs(&http);
+        let finished = rs.iter().all(|r| matches!(r["status"].as_str(), Some("succeeded" | "failed" | "dead" | "cancelled")));
+        (finished && issues.iter().all(|i| !i.open))
+            .then(|| issues.into_iter().find(|i| i.body.contains(&fp)).map(|i| json!({"comments": i.comments})))
+            .flatten()
+    });
+    assert!(closed["comments"].as_array().expect("comments").iter().any(|c| c.as_str().unwrap_or("").contains("Verified after the deploy")), "{closed}");
+    let (_, f) = get(&format!("{base}/api/findings/{fp}"));
+    assert_eq!(json(&f)["finding"]["state"], "verified", "{f}");
+    let all = runs(&http);
+    for k in ["ticket", "fix", "pr", "verify"] {
+        assert!(all.iter().any(|r| r["kind"] == k && r["status"] == "succeeded"), "a {k} run succeeded: {all:#?}");
+    }
+    let not_ok: Vec<_> = all
+        .iter()
+        .filter(|r| r["status"] != "succeeded")
+        .map(|r| (r["kind"].clone(), r["fingerprint"].clone(), r["status"].clone(), r["error"].clone(), r["outcome"].clone()))
+        .collect();
+    assert!(not_ok.is_empty(), "{not_ok:#?}");
+    assert_eq!(forge.pulls().len(), 1, "one change, one pull request, whatever number of findings it fixes");
+    // One issue per fingerprint (the incident may have more than one high finding), never two.
+    let markers: Vec<String> = forge
+        .issues()
+        .iter()
+        .filter_map(|i| i.body.split("<!-- af:fingerprint ").nth(1).map(|m| m.split(' ').next().unwrap_or("").to_owned()))
+        .collect();
+    let distinct: std::collections::BTreeSet<_> = markers.iter().collect();
+    assert_eq!(markers.len(), distinct.len(), "{markers:?}");
+    assert_eq!(markers.len(), forge.issues().len(), "every issue has its marker");
+    let ticketed: std::collections::BTreeSet<_> =
+        all.iter().filter(|r| r["kind"] == "ticket").filter_map(|r| r["fingerprint"].as_str()).collect();
+    assert_eq!(ticketed.len(), markers.len(), "{ticketed:?} vs {markers:?}");
+    // The page shows the runs and what they made.
+    let (_, page) = get(&format!("{base}/findings/{fp}"));
+    assert!(page.contains("id=\"runs\"") && page.contains("succeeded") && page.contains(">pr "), "{page}");
+    no_token_anywhere(tmp.path(), &forge);
+}
+
+#[test]
+fn github_end_to_end_on_the_bundled_example() {
+    bundled_example_end_to_end(false);
+}
+
+#[test]
+fn gitlab_end_to_end_on_the_bundled_example() {
+    bundled_example_end_to_end(true);
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{get, json, post, wait_for};
+use common::{get, json, post, sleep_past_window, wait_for};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -84,13 +84,6 @@ fn serve(dir: &Path, extra: &[&str]) -> Serve {
         .expect(&line)
         .to_owned();
     Serve { child, http, grpc, dir: dir.to_owned(), line }
-}
-
-/// Sleeps until just past the next multiple of `secs` (the next window's start).
-fn sleep_past_window(secs: u64) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
-    let next = (now.as_secs() / secs + 1) * secs;
-    std::thread::sleep(Duration::from_secs(next) - now + Duration::from_millis(100));
 }
 
 fn now_rfc3339() -> String {
@@ -174,39 +167,7 @@ fn otlp_traffic_opens_a_finding_whose_evidence_fixes_it_and_verify_says_so() {
     );
     assert_eq!(code, 201);
     sleep_past_window(10); // the window the marker falls in straddles it: on neither side
-    let mut sim = Command::new("node")
-        .arg(root().join("examples/radar/gmail-sim/server.js"))
-        .arg("0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node");
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().expect("out")).read_line(&mut line).expect("sim line");
-    let sim_port = line
-        .rsplit_once("127.0.0.1:")
-        .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
-        .expect(&line)
-        .to_owned();
-    let proxy = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let rec = Command::new(af())
-        .current_dir(&worktree)
-        .env("GMAIL_API_URL", format!("http://127.0.0.1:{proxy}"))
-        .args(["record", "--force", "-o"])
-        .arg(tmp.path().join("after.jsonl"))
-        .args(["--push", &base, "--push-service", "radar", "--reverse"])
-        .arg(format!("127.0.0.1:{proxy}=http://127.0.0.1:{sim_port}"))
-        .args(["--", "node", "src/cli.js", "sync"])
-        .output()
-        .expect("af record");
-    let _ = sim.kill();
-    let _ = sim.wait();
-    let err = String::from_utf8_lossy(&rec.stderr);
-    assert!(rec.status.success(), "{err}");
-    assert!(err.contains("exchanges pushed"), "{err}");
+    common::push_fixed_traffic(&worktree, &base, &tmp.path().join("after.jsonl"));
     wait_for("the fixed traffic's windows", 30, || {
         let (_, b) = get(&format!("{base}/api/findings/{fp}"));
         let v = json(&b);

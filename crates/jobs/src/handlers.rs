@@ -190,7 +190,7 @@ async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
     d.spent = spent;
     let next = json!({
         "branch": outcome["branch"], "commit": outcome["commit"], "worktree": outcome["worktree"],
-        "report": outcome["report"], "fix_run": r.id,
+        "base_commit": outcome["base_commit"], "report": outcome["report"], "fix_run": r.id,
     });
     d.events.push((if confirmed { "fix.confirmed" } else { "fix.unconfirmed" }, next));
     Ok(d)
@@ -288,6 +288,24 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
             Ok(d)
         }
         Out::Live(forge) => {
+            // One pull request per change: a second finding fixed by the same patch (two
+            // findings of one incident) links to the first's pull request instead of opening
+            // its own.
+            let patch_key = format!("pr-patch:{}:{}", target(s), patch_digest(&input, &worktree, &commit).await);
+            if let Some(first) = ctx.queue.effect(&patch_key).await? {
+                let pr_key = format!("pr:{}:{branch}", target(s));
+                record(ctx, r, pr_key, "pr", first.target.clone(), &first.url).await?;
+                let number: u64 = first.target.rsplit('!').next().and_then(|n| n.parse().ok()).unwrap_or_default();
+                outcome["pull"] = json!({"number": number, "url": first.url, "state": "open"});
+                outcome["effect"] = json!("found");
+                outcome["same_patch_as"] = json!(first.run_id);
+                let mut d = done("succeeded", outcome);
+                d.events.push(("pr.opened", json!({"pr": number, "url": first.url, "branch": branch, "commit": commit})));
+                return Ok(d);
+            }
+            if !ctx.queue.lease_effect(&patch_key, &r.id, ctx.policy.jobs.lease.as_millis() as i64).await? {
+                return Err(Failure::transient("another run is opening the pull request for this patch", Duration::from_secs(2)));
+            }
             let push_key = format!("push:{}:{branch}:{commit}", redact_remote(&s.remote));
             if ctx.queue.effect(&push_key).await?.is_none() {
                 let dir = if worktree.is_empty() { ctx.policy.repo_path(s, &ctx.opts.data_dir.join("clones")) } else { PathBuf::from(&worktree) };
@@ -296,9 +314,12 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
             }
             let pr_key = format!("pr:{}:{branch}", target(s));
             let (p, effect) = forge.open_pull(&branch, &s.branch, &title, &body).await?;
+            let pr_target = format!("{}!{}", target(s), p.number);
             if ctx.queue.effect(&pr_key).await?.is_none() {
-                record(ctx, r, pr_key, "pr", format!("{}!{}", target(s), p.number), &p.url).await?;
+                record(ctx, r, pr_key, "pr", pr_target.clone(), &p.url).await?;
             }
+            record(ctx, r, patch_key.clone(), "pr-patch", pr_target, &p.url).await?;
+            ctx.queue.release_effect(&patch_key, &r.id).await?;
             outcome["pull"] = json!(p);
             outcome["effect"] = json!(effect);
             let mut d = done("succeeded", outcome);
@@ -306,6 +327,20 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
             Ok(d)
         }
     }
+}
+
+/// The change a pr run proposes, as a digest: the fix's diff against its base (`git diff
+/// BASE COMMIT` in the worktree), else the commit.
+async fn patch_digest(input: &Value, worktree: &str, commit: &str) -> String {
+    use sha2::Digest as _;
+    let base = input.get("base_commit").and_then(Value::as_str).unwrap_or_default();
+    let diff = if base.is_empty() || worktree.is_empty() {
+        None
+    } else {
+        git(Path::new(worktree), &["diff", base, commit]).await.ok()
+    };
+    let d = sha2::Sha256::digest(diff.unwrap_or_else(|| commit.to_owned()).as_bytes());
+    d.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
 fn pr_title(report: &str, fp: &str) -> String {

@@ -408,6 +408,32 @@ impl Queue {
         Ok(())
     }
 
+    /// Takes a short lease on making one effect (`claim:` + its key), so that two runs about
+    /// to make the same effect on different machines do not both make it: `true` when this run
+    /// holds it (newly, again, or taken over from a holder silent for `lease_ms`).
+    pub(crate) async fn lease_effect(&self, key: &str, run: &str, lease_ms: i64) -> Result<bool, JobsError> {
+        let claim = format!("claim:{key}");
+        let now = now_ms();
+        exec!(
+            &self.db,
+            "INSERT INTO af_effects (effect_key, run_id, kind, fingerprint, target, url, created_ms)
+             VALUES ($1, $2, 'claim', '', '', '', $3)
+             ON CONFLICT (effect_key) DO UPDATE SET run_id = $2, created_ms = $3
+             WHERE af_effects.run_id = $2 OR af_effects.created_ms < $4",
+            &claim,
+            run,
+            now,
+            now - lease_ms
+        )?;
+        Ok(self.effect(&claim).await?.is_some_and(|e| e.run_id == run))
+    }
+
+    /// Ends a lease taken with [`lease_effect`](Self::lease_effect).
+    pub(crate) async fn release_effect(&self, key: &str, run: &str) -> Result<(), JobsError> {
+        exec!(&self.db, "DELETE FROM af_effects WHERE effect_key = $1 AND run_id = $2", format!("claim:{key}"), run)?;
+        Ok(())
+    }
+
     /// Claims a delivery: the run becomes `running` on `worker` unless it is final (then `None`:
     /// the delivery is a duplicate, or the run was cancelled) — one statement, so two workers
     /// holding two deliveries of one run never both run it.

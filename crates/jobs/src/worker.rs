@@ -173,9 +173,12 @@ impl Ctx {
                 if let (Some(o), Value::Object(m)) = (&over, &mut outcome) {
                     m.insert("over_budget".into(), json!(o));
                 }
+                // A run that wrote anything (an outbox in dry-run, a fix's files) has a directory.
+                let dir = self.opts.data_dir.join("runs").join(&r.id);
+                let run_dir = done.run_dir.or_else(|| dir.is_dir().then(|| dir.display().to_string()));
                 let mine = self
                     .queue
-                    .finish(&r.id, &self.opts.name, status, Some(&outcome), over.as_deref(), done.run_dir.as_deref(), &spent)
+                    .finish(&r.id, &self.opts.name, status, Some(&outcome), over.as_deref(), run_dir.as_deref(), &spent)
                     .await?;
                 if mine {
                     for (event, extra) in done.events {

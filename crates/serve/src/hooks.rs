@@ -140,38 +140,54 @@ async fn forge_hook_inner(shared: &Shared, provider: &str, headers: &HeaderMap, 
     // Ours? The pull request af opened is an effect of a pr run.
     let target = format!("{}:{}!{}", m.kind.as_str(), m.project, m.number);
     let effects = j.queue.effects(None).await.map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let Some(e) = effects.iter().find(|e| e.kind == "pr" && e.target == target) else {
+    // Every finding this pull request fixes (one patch can fix two findings of an incident).
+    let ours: Vec<_> = effects.iter().filter(|e| e.kind == "pr" && e.target == target).collect();
+    if ours.is_empty() {
         return Ok((StatusCode::ACCEPTED, Json(json!({"ignored": format!("{target} was not opened by af")})))
             .into_response());
-    };
-    let f = shared
-        .ledger
-        .finding(&e.fingerprint)
-        .await
-        .map_err(|e| error(StatusCode::NOT_FOUND, e.to_string()))?
-        .0;
+    }
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
-    let deploy = shared
-        .ledger
-        .add_deploy(Some(&f.service), now, m.sha.as_deref())
+    let since = m.sha.clone().unwrap_or_else(|| jiff::Timestamp::now().to_string());
+    let mut deploys = std::collections::BTreeMap::new();
+    let mut fingerprints = Vec::new();
+    let mut runs = Vec::new();
+    for e in ours {
+        let f = shared
+            .ledger
+            .finding(&e.fingerprint)
+            .await
+            .map_err(|e| error(StatusCode::NOT_FOUND, e.to_string()))?
+            .0;
+        let deploy = match deploys.get(&f.service) {
+            Some(id) => *id,
+            None => {
+                let d = shared
+                    .ledger
+                    .add_deploy(Some(&f.service), now, m.sha.as_deref())
+                    .await
+                    .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                deploys.insert(f.service.clone(), d.id);
+                d.id
+            }
+        };
+        let made = af_jobs::emit(
+            &j.queue,
+            &j.policy,
+            "pr.merged",
+            &f.fingerprint,
+            &f.service,
+            &f.severity,
+            json!({"pr": m.number, "since": since, "deploy": deploy}),
+            &e.run_id,
+        )
         .await
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let since = m.sha.clone().unwrap_or_else(|| jiff::Timestamp::now().to_string());
-    let runs = af_jobs::emit(
-        &j.queue,
-        &j.policy,
-        "pr.merged",
-        &f.fingerprint,
-        &f.service,
-        &f.severity,
-        json!({"pr": m.number, "since": since, "deploy": deploy.id}),
-        &e.run_id,
-    )
-    .await
-    .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        runs.extend(made.into_iter().map(|r| r.id));
+        fingerprints.push(f.fingerprint);
+    }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"merged": target, "fingerprint": f.fingerprint, "deploy": deploy.id, "runs": runs.iter().map(|r| &r.id).collect::<Vec<_>>()})),
+        Json(json!({"merged": target, "fingerprints": fingerprints, "deploys": deploys, "runs": runs})),
     )
         .into_response())
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use af_analyze::{Capture, Check, Finding, analyze, default_detectors, rank};
+use af_analyze::{Capture, Finding, analyze, default_detectors, rank};
 use af_intake::Record;
 use af_intake::segment::Replay;
 use af_ledger::{EndpointWindow, Key, Observation, State, WindowRow};
@@ -470,12 +470,14 @@ async fn analyse(
             crate::hooks::on_transition(j, t, &f).await;
         }
     }
-    // Every finding of this service with a metric: its value on this window, for `af verify`.
+    // Every finding of this service: its check's value on this window, for `af verify`.
     for f in ledger.findings(None, Some(service)).await? {
         if f.state == State::Suppressed {
             continue;
         }
-        let Some(check) = f.metric.as_deref().and_then(|m| m.parse::<Check>().ok()) else {
+        // Its own metric, or (a finding without one, e.g. an error burst) no errors of its
+        // status on its endpoint: the check `af verify` weighs.
+        let Ok(check) = af_ledger::verify::check_of(&f) else {
             continue;
         };
         let row = af_ledger::verify::check_row(&check, f.status, &a.capture, start);

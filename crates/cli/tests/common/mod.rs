@@ -112,3 +112,44 @@ pub fn wait_for(
     }
 }
 
+
+/// Runs the bundled example's `sync` from `worktree` against its Gmail simulator through `af
+/// record --push BASE` (service `radar`), writing the recording to `out`.
+pub fn push_fixed_traffic(worktree: &Path, base: &str, out: &Path) {
+    let mut sim = Command::new("node")
+        .arg(root().join("examples/radar/gmail-sim/server.js"))
+        .arg("0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node");
+    let mut line = String::new();
+    std::io::BufReader::new(sim.stdout.take().expect("out")).read_line(&mut line).expect("sim line");
+    let sim_port = line
+        .rsplit_once("127.0.0.1:")
+        .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
+        .expect(&line)
+        .to_owned();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let rec = Command::new(af_bin())
+        .current_dir(worktree)
+        .env("GMAIL_API_URL", format!("http://127.0.0.1:{proxy}"))
+        .args(["record", "--force", "-o"])
+        .arg(out)
+        .args(["--push", base, "--push-service", "radar", "--reverse"])
+        .arg(format!("127.0.0.1:{proxy}=http://127.0.0.1:{sim_port}"))
+        .args(["--", "node", "src/cli.js", "sync"])
+        .output()
+        .expect("af record");
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let err = String::from_utf8_lossy(&rec.stderr);
+    assert!(rec.status.success(), "{err}");
+    assert!(err.contains("exchanges pushed"), "{err}");
+}
+
+/// Sleeps until just past the next multiple of `secs` (the next window's start).
+pub fn sleep_past_window(secs: u64) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    let next = (now.as_secs() / secs + 1) * secs;
+    std::thread::sleep(Duration::from_secs(next) - now + Duration::from_millis(100));
+}
