@@ -271,10 +271,22 @@ pub struct WorkerArgs {
 #[derive(Debug, clap::Args)]
 pub struct RunsArgs {
     /// af serve's data directory.
-    #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve", global = true)]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "AF_DATA_DIR",
+        default_value = ".af/serve",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// The jobs database (as for af worker).
-    #[arg(long, value_name = "URL", env = "AF_DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AF_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub database: Option<String>,
     /// JSON output.
     #[arg(long, global = true)]

@@ -78,7 +78,16 @@ fn worker(name: &str, db: &str, data: &Path, policy: &Path, concurrency: usize) 
     let log = std::fs::File::create(data.join(format!("{name}.log"))).expect("log");
     Proc(
         Command::new(af_bin())
-            .args(["worker", "--name", name, "--concurrency", &concurrency.to_string(), "--database", db, "--data-dir"])
+            .args([
+                "worker",
+                "--name",
+                name,
+                "--concurrency",
+                &concurrency.to_string(),
+                "--database",
+                db,
+                "--data-dir",
+            ])
             .arg(data)
             .arg("--config")
             .arg(policy)
@@ -95,15 +104,35 @@ fn replica(db: &str, data: &Path, policy: &Path) -> Server {
     let data = data.to_str().expect("utf-8");
     let policy = policy.to_str().expect("utf-8");
     Server::start(
-        &["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--data-dir", data, "--config", policy, "--database", db],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+            "--config",
+            policy,
+            "--database",
+            db,
+        ],
         &[],
         1,
     )
 }
 
-fn enqueue(base: &str, kind: &str, fp: &str, service: &str, input: Value, priority: i64) -> (u16, Value) {
+fn enqueue(
+    base: &str,
+    kind: &str,
+    fp: &str,
+    service: &str,
+    input: &Value,
+    priority: i64,
+) -> (u16, Value) {
     let body = json!({"kind": kind, "fingerprint": fp, "service": service, "input": input, "priority": priority});
-    let (code, _, b) = post(&format!("http://{base}/api/runs"), "application/json", body.to_string().as_bytes());
+    let (code, _, b) =
+        post(&format!("http://{base}/api/runs"), "application/json", body.to_string().as_bytes());
     (code, json(&b))
 }
 
@@ -140,7 +169,11 @@ fn fix_branch(tmp: &Path) -> (PathBuf, PathBuf, String, PathBuf) {
     git(&work, &["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qam", "fix"]);
     let commit = git(&work, &["rev-parse", "HEAD"]);
     let report = tmp.join("report.md");
-    std::fs::write(&report, "# Cap the fan-out at 10\n\nPeak in-flight 100 → 10 on the identical harness.\n").expect("report");
+    std::fs::write(
+        &report,
+        "# Cap the fan-out at 10\n\nPeak in-flight 100 → 10 on the identical harness.\n",
+    )
+    .expect("report");
     (work, bare, commit, report)
 }
 
@@ -181,23 +214,26 @@ fn two_replicas_three_workers_200_runs_and_a_kill_9(db: &str) {
     let r2 = replica(db, &d2, &pol);
     let (a, b) = (r1.addrs[0].clone(), r2.addrs[0].clone());
 
-    let pr_input = json!({"branch": "af/fix-kill", "commit": commit, "worktree": work, "report": report});
-    let (code, pr) = enqueue(&a, "pr", "v1:killtest", "stub", pr_input.clone(), 10);
+    let pr_input =
+        json!({"branch": "af/fix-kill", "commit": commit, "worktree": work, "report": report});
+    let (code, pr) = enqueue(&a, "pr", "v1:killtest", "stub", &pr_input, 10);
     assert_eq!(code, 201, "{pr}");
     let pr_id = pr["run"]["id"].as_str().expect("id").to_owned();
     // The same job through the other replica is the same run.
-    let (code, again) = enqueue(&b, "pr", "v1:killtest", "stub", pr_input, 10);
+    let (code, again) = enqueue(&b, "pr", "v1:killtest", "stub", &pr_input, 10);
     assert_eq!((code, again["created"].as_bool()), (200, Some(false)), "{again}");
     assert_eq!(again["run"]["id"], pr["run"]["id"]);
 
     for i in 0..199 {
         let base = if i % 2 == 0 { &a } else { &b };
-        let (code, r) = enqueue(base, "stub", "v1:stub", "stub", json!({"ms": 30, "comment": 1, "i": i}), 0);
+        let (code, r) =
+            enqueue(base, "stub", "v1:stub", "stub", &json!({"ms": 30, "comment": 1, "i": i}), 0);
         assert_eq!(code, 201, "{r}");
     }
     // Redelivered enqueues (a retried POST, the other replica): no new runs.
     for i in 0..20 {
-        let (code, r) = enqueue(&b, "stub", "v1:stub", "stub", json!({"ms": 30, "comment": 1, "i": i}), 0);
+        let (code, r) =
+            enqueue(&b, "stub", "v1:stub", "stub", &json!({"ms": 30, "comment": 1, "i": i}), 0);
         assert_eq!((code, r["created"].as_bool()), (200, Some(false)), "{r}");
     }
 
@@ -211,7 +247,8 @@ fn two_replicas_three_workers_200_runs_and_a_kill_9(db: &str) {
     // Kill the pr run's worker once the provider has the request.
     let holder = wait_for("the pr run to be running with its request at the provider", 60, || {
         let r = run(&a, &pr_id);
-        let at_provider = forge.seen().iter().any(|s| s.method == "POST" && s.uri.contains("/pulls"));
+        let at_provider =
+            forge.seen().iter().any(|s| s.method == "POST" && s.uri.contains("/pulls"));
         (r["run"]["status"] == "running" && at_provider).then(|| r["run"]["worker"].clone())
     });
     let holder = holder.as_str().expect("worker").to_owned();
@@ -223,8 +260,11 @@ fn two_replicas_three_workers_200_runs_and_a_kill_9(db: &str) {
 
     let all = wait_for("all 200 runs to finish", 180, || {
         let rs = runs(&a);
-        (rs.len() == 200 && rs.iter().all(|r| matches!(r["status"].as_str(), Some("succeeded" | "failed" | "dead" | "cancelled"))))
-            .then_some(Value::Array(rs))
+        (rs.len() == 200
+            && rs.iter().all(|r| {
+                matches!(r["status"].as_str(), Some("succeeded" | "failed" | "dead" | "cancelled"))
+            }))
+        .then_some(Value::Array(rs))
     });
     let all = all.as_array().expect("runs");
     let bad: Vec<_> = all.iter().filter(|r| r["status"] != "succeeded").collect();
@@ -232,8 +272,11 @@ fn two_replicas_three_workers_200_runs_and_a_kill_9(db: &str) {
     let prr = run(&a, &pr_id);
     assert_ne!(prr["run"]["worker"].as_str(), Some(holder.as_str()), "taken over: {prr}");
     assert!(prr["run"]["attempts"].as_i64().unwrap_or(0) >= 2, "{prr}");
-    assert!(killed_at.elapsed() > Duration::from_secs(3) || prr["run"]["attempts"].as_i64() >= Some(2));
-    let by_worker: std::collections::BTreeSet<_> = all.iter().filter_map(|r| r["worker"].as_str()).collect();
+    assert!(
+        killed_at.elapsed() > Duration::from_secs(3) || prr["run"]["attempts"].as_i64() >= Some(2)
+    );
+    let by_worker: std::collections::BTreeSet<_> =
+        all.iter().filter_map(|r| r["worker"].as_str()).collect();
     assert!(by_worker.len() >= 2, "the runs were shared: {by_worker:?}");
 
     // In effect, once: one pull request from the branch, pushed to the bare remote; one
@@ -279,27 +322,42 @@ fn retries_dead_letters_cancel_requeue_and_priorities(db: &str) {
     // Priorities: queued before any worker runs, the high one starts first.
     let mut low = Vec::new();
     for i in 0..4 {
-        low.push(enqueue(&a, "stub", "v1:prio", "stub", json!({"ms": 100, "i": i}), 0).1["run"]["id"].clone());
+        low.push(
+            enqueue(&a, "stub", "v1:prio", "stub", &json!({"ms": 100, "i": i}), 0).1["run"]["id"]
+                .clone(),
+        );
     }
-    let high = enqueue(&a, "stub", "v1:prio", "stub", json!({"ms": 100, "high": true}), 9).1["run"]["id"].clone();
-    let flaky = enqueue(&a, "stub", "v1:flaky", "stub", json!({"fail_first": 2}), 0).1["run"]["id"].clone();
-    let hopeless = enqueue(&a, "stub", "v1:dead", "stub", json!({"fail_first": 99}), 0).1["run"]["id"].clone();
-    let unauthorized = enqueue(&a, "stub", "v1:401", "badtoken", json!({"comment": 1}), 0).1["run"]["id"].clone();
+    let high =
+        enqueue(&a, "stub", "v1:prio", "stub", &json!({"ms": 100, "high": true}), 9).1["run"]["id"]
+            .clone();
+    let flaky =
+        enqueue(&a, "stub", "v1:flaky", "stub", &json!({"fail_first": 2}), 0).1["run"]["id"]
+            .clone();
+    let hopeless =
+        enqueue(&a, "stub", "v1:dead", "stub", &json!({"fail_first": 99}), 0).1["run"]["id"]
+            .clone();
+    let unauthorized =
+        enqueue(&a, "stub", "v1:401", "badtoken", &json!({"comment": 1}), 0).1["run"]["id"].clone();
     forge.fault(Fault {
         method: "GET".into(),
         path_contains: "/comments".into(),
         status: 403,
-        headers: vec![("x-ratelimit-remaining".into(), "0".into()), ("retry-after".into(), "2".into())],
+        headers: vec![
+            ("x-ratelimit-remaining".into(), "0".into()),
+            ("retry-after".into(), "2".into()),
+        ],
         body: "{\"message\":\"API rate limit exceeded\"}".into(),
         times: 1,
         after_effect: false,
         delay_ms: 0,
     });
-    let limited = enqueue(&a, "stub", "v1:403", "stub", json!({"comment": 1}), 0).1["run"]["id"].clone();
+    let limited =
+        enqueue(&a, "stub", "v1:403", "stub", &json!({"comment": 1}), 0).1["run"]["id"].clone();
     let (code, _, c) = post(&format!("http://{a}/api/runs"), "application/json", br#"{"kind":"stub","fingerprint":"v1:cancel","service":"stub","input":{},"delay_ms":600000}"#);
     assert_eq!(code, 201, "{c}");
     let cancelled = json(&c)["run"]["id"].as_str().expect("id").to_owned();
-    let (code, _, body) = post(&format!("http://{a}/api/runs/{cancelled}/cancel"), "application/json", b"");
+    let (code, _, body) =
+        post(&format!("http://{a}/api/runs/{cancelled}/cancel"), "application/json", b"");
     assert_eq!(code, 200, "{body}");
 
     let _w = worker("solo", db, &data, &pol, 1);
@@ -309,7 +367,8 @@ fn retries_dead_letters_cancel_requeue_and_priorities(db: &str) {
         let a = a.clone();
         move || {
             let r = run(&a, &rid);
-            matches!(r["run"]["status"].as_str(), Some("succeeded" | "failed" | "dead")).then_some(r)
+            matches!(r["run"]["status"].as_str(), Some("succeeded" | "failed" | "dead"))
+                .then_some(r)
         }
     };
     let f = wait_for("the flaky run", 60, done(&id(&flaky)));
@@ -323,11 +382,18 @@ fn retries_dead_letters_cancel_requeue_and_priorities(db: &str) {
     assert_eq!(u["run"]["status"], "dead", "{u}");
     assert_eq!(u["run"]["attempts"], 1, "a 401 is not retried: {u}");
     let err = u["run"]["error"].as_str().unwrap_or("");
-    assert!(err.contains("401") && err.contains("$AF_TEST_WRONG_TOKEN") && !err.contains("not-the-token"), "{err}");
+    assert!(
+        err.contains("401")
+            && err.contains("$AF_TEST_WRONG_TOKEN")
+            && !err.contains("not-the-token"),
+        "{err}"
+    );
     let l = wait_for("the rate-limited run", 60, done(&id(&limited)));
     assert_eq!(l["run"]["status"], "succeeded", "{l}");
     assert_eq!(l["run"]["attempts"], 2, "retried once after the limit: {l}");
-    let started = |v: &Value| run(&a, v.as_str().expect("id"))["run"]["started_ms"].as_i64().expect("started");
+    let started = |v: &Value| {
+        run(&a, v.as_str().expect("id"))["run"]["started_ms"].as_i64().expect("started")
+    };
     let hs = started(&high);
     for lo in &low {
         wait_for("a low-priority run", 30, done(&id(lo)));
@@ -346,11 +412,22 @@ fn retries_dead_letters_cancel_requeue_and_priorities(db: &str) {
     let c = wait_for("the requeued run", 30, done(&cancelled));
     assert_eq!(c["run"]["status"], "succeeded", "{c}");
     // A running run cannot be requeued; an unknown one is a usage error.
-    let out = Command::new(af_bin()).args(["runs", "show", "ffffffff", "--database", db, "--data-dir"]).arg(&data).output().expect("show");
+    let out = Command::new(af_bin())
+        .args(["runs", "show", "ffffffff", "--database", db, "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("show");
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    let ls = Command::new(af_bin()).args(["runs", "ls", "--status", "dead", "--database", db, "--data-dir"]).arg(&data).output().expect("ls");
+    let ls = Command::new(af_bin())
+        .args(["runs", "ls", "--status", "dead", "--database", db, "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("ls");
     let text = String::from_utf8_lossy(&ls.stdout);
-    assert!(text.contains("v1:dead") && text.contains("v1:401") && !text.contains("v1:flaky"), "{text}");
+    assert!(
+        text.contains("v1:dead") && text.contains("v1:401") && !text.contains("v1:flaky"),
+        "{text}"
+    );
     no_token_anywhere(tmp.path(), &forge);
     r.stop();
 }
@@ -427,7 +504,15 @@ fn bundled_example_end_to_end(gitlab: bool) {
     let bare = tmp.path().join("radar.git");
     git(tmp.path(), &["init", "-q", "--bare", bare.to_str().expect("utf-8")]);
     let src = tmp.path().join("radar");
-    assert!(Command::new("cp").arg("-r").arg(root().join("examples/radar")).arg(&src).status().expect("cp").success());
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(root().join("examples/radar"))
+            .arg(&src)
+            .status()
+            .expect("cp")
+            .success()
+    );
     let _ = std::fs::remove_dir_all(src.join("node_modules"));
     git(&src, &["init", "-q", "-b", "main"]);
     git(&src, &["add", "-A"]);
@@ -436,7 +521,8 @@ fn bundled_example_end_to_end(gitlab: bool) {
     git(&src, &["push", "-q", "origin", "main"]);
 
     let forge = FakeForge::start("acme/radar", TOKEN, Some(bare.clone()));
-    let (kind, api) = if gitlab { ("gitlab", forge.gitlab_api()) } else { ("github", forge.base.clone()) };
+    let (kind, api) =
+        if gitlab { ("gitlab", forge.gitlab_api()) } else { ("github", forge.base.clone()) };
     let pol = tmp.path().join("af.toml");
     std::fs::write(
         &pol,
@@ -446,6 +532,7 @@ live = true
 lease = "30s"
 backoff = "2s"
 max_attempts = 12
+{poll}
 
 [[service]]
 name = "radar"
@@ -479,14 +566,28 @@ do = ["ticket"]
 [[rule]]
 on = "verify.regressed"
 do = ["ticket"]
-"#
+"#,
+            poll = if gitlab { "poll = \"1s\"" } else { "" }
         ),
     )
     .expect("policy");
     let data = tmp.path().join("data");
     let hook_secret = "whsec-e2e-test";
     let mut child = Command::new(af_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--window", "10s", "--grace", "1s", "--workers", "2", "--config"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--window",
+            "10s",
+            "--grace",
+            "1s",
+            "--workers",
+            "2",
+            "--config",
+        ])
         .arg(&pol)
         .arg("--data-dir")
         .arg(&data)
@@ -507,17 +608,33 @@ do = ["ticket"]
         let _ = std::io::copy(&mut err, &mut log);
     });
     let _serve = Proc(child);
-    let http = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).expect(&line).to_owned();
+    let http = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect(&line)
+        .to_owned();
     let base = format!("http://{http}");
 
     // Traffic in: the incident, as native lines.
-    let before = std::fs::read_to_string(root().join("examples/radar/snapshots/before.jsonl")).expect("before");
+    let before = std::fs::read_to_string(root().join("examples/radar/snapshots/before.jsonl"))
+        .expect("before");
     let lines: Vec<&str> = before.lines().skip(1).collect();
-    let (code, _, b) = post(&format!("{base}/v1/exchanges?service=radar"), "application/x-ndjson", lines.join("\n").as_bytes());
+    let (code, _, b) = post(
+        &format!("{base}/v1/exchanges?service=radar"),
+        "application/x-ndjson",
+        lines.join("\n").as_bytes(),
+    );
     assert_eq!(code, 200, "{b}");
 
     // → finding → ticket + fix → confirmed → pr: the pull request, with the report as its body.
-    let pull = wait_for("the pull request", 240, || forge.pulls().into_iter().next().map(|p| json!({"n": p.number, "head": p.head, "body": p.body})));
+    let pull = wait_for("the pull request", 240, || {
+        forge
+            .pulls()
+            .into_iter()
+            .next()
+            .map(|p| json!({"n": p.number, "head": p.head, "body": p.body}))
+    });
     let body = pull["body"].as_str().expect("body");
     let head = pull["head"].as_str().expect("head").to_owned();
     // The body is the fix run's report, as written (both numbers, the harness and its hash,
@@ -529,13 +646,18 @@ do = ["ticket"]
         .map(|r| json(r["outcome"].as_str().unwrap_or("null")))
         .find(|o| o["branch"] == head.as_str())
         .expect("the fix run whose branch the pull request is from");
-    let report = std::fs::read_to_string(fix["report"].as_str().expect("report")).expect("report.md");
+    let report =
+        std::fs::read_to_string(fix["report"].as_str().expect("report")).expect("report.md");
     assert!(body.starts_with(report.trim_end()), "the body is the report:\n{body}\n---\n{report}");
-    for needed in ["went from", "on the identical harness", "(harness ", "Phase timings", "```diff"] {
+    for needed in ["went from", "on the identical harness", "(harness ", "Phase timings", "```diff"]
+    {
         assert!(report.contains(needed), "the report has {needed:?}: {report}");
     }
     let (_, f) = get(&format!("{base}/api/findings?service=radar"));
-    let fp = json(&f).as_array().and_then(|a| a.iter().find(|f| f["kind"] == "limit-model").cloned()).expect("a limit-model finding")["fingerprint"]
+    let fp = json(&f)
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["kind"] == "limit-model").cloned())
+        .expect("a limit-model finding")["fingerprint"]
         .as_str()
         .expect("fp")
         .to_owned();
@@ -544,33 +666,81 @@ do = ["ticket"]
     // The issue: one per fingerprint, with its numbers, a redacted example and the commands.
     let issue = wait_for("the issue with the PR's comment", 60, || {
         let i = forge.issues().into_iter().find(|i| i.body.contains(&fp))?;
-        (!i.comments.is_empty()).then(|| json!({"n": i.number, "body": i.body, "comments": i.comments, "open": i.open}))
+        (!i.comments.is_empty())
+            .then(|| json!({"n": i.number, "body": i.body, "comments": i.comments, "open": i.open}))
     });
     let ib = issue["body"].as_str().expect("issue body");
-    assert!(ib.contains("An example request") && ib.contains("GET ") && ib.contains(&format!("af fix --finding {fp}")), "{ib}");
-    assert!(!ib.to_ascii_lowercase().contains("bearer ya29") && !ib.contains("Bearer e"), "credentials are redacted: {ib}");
+    assert!(
+        ib.contains("An example request")
+            && ib.contains("GET ")
+            && ib.contains(&format!("af fix --finding {fp}")),
+        "{ib}"
+    );
+    assert!(
+        !ib.to_ascii_lowercase().contains("bearer ya29") && !ib.contains("Bearer e"),
+        "credentials are redacted: {ib}"
+    );
     assert!(issue["comments"][0].as_str().unwrap_or("").contains("Fix proposed"), "{issue}");
 
-    // "Merged": the provider's webhook, signed; a wrong signature is refused.
+    // "Merged". GitHub tells af by its webhook, signed (a wrong signature is refused); the
+    // GitLab run finds it by polling (`poll = "1s"`), as a forge that cannot reach af would.
     let payload = forge.merge(pull["n"].as_u64().expect("n"), &pushed, gitlab).to_string();
     let url = format!("{base}/api/hooks/{kind}");
     let bad = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "content-type: application/json"])
-        .args(if gitlab { ["-H", "x-gitlab-event: Merge Request Hook", "-H", "x-gitlab-token: wrong"] } else { ["-H", "x-github-event: pull_request", "-H", "x-hub-signature-256: sha256=00"] })
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+        ])
+        .args(if gitlab {
+            ["-H", "x-gitlab-event: Merge Request Hook", "-H", "x-gitlab-token: wrong"]
+        } else {
+            ["-H", "x-github-event: pull_request", "-H", "x-hub-signature-256: sha256=00"]
+        })
         .args(["--data-binary", &payload, &url])
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&bad.stdout), "401");
-    let auth = if gitlab { format!("x-gitlab-token: {hook_secret}") } else { format!("x-hub-signature-256: {}", af_sinks::signature(hook_secret.as_bytes(), payload.as_bytes())) };
-    let event = if gitlab { "x-gitlab-event: Merge Request Hook" } else { "x-github-event: pull_request" };
-    let ok = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", "-H", "content-type: application/json", "-H", event, "-H", &auth])
-        .args(["--data-binary", &payload, &url])
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&ok.stdout).to_string();
-    assert!(text.ends_with("202"), "{text}");
-    assert!(text.contains(&fp), "{text}");
+    if !gitlab {
+        let auth = format!(
+            "x-hub-signature-256: {}",
+            af_sinks::signature(hook_secret.as_bytes(), payload.as_bytes())
+        );
+        let ok = Command::new("curl")
+            .args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/json",
+                "-H",
+                "x-github-event: pull_request",
+                "-H",
+                &auth,
+            ])
+            .args(["--data-binary", &payload, &url])
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&ok.stdout).to_string();
+        assert!(text.ends_with("202"), "{text}");
+        assert!(text.contains(&fp), "{text}");
+    }
+    wait_for("the verify run queued by the merge", 30, || {
+        runs(&http).into_iter().find(|r| r["kind"] == "verify" && r["fingerprint"] == fp.as_str())
+    });
+    let (_, deploys) = get(&format!("{base}/api/deploys?service=radar"));
+    let marked = json(&deploys)
+        .as_array()
+        .map_or(0, |d| d.iter().filter(|d| d["sha"] == pushed.as_str()).count());
+    assert_eq!(marked, 1, "one deploy marker for the merge: {deploys}");
 
     // The deployed (fixed) code's traffic, after the marker's window.
     sleep_past_window(10);
@@ -584,40 +754,80 @@ do = ["ticket"]
     let closed = wait_for("every issue closed and every run finished", 180, || {
         let issues = forge.issues();
         let rs = runs(&http);
-        let finished = rs.iter().all(|r| matches!(r["status"].as_str(), Some("succeeded" | "failed" | "dead" | "cancelled")));
+        let finished = rs.iter().all(|r| {
+            matches!(r["status"].as_str(), Some("succeeded" | "failed" | "dead" | "cancelled"))
+        });
         (finished && issues.iter().all(|i| !i.open))
-            .then(|| issues.into_iter().find(|i| i.body.contains(&fp)).map(|i| json!({"comments": i.comments})))
+            .then(|| {
+                issues
+                    .into_iter()
+                    .find(|i| i.body.contains(&fp))
+                    .map(|i| json!({"comments": i.comments}))
+            })
             .flatten()
     });
-    assert!(closed["comments"].as_array().expect("comments").iter().any(|c| c.as_str().unwrap_or("").contains("Verified after the deploy")), "{closed}");
+    assert!(
+        closed["comments"]
+            .as_array()
+            .expect("comments")
+            .iter()
+            .any(|c| c.as_str().unwrap_or("").contains("Verified after the deploy")),
+        "{closed}"
+    );
     let (_, f) = get(&format!("{base}/api/findings/{fp}"));
     assert_eq!(json(&f)["finding"]["state"], "verified", "{f}");
     let all = runs(&http);
     for k in ["ticket", "fix", "pr", "verify"] {
-        assert!(all.iter().any(|r| r["kind"] == k && r["status"] == "succeeded"), "a {k} run succeeded: {all:#?}");
+        assert!(
+            all.iter().any(|r| r["kind"] == k && r["status"] == "succeeded"),
+            "a {k} run succeeded: {all:#?}"
+        );
     }
     let not_ok: Vec<_> = all
         .iter()
         .filter(|r| r["status"] != "succeeded")
-        .map(|r| (r["kind"].clone(), r["fingerprint"].clone(), r["status"].clone(), r["error"].clone(), r["outcome"].clone()))
+        .map(|r| {
+            (
+                r["kind"].clone(),
+                r["fingerprint"].clone(),
+                r["status"].clone(),
+                r["error"].clone(),
+                r["outcome"].clone(),
+            )
+        })
         .collect();
     assert!(not_ok.is_empty(), "{not_ok:#?}");
-    assert_eq!(forge.pulls().len(), 1, "one change, one pull request, whatever number of findings it fixes");
+    assert_eq!(
+        forge.pulls().len(),
+        1,
+        "one change, one pull request, whatever number of findings it fixes"
+    );
     // One issue per fingerprint (the incident may have more than one high finding), never two.
     let markers: Vec<String> = forge
         .issues()
         .iter()
-        .filter_map(|i| i.body.split("<!-- af:fingerprint ").nth(1).map(|m| m.split(' ').next().unwrap_or("").to_owned()))
+        .filter_map(|i| {
+            i.body
+                .split("<!-- af:fingerprint ")
+                .nth(1)
+                .map(|m| m.split(' ').next().unwrap_or("").to_owned())
+        })
         .collect();
     let distinct: std::collections::BTreeSet<_> = markers.iter().collect();
     assert_eq!(markers.len(), distinct.len(), "{markers:?}");
     assert_eq!(markers.len(), forge.issues().len(), "every issue has its marker");
-    let ticketed: std::collections::BTreeSet<_> =
-        all.iter().filter(|r| r["kind"] == "ticket").filter_map(|r| r["fingerprint"].as_str()).collect();
+    let ticketed: std::collections::BTreeSet<_> = all
+        .iter()
+        .filter(|r| r["kind"] == "ticket")
+        .filter_map(|r| r["fingerprint"].as_str())
+        .collect();
     assert_eq!(ticketed.len(), markers.len(), "{ticketed:?} vs {markers:?}");
     // The page shows the runs and what they made.
     let (_, page) = get(&format!("{base}/findings/{fp}"));
-    assert!(page.contains("id=\"runs\"") && page.contains("succeeded") && page.contains(">pr "), "{page}");
+    assert!(
+        page.contains("id=\"runs\"") && page.contains("succeeded") && page.contains(">pr "),
+        "{page}"
+    );
     no_token_anywhere(tmp.path(), &forge);
 }
 

@@ -14,9 +14,10 @@ use std::time::Duration;
 use af_sinks::{Effect, Forge, Webhook};
 use serde_json::{Value, json};
 
+use crate::ctx::Ctx;
+use crate::outcome::{Done, Failure, Spent};
 use crate::policy::ServiceConfig;
 use crate::runs::{EffectRow, Kind, RunRow, now_ms};
-use crate::worker::{Ctx, Done, Failure, Spent};
 
 type Res = Result<Done, Failure>;
 
@@ -38,7 +39,10 @@ fn done(status: &'static str, outcome: Value) -> Done {
 
 fn service<'a>(ctx: &'a Ctx, r: &RunRow) -> Result<&'a ServiceConfig, Failure> {
     ctx.policy.service(&r.service).ok_or_else(|| {
-        Failure::permanent(format!("no [[service]] named {:?} in the policy file; add one with its repo", r.service))
+        Failure::permanent(format!(
+            "no [[service]] named {:?} in the policy file; add one with its repo",
+            r.service
+        ))
     })
 }
 
@@ -53,7 +57,10 @@ enum Out {
 fn out(ctx: &Ctx, s: &ServiceConfig, r: &RunRow) -> Result<Out, Failure> {
     let Some(f) = &s.forge else { return Ok(Out::None) };
     if ctx.live() {
-        Ok(Out::Live(Box::new(Forge::from_env(f.kind, &f.api, &f.project, &f.token_env).map_err(|e| Failure::permanent(e.to_string()))?)))
+        Ok(Out::Live(Box::new(
+            Forge::from_env(f.kind, &f.api, &f.project, &f.token_env)
+                .map_err(|e| Failure::permanent(e.to_string()))?,
+        )))
     } else {
         Ok(Out::Dry(run_dir(ctx, r).join("outbox")))
     }
@@ -69,7 +76,8 @@ fn target(s: &ServiceConfig) -> String {
 
 /// Writes what would have been sent (dry-run).
 fn outbox(dir: &Path, what: &str, v: &Value) -> Result<String, Failure> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
     let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
     let p = dir.join(format!("{:03}-{what}.json", n + 1));
     std::fs::write(&p, serde_json::to_vec_pretty(v).unwrap_or_default())
@@ -77,7 +85,14 @@ fn outbox(dir: &Path, what: &str, v: &Value) -> Result<String, Failure> {
     Ok(p.display().to_string())
 }
 
-async fn record(ctx: &Ctx, r: &RunRow, key: String, kind: &str, target: String, url: &str) -> Result<(), Failure> {
+async fn record(
+    ctx: &Ctx,
+    r: &RunRow,
+    key: String,
+    kind: &str,
+    target: String,
+    url: &str,
+) -> Result<(), Failure> {
     ctx.queue
         .record_effect(&EffectRow {
             effect_key: key,
@@ -99,7 +114,10 @@ async fn stub(ctx: &Ctx, r: &RunRow) -> Res {
     let ms = input.get("ms").and_then(Value::as_u64).unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     if input.get("fail_first").and_then(Value::as_i64).is_some_and(|n| r.attempts <= n) {
-        return Err(Failure::transient(format!("stub: failing attempt {} on purpose", r.attempts), Duration::ZERO));
+        return Err(Failure::transient(
+            format!("stub: failing attempt {} on purpose", r.attempts),
+            Duration::ZERO,
+        ));
     }
     let mut outcome = json!({"slept_ms": ms});
     if let Some(issue) = input.get("comment").and_then(Value::as_u64) {
@@ -108,12 +126,17 @@ async fn stub(ctx: &Ctx, r: &RunRow) -> Res {
         if ctx.queue.effect(&key).await?.is_none() {
             match out(ctx, s, r)? {
                 Out::Live(f) => {
-                    let e = f.comment_once(issue, &r.idem_key, &format!("stub run {}", r.id)).await?;
+                    let e =
+                        f.comment_once(issue, &r.idem_key, &format!("stub run {}", r.id)).await?;
                     record(ctx, r, key, "comment", format!("{}#{issue}", target(s)), "").await?;
                     outcome["comment"] = json!(e);
                 }
                 Out::Dry(dir) => {
-                    outcome["would"] = json!(outbox(&dir, "comment", &json!({"issue": issue, "body": format!("stub run {}", r.id)}))?);
+                    outcome["would"] = json!(outbox(
+                        &dir,
+                        "comment",
+                        &json!({"issue": issue, "body": format!("stub run {}", r.id)})
+                    )?);
                 }
                 Out::None => {}
             }
@@ -129,7 +152,8 @@ async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
     let s = service(ctx, r)?;
     let repo = ensure_repo(ctx, s).await?;
     let dir = run_dir(ctx, r);
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
     let mut cmd = tokio::process::Command::new(&ctx.opts.af_exe);
     cmd.arg(verb).args(["--quiet", "--json", "--source"]).arg(&repo);
     cmd.args(["--finding", &r.fingerprint, "--data-dir"]).arg(&ctx.opts.data_dir);
@@ -144,37 +168,68 @@ async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
     cmd.args(["--max-wall", &format!("{}s", ctx.policy.jobs.wall.as_secs().max(1))]);
     let stderr = std::fs::File::create(dir.join(format!("{verb}.stderr")))
         .map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
-    cmd.current_dir(&repo).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
+    cmd.current_dir(&repo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .kill_on_drop(true);
     cmd.process_group(0);
-    let child = cmd.spawn().map_err(|e| Failure::permanent(format!("{}: {e}", ctx.opts.af_exe.display())))?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| Failure::permanent(format!("{}: {e}", ctx.opts.af_exe.display())))?;
     let pid = child.id();
     // Dropped (cancel, budget): the whole process group goes, harness and program included.
     let _group = KillGroup(pid);
-    let o = child.wait_with_output().await.map_err(|e| Failure::transient(format!("af {verb}: {e}"), Duration::ZERO))?;
+    let o = child
+        .wait_with_output()
+        .await
+        .map_err(|e| Failure::transient(format!("af {verb}: {e}"), Duration::ZERO))?;
     let code = o.status.code();
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
     std::fs::write(dir.join(format!("{verb}.json")), &o.stdout).ok();
     let tail = || {
         let e = std::fs::read_to_string(dir.join(format!("{verb}.stderr"))).unwrap_or_default();
-        e.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
+        e.lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" | ")
     };
     match code {
         Some(0 | 1) if !doc.is_null() => {}
-        Some(2) => return Err(Failure::permanent(format!("af {verb} refused its arguments: {}", tail()))),
-        _ => return Err(Failure::transient(format!("af {verb} exited {code:?}: {}", tail()), Duration::ZERO)),
+        Some(2) => {
+            return Err(Failure::permanent(format!("af {verb} refused its arguments: {}", tail())));
+        }
+        _ => {
+            return Err(Failure::transient(
+                format!("af {verb} exited {code:?}: {}", tail()),
+                Duration::ZERO,
+            ));
+        }
     }
-    let tokens = doc.pointer("/usage/input_tokens").and_then(Value::as_i64).zip(doc.pointer("/usage/output_tokens").and_then(Value::as_i64)).map(|(a, b)| a + b);
+    let tokens = doc
+        .pointer("/usage/input_tokens")
+        .and_then(Value::as_i64)
+        .zip(doc.pointer("/usage/output_tokens").and_then(Value::as_i64))
+        .map(|(a, b)| a + b);
     let dollars = doc.pointer("/usage/cost_usd").and_then(Value::as_f64).map(|d| (d * 1e6) as i64);
     let spent = Spent { wall_ms: None, tokens, dollars_micros: dollars };
     if verb == "plan" {
         let proceed = doc.get("decision").and_then(Value::as_str) == Some("proceed");
-        let mut d = done(if proceed { "succeeded" } else { "failed" }, json!({"decision": doc.get("decision"), "run_dir": doc.get("run_dir")}));
+        let mut d = done(
+            if proceed { "succeeded" } else { "failed" },
+            json!({"decision": doc.get("decision"), "run_dir": doc.get("run_dir")}),
+        );
         d.run_dir = Some(dir.display().to_string());
         d.spent = spent;
         return Ok(d);
     }
     let confirmed = doc.get("confirmed").and_then(Value::as_bool) == Some(true);
-    let plan_dir = doc.pointer("/plan/run_dir").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let plan_dir =
+        doc.pointer("/plan/run_dir").and_then(Value::as_str).unwrap_or_default().to_owned();
     let outcome = json!({
         "confirmed": confirmed,
         "verdict": doc.get("verdict"),
@@ -201,7 +256,10 @@ struct KillGroup(Option<u32>);
 impl Drop for KillGroup {
     fn drop(&mut self) {
         if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -214,7 +272,8 @@ async fn ensure_repo(ctx: &Ctx, s: &ServiceConfig) -> Result<PathBuf, Failure> {
         if path.join(".git").exists() {
             git(&path, &["fetch", "-q", "origin", &s.branch]).await?;
         } else {
-            std::fs::create_dir_all(&clones).map_err(|e| Failure::permanent(format!("{}: {e}", clones.display())))?;
+            std::fs::create_dir_all(&clones)
+                .map_err(|e| Failure::permanent(format!("{}: {e}", clones.display())))?;
             let st = tokio::process::Command::new("git")
                 .args(["clone", "-q", "--branch", &s.branch, &s.repo])
                 .arg(&path)
@@ -222,11 +281,18 @@ async fn ensure_repo(ctx: &Ctx, s: &ServiceConfig) -> Result<PathBuf, Failure> {
                 .await
                 .map_err(|e| Failure::permanent(format!("git: {e}")))?;
             if !st.success() {
-                return Err(Failure::transient(format!("git clone {} failed", redact_remote(&s.repo)), Duration::ZERO));
+                return Err(Failure::transient(
+                    format!("git clone {} failed", redact_remote(&s.repo)),
+                    Duration::ZERO,
+                ));
             }
         }
     } else if !path.is_dir() {
-        return Err(Failure::permanent(format!("service {:?}: repo {} is not a directory", s.name, path.display())));
+        return Err(Failure::permanent(format!(
+            "service {:?}: repo {} is not a directory",
+            s.name,
+            path.display()
+        )));
     }
     Ok(path)
 }
@@ -244,7 +310,10 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, Failure> {
     } else {
         let err = String::from_utf8_lossy(&o.stderr);
         let shown: Vec<String> = args.iter().map(|a| redact_remote(a)).collect();
-        Err(Failure::transient(format!("git {}: {}", shown.join(" "), redact_remote(err.trim())), Duration::ZERO))
+        Err(Failure::transient(
+            format!("git {}: {}", shown.join(" "), redact_remote(err.trim())),
+            Duration::ZERO,
+        ))
     }
 }
 
@@ -269,9 +338,12 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
     let s = service(ctx, r)?;
     let input = r.input();
     let field = |k: &str| input.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-    let (branch, commit, worktree, report) = (field("branch"), field("commit"), field("worktree"), field("report"));
+    let (branch, commit, worktree, report) =
+        (field("branch"), field("commit"), field("worktree"), field("report"));
     if branch.is_empty() || commit.is_empty() {
-        return Err(Failure::permanent("pr: the fix run left no branch and commit (was it confirmed?)"));
+        return Err(Failure::permanent(
+            "pr: the fix run left no branch and commit (was it confirmed?)",
+        ));
     }
     let body = std::fs::read_to_string(&report)
         .map_err(|e| Failure::permanent(format!("pr: the report {report}: {e}")))?;
@@ -279,10 +351,18 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
     let title = pr_title(&body, &r.fingerprint);
     let mut outcome = json!({"branch": branch, "commit": commit});
     match out(ctx, s, r)? {
-        Out::None => Err(Failure::permanent(format!("service {:?} has no forge to open a pull request on", s.name))),
+        Out::None => Err(Failure::permanent(format!(
+            "service {:?} has no forge to open a pull request on",
+            s.name
+        ))),
         Out::Dry(dir) => {
-            outcome["would_push"] = json!(format!("{commit} → {}:{branch}", redact_remote(&s.remote)));
-            outcome["would"] = json!(outbox(&dir, "pull-request", &json!({"head": branch, "base": s.branch, "title": title, "body": body}))?);
+            outcome["would_push"] =
+                json!(format!("{commit} → {}:{branch}", redact_remote(&s.remote)));
+            outcome["would"] = json!(outbox(
+                &dir,
+                "pull-request",
+                &json!({"head": branch, "base": s.branch, "title": title, "body": body})
+            )?);
             let mut d = done("succeeded", outcome);
             d.run_dir = Some(run_dir(ctx, r).display().to_string());
             Ok(d)
@@ -291,25 +371,49 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
             // One pull request per change: a second finding fixed by the same patch (two
             // findings of one incident) links to the first's pull request instead of opening
             // its own.
-            let patch_key = format!("pr-patch:{}:{}", target(s), patch_digest(&input, &worktree, &commit).await);
+            let patch_key = format!(
+                "pr-patch:{}:{}",
+                target(s),
+                patch_digest(&input, &worktree, &commit).await
+            );
             if let Some(first) = ctx.queue.effect(&patch_key).await? {
                 let pr_key = format!("pr:{}:{branch}", target(s));
                 record(ctx, r, pr_key, "pr", first.target.clone(), &first.url).await?;
-                let number: u64 = first.target.rsplit('!').next().and_then(|n| n.parse().ok()).unwrap_or_default();
+                let number: u64 = first
+                    .target
+                    .rsplit('!')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_default();
                 outcome["pull"] = json!({"number": number, "url": first.url, "state": "open"});
                 outcome["effect"] = json!("found");
                 outcome["same_patch_as"] = json!(first.run_id);
                 let mut d = done("succeeded", outcome);
-                d.events.push(("pr.opened", json!({"pr": number, "url": first.url, "branch": branch, "commit": commit})));
+                d.events.push((
+                    "pr.opened",
+                    json!({"pr": number, "url": first.url, "branch": branch, "commit": commit}),
+                ));
                 return Ok(d);
             }
-            if !ctx.queue.lease_effect(&patch_key, &r.id, ctx.policy.jobs.lease.as_millis() as i64).await? {
-                return Err(Failure::transient("another run is opening the pull request for this patch", Duration::from_secs(2)));
+            if !ctx
+                .queue
+                .lease_effect(&patch_key, &r.id, ctx.policy.jobs.lease.as_millis() as i64)
+                .await?
+            {
+                return Err(Failure::transient(
+                    "another run is opening the pull request for this patch",
+                    Duration::from_secs(2),
+                ));
             }
             let push_key = format!("push:{}:{branch}:{commit}", redact_remote(&s.remote));
             if ctx.queue.effect(&push_key).await?.is_none() {
-                let dir = if worktree.is_empty() { ctx.policy.repo_path(s, &ctx.opts.data_dir.join("clones")) } else { PathBuf::from(&worktree) };
-                git(&dir, &["push", "-q", &s.remote, &format!("{commit}:refs/heads/{branch}")]).await?;
+                let dir = if worktree.is_empty() {
+                    ctx.policy.repo_path(s, &ctx.opts.data_dir.join("clones"))
+                } else {
+                    PathBuf::from(&worktree)
+                };
+                git(&dir, &["push", "-q", &s.remote, &format!("{commit}:refs/heads/{branch}")])
+                    .await?;
                 record(ctx, r, push_key, "push", redact_remote(&s.remote), "").await?;
             }
             let pr_key = format!("pr:{}:{branch}", target(s));
@@ -323,7 +427,10 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
             outcome["pull"] = json!(p);
             outcome["effect"] = json!(effect);
             let mut d = done("succeeded", outcome);
-            d.events.push(("pr.opened", json!({"pr": p.number, "url": p.url, "branch": branch, "commit": commit})));
+            d.events.push((
+                "pr.opened",
+                json!({"pr": p.number, "url": p.url, "branch": branch, "commit": commit}),
+            ));
             Ok(d)
         }
     }
@@ -344,7 +451,8 @@ async fn patch_digest(input: &Value, worktree: &str, commit: &str) -> String {
 }
 
 fn pr_title(report: &str, fp: &str) -> String {
-    let first = report.lines().find(|l| l.starts_with("# ")).map(|l| l.trim_start_matches("# ").trim());
+    let first =
+        report.lines().find(|l| l.starts_with("# ")).map(|l| l.trim_start_matches("# ").trim());
     match first {
         Some(t) if !t.is_empty() => format!("af: {t}"),
         _ => format!("af: fix for {fp}"),
@@ -358,26 +466,40 @@ async fn ticket(ctx: &Ctx, r: &RunRow) -> Res {
     let s = service(ctx, r)?;
     let input = r.input();
     let event = input.get("event").and_then(Value::as_str).unwrap_or("finding.opened").to_owned();
-    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir).await.map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
-    let detail = ledger.finding_detail(&r.fingerprint).await.map_err(|e| Failure::permanent(e.to_string()))?;
-    let title = format!("[af] {} on {} {} ({})", detail.finding.kind, detail.finding.method, detail.finding.template, detail.finding.service);
+    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir)
+        .await
+        .map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+    let detail = ledger
+        .finding_detail(&r.fingerprint)
+        .await
+        .map_err(|e| Failure::permanent(e.to_string()))?;
+    let title = format!(
+        "[af] {} on {} {} ({})",
+        detail.finding.kind, detail.finding.method, detail.finding.template, detail.finding.service
+    );
     let body = crate::ticket::issue_body(&detail, &ctx.opts.data_dir);
     let mut outcome = json!({"event": event});
     if let Some(w) = &s.webhook {
-        let hook = Webhook::from_env(&w.url, &w.secret_env).map_err(|e| Failure::permanent(e.to_string()))?;
+        let hook = Webhook::from_env(&w.url, &w.secret_env)
+            .map_err(|e| Failure::permanent(e.to_string()))?;
         let ev = json!({"event": event, "fingerprint": r.fingerprint, "service": r.service, "title": title, "input": input});
         if ctx.live() {
             hook.send(&r.id, &ev).await?;
             outcome["webhook"] = json!("sent");
         } else {
-            outcome["webhook_would"] = json!(outbox(&run_dir(ctx, r).join("outbox"), "webhook", &ev)?);
+            outcome["webhook_would"] =
+                json!(outbox(&run_dir(ctx, r).join("outbox"), "webhook", &ev)?);
         }
     }
     let note = crate::ticket::comment_for(&event, &input, &detail);
     match out(ctx, s, r)? {
         Out::None => {}
         Out::Dry(dir) => {
-            outcome["would"] = json!(outbox(&dir, "issue", &json!({"title": title, "body": body, "comment": note}))?);
+            outcome["would"] = json!(outbox(
+                &dir,
+                "issue",
+                &json!({"title": title, "body": body, "comment": note})
+            )?);
         }
         Out::Live(forge) => {
             let issue_key = format!("issue:{}:{}", target(s), r.fingerprint);
@@ -386,7 +508,15 @@ async fn ticket(ctx: &Ctx, r: &RunRow) -> Res {
                 _ => forge.upsert_issue(&r.fingerprint, &title, &body).await?,
             };
             if ctx.queue.effect(&issue_key).await?.is_none() {
-                record(ctx, r, issue_key, "issue", format!("{}#{}", target(s), issue.number), &issue.url).await?;
+                record(
+                    ctx,
+                    r,
+                    issue_key,
+                    "issue",
+                    format!("{}#{}", target(s), issue.number),
+                    &issue.url,
+                )
+                .await?;
             }
             outcome["issue"] = json!(issue);
             outcome["issue_effect"] = json!(effect);
@@ -394,7 +524,15 @@ async fn ticket(ctx: &Ctx, r: &RunRow) -> Res {
                 let c = forge.comment_once(issue.number, &r.idem_key, note).await?;
                 let key = format!("comment:{}", r.idem_key);
                 if c == Effect::Created || ctx.queue.effect(&key).await?.is_none() {
-                    record(ctx, r, key, "comment", format!("{}#{}", target(s), issue.number), &issue.url).await?;
+                    record(
+                        ctx,
+                        r,
+                        key,
+                        "comment",
+                        format!("{}#{}", target(s), issue.number),
+                        &issue.url,
+                    )
+                    .await?;
                 }
                 outcome["comment"] = json!(c);
             }
@@ -423,7 +561,9 @@ async fn verify(ctx: &Ctx, r: &RunRow) -> Res {
         .or_else(|| input.get("merge_sha"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir).await.map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir)
+        .await
+        .map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
     let v = ledger
         .verify_finding(&r.fingerprint, since.as_deref())
         .await
@@ -460,8 +600,14 @@ mod tests {
 
     #[test]
     fn remotes_lose_their_credentials() {
-        assert_eq!(redact_remote("https://x-access-token:ghs_abc@github.com/o/r.git"), "https://***@github.com/o/r.git");
-        assert_eq!(redact_remote("fatal: unable to access 'https://u:p@h/r/': 403"), "fatal: unable to access 'https://***@h/r/': 403");
+        assert_eq!(
+            redact_remote("https://x-access-token:ghs_abc@github.com/o/r.git"),
+            "https://***@github.com/o/r.git"
+        );
+        assert_eq!(
+            redact_remote("fatal: unable to access 'https://u:p@h/r/': 403"),
+            "fatal: unable to access 'https://***@h/r/': 403"
+        );
         assert_eq!(redact_remote("/srv/bare.git"), "/srv/bare.git");
     }
 }

@@ -10,18 +10,23 @@
 //!   retries with back-off, dead-letters, and turns outcomes into the next events.
 //! - `handlers`: plan, fix, verify, ticket, pr (and a stub for tests and benchmarks).
 
+mod ctx;
 pub mod db;
+mod events;
 mod handlers;
+pub mod merged;
+pub mod outcome;
 pub mod policy;
 pub mod runs;
 pub mod ticket;
 pub mod worker;
 
+pub use ctx::{Ctx, WorkerOptions};
 pub use db::Db;
+pub use events::emit;
 pub use handlers::redact_remote;
 pub use policy::Policy;
 pub use runs::{Kind, NewRun, Queue, RunRow};
-pub use worker::{Ctx, WorkerOptions, emit};
 
 /// What can go wrong outside a job (a job's own failures are in its run record).
 #[derive(Debug, thiserror::Error)]

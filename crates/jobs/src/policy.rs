@@ -15,6 +15,7 @@
 //! wall = "20m"              # per-run budgets, recorded with the outcome
 //! tokens = 200000
 //! dollars = 5.0
+//! poll = "2m"               # ask the forge whether af's pull requests were merged (no webhook)
 //!
 //! [[service]]
 //! name = "radar"
@@ -94,6 +95,10 @@ pub struct JobsConfig {
     /// Dollar budget per run.
     #[serde(default)]
     pub dollars: Option<f64>,
+    /// Ask the forges this often whether af's open pull requests were merged (for forges that
+    /// cannot reach af's webhook); off by default.
+    #[serde(default, with = "dur_opt")]
+    pub poll: Option<Duration>,
 }
 
 impl Default for JobsConfig {
@@ -108,6 +113,7 @@ impl Default for JobsConfig {
             wall: d_wall(),
             tokens: None,
             dollars: None,
+            poll: None,
         }
     }
 }
@@ -263,7 +269,11 @@ impl Policy {
             if let Some(s) = &r.min_severity
                 && severity_rank(s) == 0
             {
-                return Err(format!("{}: rule {}: min_severity {s:?}: expected low, medium or high", path.display(), i + 1));
+                return Err(format!(
+                    "{}: rule {}: min_severity {s:?}: expected low, medium or high",
+                    path.display(),
+                    i + 1
+                ));
             }
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -284,11 +294,18 @@ impl Policy {
     }
 
     /// The rules that fire on `event` for a finding of `service` and `severity`.
-    pub fn matching<'a>(&'a self, event: &'a str, service: &'a str, severity: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
+    pub fn matching<'a>(
+        &'a self,
+        event: &'a str,
+        service: &'a str,
+        severity: &'a str,
+    ) -> impl Iterator<Item = &'a Rule> + 'a {
         self.rules.iter().filter(move |r| {
             r.on == event
                 && (r.services.is_empty() || r.services.iter().any(|s| s == service))
-                && r.min_severity.as_deref().is_none_or(|m| severity_rank(severity) >= severity_rank(m))
+                && r.min_severity
+                    .as_deref()
+                    .is_none_or(|m| severity_rank(severity) >= severity_rank(m))
         })
     }
 
@@ -320,7 +337,9 @@ mod dur_opt {
 
     use serde::Deserialize;
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
         s.map(|s| super::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
     }
@@ -331,7 +350,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("{s:?}: expected a number and a unit (500ms, 30s, 10m, 2h)"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit (500ms, 30s, 10m, 2h)"))?;
     Ok(match unit {
         "ms" => Duration::from_millis(n),
         "s" | "" => Duration::from_secs(n),

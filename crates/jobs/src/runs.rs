@@ -62,7 +62,8 @@ impl Kind {
 /// `queued` → `running` → `succeeded` | `failed` (its job said no: a fix not confirmed, a
 /// verify regressed) | `dead` (retries exhausted, or an error retrying cannot fix) |
 /// `cancelled`; `retrying` between attempts.
-pub const STATES: &[&str] = &["queued", "running", "retrying", "succeeded", "failed", "dead", "cancelled"];
+pub const STATES: &[&str] =
+    &["queued", "running", "retrying", "succeeded", "failed", "dead", "cancelled"];
 
 /// The apalis payload: only the run's id; the job is in `af_runs`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -231,10 +232,12 @@ impl Queue {
     pub fn new(db: Db) -> Self {
         let sink = match &db {
             Db::Sqlite(p) => Sink::Sqlite(
-                apalis_sqlite::SqliteStorage::new(p).with_config(apalis_sqlite::Config::default().queue(QUEUE)),
+                apalis_sqlite::SqliteStorage::new(p)
+                    .with_config(apalis_sqlite::Config::default().queue(QUEUE)),
             ),
             Db::Pg(p) => Sink::Pg(
-                apalis_postgres::PostgresStorage::new(p).with_config(apalis_postgres::Config::default().queue(QUEUE)),
+                apalis_postgres::PostgresStorage::new(p)
+                    .with_config(apalis_postgres::Config::default().queue(QUEUE)),
             ),
         };
         Self { db, sink, max_attempts: 5 }
@@ -278,7 +281,13 @@ impl Queue {
 
     /// Pushes one apalis task for attempt `n` of a run (its own idempotency key, so a retry
     /// pushed twice is one delivery).
-    pub(crate) async fn deliver(&self, run: &str, n: i64, priority: i64, delay: Duration) -> Result<(), JobsError> {
+    pub(crate) async fn deliver(
+        &self,
+        run: &str,
+        n: i64,
+        priority: i64,
+        delay: Duration,
+    ) -> Result<(), JobsError> {
         let task = TaskBuilder::new(Delivery { run: run.to_owned() })
             .priority(priority.clamp(0, 1_000) as usize)
             .max_attempts(1_000)
@@ -287,8 +296,12 @@ impl Queue {
             .build();
         let task_id = task.ctx().task_id().map(ToString::to_string);
         match &self.sink {
-            Sink::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| JobsError::Queue(e.to_string()))?,
-            Sink::Pg(s) => s.clone().push_task(task).await.map_err(|e| JobsError::Queue(e.to_string()))?,
+            Sink::Sqlite(s) => {
+                s.clone().push_task(task).await.map_err(|e| JobsError::Queue(e.to_string()))?
+            }
+            Sink::Pg(s) => {
+                s.clone().push_task(task).await.map_err(|e| JobsError::Queue(e.to_string()))?
+            }
         }
         exec!(
             &self.db,
@@ -302,16 +315,28 @@ impl Queue {
     /// One run by id or unique id prefix.
     pub async fn show(&self, id: &str) -> Result<RunRow, JobsError> {
         let pat = format!("{}%", id.replace(['%', '_'], ""));
-        let rows = fetch!(&self.db, RunRow, concat!("SELECT ", columns!(), " FROM af_runs WHERE id LIKE $1 LIMIT 2"), &pat)?;
+        let rows = fetch!(
+            &self.db,
+            RunRow,
+            concat!("SELECT ", columns!(), " FROM af_runs WHERE id LIKE $1 LIMIT 2"),
+            &pat
+        )?;
         match rows.len() {
             0 => Err(JobsError::NotFound(format!("no run {id:?}"))),
             1 => Ok(rows.into_iter().next().ok_or_else(|| JobsError::NotFound(id.to_owned()))?),
-            _ => Err(JobsError::NotFound(format!("run prefix {id:?} is ambiguous; give more of it"))),
+            _ => {
+                Err(JobsError::NotFound(format!("run prefix {id:?} is ambiguous; give more of it")))
+            }
         }
     }
 
     /// Runs, newest first, optionally of one state and/or finding.
-    pub async fn list(&self, status: Option<&str>, fingerprint: Option<&str>, limit: i64) -> Result<Vec<RunRow>, JobsError> {
+    pub async fn list(
+        &self,
+        status: Option<&str>,
+        fingerprint: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RunRow>, JobsError> {
         Ok(fetch!(
             &self.db,
             RunRow,
@@ -334,7 +359,11 @@ impl Queue {
             status: String,
             n: i64,
         }
-        let rows = fetch!(&self.db, C, "SELECT status, COUNT(*) AS n FROM af_runs GROUP BY status ORDER BY status")?;
+        let rows = fetch!(
+            &self.db,
+            C,
+            "SELECT status, COUNT(*) AS n FROM af_runs GROUP BY status ORDER BY status"
+        )?;
         Ok(rows.into_iter().map(|c| (c.status, c.n)).collect())
     }
 
@@ -357,7 +386,10 @@ impl Queue {
     pub async fn requeue(&self, id: &str) -> Result<RunRow, JobsError> {
         let r = self.show(id).await?;
         if !r.is_final() {
-            return Err(JobsError::Conflict(format!("run {} is {}; only a finished run can be requeued", r.id, r.status)));
+            return Err(JobsError::Conflict(format!(
+                "run {} is {}; only a finished run can be requeued",
+                r.id, r.status
+            )));
         }
         exec!(
             &self.db,
@@ -411,7 +443,12 @@ impl Queue {
     /// Takes a short lease on making one effect (`claim:` + its key), so that two runs about
     /// to make the same effect on different machines do not both make it: `true` when this run
     /// holds it (newly, again, or taken over from a holder silent for `lease_ms`).
-    pub(crate) async fn lease_effect(&self, key: &str, run: &str, lease_ms: i64) -> Result<bool, JobsError> {
+    pub(crate) async fn lease_effect(
+        &self,
+        key: &str,
+        run: &str,
+        lease_ms: i64,
+    ) -> Result<bool, JobsError> {
         let claim = format!("claim:{key}");
         let now = now_ms();
         exec!(
@@ -430,7 +467,12 @@ impl Queue {
 
     /// Ends a lease taken with [`lease_effect`](Self::lease_effect).
     pub(crate) async fn release_effect(&self, key: &str, run: &str) -> Result<(), JobsError> {
-        exec!(&self.db, "DELETE FROM af_effects WHERE effect_key = $1 AND run_id = $2", format!("claim:{key}"), run)?;
+        exec!(
+            &self.db,
+            "DELETE FROM af_effects WHERE effect_key = $1 AND run_id = $2",
+            format!("claim:{key}"),
+            run
+        )?;
         Ok(())
     }
 
@@ -470,7 +512,7 @@ impl Queue {
         outcome: Option<&serde_json::Value>,
         error: Option<&str>,
         run_dir: Option<&str>,
-        budget: &crate::worker::Spent,
+        budget: &crate::outcome::Spent,
     ) -> Result<bool, JobsError> {
         let n = exec!(
             &self.db,
@@ -504,9 +546,12 @@ mod tests {
 
     #[test]
     fn the_key_is_kind_fingerprint_and_input_digest() {
-        let a = idempotency_key(Kind::Pr, "v1:abc", &serde_json::json!({"commit": "1", "branch": "b"}));
-        let b = idempotency_key(Kind::Pr, "v1:abc", &serde_json::json!({"branch": "b", "commit": "1"}));
-        let c = idempotency_key(Kind::Pr, "v1:abc", &serde_json::json!({"branch": "b", "commit": "2"}));
+        let a =
+            idempotency_key(Kind::Pr, "v1:abc", &serde_json::json!({"commit": "1", "branch": "b"}));
+        let b =
+            idempotency_key(Kind::Pr, "v1:abc", &serde_json::json!({"branch": "b", "commit": "1"}));
+        let c =
+            idempotency_key(Kind::Pr, "v1:abc", &serde_json::json!({"branch": "b", "commit": "2"}));
         assert_eq!(a, b, "key order in the input does not matter");
         assert_ne!(a, c);
         assert!(a.starts_with("pr:v1:abc:"), "{a}");

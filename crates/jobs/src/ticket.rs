@@ -10,7 +10,9 @@ use serde_json::Value;
 fn secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     ["authorization", "cookie", "set-cookie", "proxy-authorization"].contains(&n.as_str())
-        || ["token", "secret", "key", "password", "passwd", "session", "signature", "auth"].iter().any(|w| n.contains(w))
+        || ["token", "secret", "key", "password", "passwd", "session", "signature", "auth"]
+            .iter()
+            .any(|w| n.contains(w))
 }
 
 fn redact_url(url: &str) -> String {
@@ -26,7 +28,8 @@ fn redact_url(url: &str) -> String {
 }
 
 fn ns_time(ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| ns.to_string(), |t| t.to_string())
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map_or_else(|_| ns.to_string(), |t| t.to_string())
 }
 
 /// One request of the finding's endpoint (an erroring one when there is one) from its evidence.
@@ -40,7 +43,8 @@ pub(crate) fn example_request(d: &FindingDetail) -> Option<String> {
     let f = &d.finding;
     let path_of = |u: &str| {
         let rest = u.split_once("://").map_or(u, |(_, r)| r);
-        rest.find('/').map_or("/".to_owned(), |i| rest[i..].split('?').next().unwrap_or("/").to_owned())
+        rest.find('/')
+            .map_or("/".to_owned(), |i| rest[i..].split('?').next().unwrap_or("/").to_owned())
     };
     let same = |x: &&af_snapshot::Exchange| {
         x.request.method == f.method && template_matches(&f.template, &path_of(&x.request.url))
@@ -48,7 +52,11 @@ pub(crate) fn example_request(d: &FindingDetail) -> Option<String> {
     let pick = xs
         .iter()
         .filter(same)
-        .find(|x| x.response.as_ref().is_some_and(|r| f.status.is_some_and(|s| r.status == s) || r.status >= 400))
+        .find(|x| {
+            x.response
+                .as_ref()
+                .is_some_and(|r| f.status.is_some_and(|s| r.status == s) || r.status >= 400)
+        })
         .or_else(|| xs.iter().find(same))?;
     let mut s = format!("{} {}\n", pick.request.method, redact_url(&pick.request.url));
     for (k, v) in &pick.request.headers {
@@ -65,7 +73,8 @@ pub(crate) fn example_request(d: &FindingDetail) -> Option<String> {
 fn template_matches(template: &str, path: &str) -> bool {
     let t: Vec<&str> = template.trim_matches('/').split('/').collect();
     let p: Vec<&str> = path.trim_matches('/').split('/').collect();
-    t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| (a.starts_with('{') && a.ends_with('}')) || a == b)
+    t.len() == p.len()
+        && t.iter().zip(&p).all(|(a, b)| (a.starts_with('{') && a.ends_with('}')) || a == b)
 }
 
 /// The issue's body (the fingerprint marker is added by the sink).
@@ -83,7 +92,11 @@ pub fn issue_body(d: &FindingDetail, data_dir: &Path) -> String {
     );
     b.push_str("| | |\n|---|---|\n");
     b.push_str(&format!("| fingerprint | `{}` |\n", f.fingerprint));
-    b.push_str(&format!("| first seen | {} |\n| last seen | {} |\n", ns_time(f.first_seen), ns_time(f.last_seen)));
+    b.push_str(&format!(
+        "| first seen | {} |\n| last seen | {} |\n",
+        ns_time(f.first_seen),
+        ns_time(f.last_seen)
+    ));
     b.push_str(&format!("| windows seen in | {} |\n", f.occurrences));
     if let Some(m) = &f.metric {
         b.push_str(&format!("| metric | `{m}` |\n"));
@@ -100,7 +113,10 @@ pub fn issue_body(d: &FindingDetail, data_dir: &Path) -> String {
         b.push_str(&format!("| evidence | {} exchanges, `{}` |\n", e.exchanges, e.digest));
     }
     if let Some(req) = example_request(d) {
-        b.push_str(&format!("\nAn example request (credentials redacted):\n\n```http\n{}```\n", req));
+        b.push_str(&format!(
+            "\nAn example request (credentials redacted):\n\n```http\n{}```\n",
+            req
+        ));
     }
     b.push_str(&format!(
         "\nReproduce and fix on the stored evidence:\n\n```sh\naf findings show {fp} --data-dir {dir}\naf fix --finding {fp} --data-dir {dir}\n```\n",
@@ -116,12 +132,24 @@ pub fn comment_for(event: &str, input: &Value, d: &FindingDetail) -> Option<Stri
     let reason = input.get("reason").and_then(Value::as_str).unwrap_or_default();
     Some(match event {
         "finding.opened" => return None,
-        "finding.recurred" => format!("Seen again: {} windows in all, last at {}.\n\n{}", f.occurrences, ns_time(f.last_seen), f.summary),
-        "finding.reopened" => format!("Reopened: the signal came back after it was {}.\n\n{}", f.state.as_str(), f.summary),
+        "finding.recurred" => format!(
+            "Seen again: {} windows in all, last at {}.\n\n{}",
+            f.occurrences,
+            ns_time(f.last_seen),
+            f.summary
+        ),
+        "finding.reopened" => format!(
+            "Reopened: the signal came back after it was {}.\n\n{}",
+            f.state.as_str(),
+            f.summary
+        ),
         "verify.verified" => format!("Verified after the deploy: {reason}. Closing."),
         "verify.regressed" => format!("Regressed after the deploy: {reason}. Reopening."),
         "verify.inconclusive" => format!("Not verified yet: {reason}."),
-        "pr.opened" => format!("Fix proposed: {}", input.get("url").and_then(Value::as_str).unwrap_or_default()),
+        "pr.opened" => format!(
+            "Fix proposed: {}",
+            input.get("url").and_then(Value::as_str).unwrap_or_default()
+        ),
         other => format!("{other}."),
     })
 }
@@ -132,9 +160,15 @@ mod tests {
 
     #[test]
     fn secrets_in_queries_and_names_are_redacted() {
-        assert_eq!(redact_url("https://h/p?key=abc&q=1&access_token=x"), "https://h/p?key=REDACTED&q=1&access_token=REDACTED");
+        assert_eq!(
+            redact_url("https://h/p?key=abc&q=1&access_token=x"),
+            "https://h/p?key=REDACTED&q=1&access_token=REDACTED"
+        );
         assert!(secret_name("X-Api-Key") && secret_name("Authorization") && !secret_name("Accept"));
-        assert!(template_matches("/gmail/v1/users/{id}/messages/{id}", "/gmail/v1/users/me/messages/18c"));
+        assert!(template_matches(
+            "/gmail/v1/users/{id}/messages/{id}",
+            "/gmail/v1/users/me/messages/18c"
+        ));
         assert!(!template_matches("/a/{id}", "/a/b/c"));
     }
 }

@@ -4,142 +4,21 @@
 //! (so it survives the worker); a run whose worker dies is redelivered by apalis once the lease
 //! lapses and taken over by whichever worker gets it.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 use crate::JobsError;
+pub use crate::ctx::{Ctx, WorkerOptions};
 use crate::db::Db;
-use crate::policy::Policy;
-use crate::runs::{Delivery, Kind, NewRun, QUEUE, Queue, RunRow, now_ms};
-
-/// Where and how a worker runs.
-#[derive(Clone, Debug)]
-pub struct WorkerOptions {
-    /// Unique per process (`host-pid-…`); it is the lease holder's name.
-    pub name: String,
-    /// Runs at once in this process.
-    pub concurrency: usize,
-    /// `af serve`'s data directory: the ledger, evidence, and `runs/` for run directories.
-    pub data_dir: PathBuf,
-    /// The `af` binary fix and plan runs execute.
-    pub af_exe: PathBuf,
-    /// Push and post for real (else the policy's `live`).
-    pub live: bool,
-}
-
-/// What a run cost.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Spent {
-    /// Wall time.
-    pub wall_ms: Option<i64>,
-    /// LLM tokens.
-    pub tokens: Option<i64>,
-    /// Dollars × 10⁶ (when the engine's price is known).
-    pub dollars_micros: Option<i64>,
-}
-
-/// How a run ended (an `Err` from a handler is a failure to run; this is what it found).
-pub(crate) struct Done {
-    /// `succeeded` or `failed` (the job ran and said no: not confirmed, regressed).
-    pub status: &'static str,
-    pub outcome: Value,
-    pub run_dir: Option<String>,
-    pub spent: Spent,
-    /// Events for the policy, with what the next job needs.
-    pub events: Vec<(&'static str, Value)>,
-}
-
-/// A handler's failure.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub message: String,
-    /// `Some`: worth retrying after at least this long.
-    pub retry_after: Option<Duration>,
-}
-
-impl Failure {
-    pub fn permanent(m: impl Into<String>) -> Self {
-        Self { message: m.into(), retry_after: None }
-    }
-    pub fn transient(m: impl Into<String>, after: Duration) -> Self {
-        Self { message: m.into(), retry_after: Some(after) }
-    }
-}
-
-impl From<af_sinks::SinkError> for Failure {
-    fn from(e: af_sinks::SinkError) -> Self {
-        Self { retry_after: e.retry_after(), message: e.to_string() }
-    }
-}
-
-impl From<JobsError> for Failure {
-    fn from(e: JobsError) -> Self {
-        // The database is shared; losing it for a moment is worth a retry.
-        Self::transient(e.to_string(), Duration::from_secs(1))
-    }
-}
-
-/// Everything a handler needs.
-pub struct Ctx {
-    pub(crate) queue: Queue,
-    pub(crate) policy: Arc<Policy>,
-    pub(crate) opts: WorkerOptions,
-    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-}
-
-impl std::fmt::Debug for Ctx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("worker", &self.opts.name).finish_non_exhaustive()
-    }
-}
+use crate::events::emit;
+use crate::outcome::{Failure, Spent};
+use crate::runs::{Delivery, QUEUE, RunRow, now_ms};
 
 impl Ctx {
-    /// For a worker (or for enqueuing from `af serve`).
-    pub fn new(queue: Queue, policy: Arc<Policy>, opts: WorkerOptions) -> Arc<Self> {
-        Arc::new(Self { queue, policy, opts, limits: Mutex::new(HashMap::new()) })
-    }
-
-    /// Dry-run unless the flag or the policy says live.
-    pub fn live(&self) -> bool {
-        self.opts.live || self.policy.jobs.live
-    }
-
-    fn semaphore(&self, key: &str, n: usize) -> Arc<Semaphore> {
-        let mut m = self.limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.entry(key.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(n.max(1)))).clone()
-    }
-
-    /// Limits for a run: its repository (fix, plan, pr) and its engine's provider (fix, plan).
-    async fn permits(&self, r: &RunRow) -> Vec<tokio::sync::OwnedSemaphorePermit> {
-        let mut keys = Vec::new();
-        let kind = r.kind();
-        if matches!(kind, Some(Kind::Fix | Kind::Plan | Kind::Pr))
-            && let Some(s) = self.policy.service(&r.service)
-        {
-            keys.push((format!("repo:{}", s.repo), self.policy.jobs.per_repo));
-            if kind != Some(Kind::Pr) {
-                let provider = s.engine.split(':').next().unwrap_or("builtin").to_owned();
-                if let Some(n) = self.policy.jobs.per_provider.get(&provider) {
-                    keys.push((format!("provider:{provider}"), *n));
-                }
-            }
-        }
-        let mut out = Vec::new();
-        for (k, n) in keys {
-            if let Ok(p) = self.semaphore(&k, n).acquire_owned().await {
-                out.push(p);
-            }
-        }
-        out
-    }
-
     /// Runs one delivery of a run to the end of its attempt.
     pub(crate) async fn run_delivery(self: &Arc<Self>, run: &str) -> Result<(), JobsError> {
         let Some(r) = self.queue.claim(run, &self.opts.name).await? else {
@@ -148,7 +27,15 @@ impl Ctx {
         let budget = &self.policy.jobs;
         if r.attempts > r.max_attempts {
             self.queue
-                .finish(&r.id, &self.opts.name, "dead", None, Some(&format!("{} attempts started; giving up", r.attempts - 1)), None, &Spent::default())
+                .finish(
+                    &r.id,
+                    &self.opts.name,
+                    "dead",
+                    None,
+                    Some(&format!("{} attempts started; giving up", r.attempts - 1)),
+                    None,
+                    &Spent::default(),
+                )
                 .await?;
             return Ok(());
         }
@@ -175,14 +62,33 @@ impl Ctx {
                 }
                 // A run that wrote anything (an outbox in dry-run, a fix's files) has a directory.
                 let dir = self.opts.data_dir.join("runs").join(&r.id);
-                let run_dir = done.run_dir.or_else(|| dir.is_dir().then(|| dir.display().to_string()));
+                let run_dir =
+                    done.run_dir.or_else(|| dir.is_dir().then(|| dir.display().to_string()));
                 let mine = self
                     .queue
-                    .finish(&r.id, &self.opts.name, status, Some(&outcome), over.as_deref(), run_dir.as_deref(), &spent)
+                    .finish(
+                        &r.id,
+                        &self.opts.name,
+                        status,
+                        Some(&outcome),
+                        over.as_deref(),
+                        run_dir.as_deref(),
+                        &spent,
+                    )
                     .await?;
                 if mine {
                     for (event, extra) in done.events {
-                        emit(&self.queue, &self.policy, event, &r.fingerprint, &r.service, &severity_of(&r), extra, &r.id).await?;
+                        emit(
+                            &self.queue,
+                            &self.policy,
+                            event,
+                            &r.fingerprint,
+                            &r.service,
+                            &severity_of(&r),
+                            extra,
+                            &r.id,
+                        )
+                        .await?;
                     }
                 }
             }
@@ -191,18 +97,53 @@ impl Ctx {
                 match f.retry_after {
                     Some(after) if r.attempts < r.max_attempts => {
                         let backoff = backoff(budget.backoff, r.attempts).max(after);
-                        let msg = format!("{} (attempt {} of {}; retrying in {}s)", f.message, r.attempts, r.max_attempts, backoff.as_secs());
-                        if self.queue.finish(&r.id, &self.opts.name, "retrying", None, Some(&msg), None, &spent).await? {
-                            self.queue.deliver(&r.id, r.deliveries + 1, r.priority, backoff).await?;
+                        let msg = format!(
+                            "{} (attempt {} of {}; retrying in {}s)",
+                            f.message,
+                            r.attempts,
+                            r.max_attempts,
+                            backoff.as_secs()
+                        );
+                        if self
+                            .queue
+                            .finish(
+                                &r.id,
+                                &self.opts.name,
+                                "retrying",
+                                None,
+                                Some(&msg),
+                                None,
+                                &spent,
+                            )
+                            .await?
+                        {
+                            self.queue
+                                .deliver(&r.id, r.deliveries + 1, r.priority, backoff)
+                                .await?;
                         }
                     }
                     Some(_) => {
-                        let msg = format!("{} (attempt {} of {}; no attempts left)", f.message, r.attempts, r.max_attempts);
-                        self.queue.finish(&r.id, &self.opts.name, "dead", None, Some(&msg), None, &spent).await?;
+                        let msg = format!(
+                            "{} (attempt {} of {}; no attempts left)",
+                            f.message, r.attempts, r.max_attempts
+                        );
+                        self.queue
+                            .finish(&r.id, &self.opts.name, "dead", None, Some(&msg), None, &spent)
+                            .await?;
                     }
                     None => {
                         if !f.message.starts_with("cancelled") {
-                            self.queue.finish(&r.id, &self.opts.name, "dead", None, Some(&f.message), None, &spent).await?;
+                            self.queue
+                                .finish(
+                                    &r.id,
+                                    &self.opts.name,
+                                    "dead",
+                                    None,
+                                    Some(&f.message),
+                                    None,
+                                    &spent,
+                                )
+                                .await?;
                         }
                     }
                 }
@@ -248,48 +189,6 @@ pub fn backoff(base: Duration, attempt: i64) -> Duration {
     base.saturating_mul(1u32 << exp.min(16)).min(Duration::from_secs(600))
 }
 
-/// Turns an event into the policy's jobs. The job's input carries the event and `extra`, so
-/// the same event for the same finding is the same job (idempotent), and a new one is new.
-#[allow(clippy::too_many_arguments)]
-pub async fn emit(
-    queue: &Queue,
-    policy: &Policy,
-    event: &str,
-    fingerprint: &str,
-    service: &str,
-    severity: &str,
-    extra: Value,
-    cause_run: &str,
-) -> Result<Vec<RunRow>, JobsError> {
-    let mut out = Vec::new();
-    for rule in policy.matching(event, service, severity) {
-        for kind in &rule.run {
-            let mut input = json!({"event": event, "severity": severity});
-            if let (Value::Object(m), Value::Object(x)) = (&mut input, &extra) {
-                m.extend(x.clone());
-            }
-            let cause = if cause_run.is_empty() {
-                format!("rule {event} → {}", kind.as_str())
-            } else {
-                format!("rule {event} → {} (after run {cause_run})", kind.as_str())
-            };
-            let (row, _) = queue
-                .enqueue(&NewRun {
-                    kind: *kind,
-                    fingerprint: fingerprint.to_owned(),
-                    service: service.to_owned(),
-                    input,
-                    priority: rule.priority,
-                    delay: rule.delay.unwrap_or_default(),
-                    cause,
-                })
-                .await?;
-            out.push(row);
-        }
-    }
-    Ok(out)
-}
-
 async fn handle(d: Delivery, ctx: Data<Arc<Ctx>>) -> Result<(), BoxDynError> {
     ctx.0.run_delivery(&d.run).await.map_err(|e| Box::new(e) as BoxDynError)
 }
@@ -300,6 +199,19 @@ pub async fn run<F>(ctx: Arc<Ctx>, shutdown: F) -> Result<(), JobsError>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    if let Some(every) = ctx.policy.jobs.poll {
+        let c = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) =
+                    crate::merged::poll_once(&c.queue, &c.policy, &c.opts.data_dir, c.live()).await
+                {
+                    eprintln!("af worker: polling the forges: {e}");
+                }
+            }
+        });
+    }
     let lease = ctx.policy.jobs.lease.max(Duration::from_secs(3));
     let beat = lease / 3;
     let n = ctx.opts.concurrency.max(1);
@@ -310,14 +222,34 @@ where
     };
     let r = match ctx.queue.db().clone() {
         Db::Sqlite(p) => {
-            let cfg = apalis_sqlite::Config::default().queue(QUEUE).heartbeat_interval(beat).missed_heartbeats(3).batch_size(n);
+            let cfg = apalis_sqlite::Config::default()
+                .queue(QUEUE)
+                .heartbeat_interval(beat)
+                .missed_heartbeats(3)
+                .batch_size(n);
             let backend = apalis_sqlite::SqliteStorage::<Delivery>::new(&p).with_config(cfg);
-            WorkerBuilder::new(name).backend(backend).data(ctx).concurrency(n).build(handle).run_until(signal).await
+            WorkerBuilder::new(name)
+                .backend(backend)
+                .data(ctx)
+                .concurrency(n)
+                .build(handle)
+                .run_until(signal)
+                .await
         }
         Db::Pg(p) => {
-            let cfg = apalis_postgres::Config::default().queue(QUEUE).heartbeat_interval(beat).missed_heartbeats(3).batch_size(n);
+            let cfg = apalis_postgres::Config::default()
+                .queue(QUEUE)
+                .heartbeat_interval(beat)
+                .missed_heartbeats(3)
+                .batch_size(n);
             let backend = apalis_postgres::PostgresStorage::<Delivery>::new(&p).with_config(cfg);
-            WorkerBuilder::new(name).backend(backend).data(ctx).concurrency(n).build(handle).run_until(signal).await
+            WorkerBuilder::new(name)
+                .backend(backend)
+                .data(ctx)
+                .concurrency(n)
+                .build(handle)
+                .run_until(signal)
+                .await
         }
     };
     r.map_err(|e| JobsError::Queue(format!("worker: {e}")))
@@ -325,7 +257,8 @@ where
 
 /// A unique worker name: host, pid and the start time.
 pub fn worker_name(prefix: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "host".into());
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "host".into());
     format!("{prefix}-{}-{}-{}", host.trim(), std::process::id(), now_ms() % 1_000_000)
 }
 

@@ -32,8 +32,17 @@ pub async fn on_transition(j: &Jobs, t: Transition, f: &FindingRow) {
         Transition::Recurred => ("finding.recurred", json!({"occurrences": f.occurrences})),
         Transition::Suppressed => return,
     };
-    if let Err(e) =
-        af_jobs::emit(&j.queue, &j.policy, event, &f.fingerprint, &f.service, &f.severity, extra, "").await
+    if let Err(e) = af_jobs::emit(
+        &j.queue,
+        &j.policy,
+        event,
+        &f.fingerprint,
+        &f.service,
+        &f.severity,
+        extra,
+        "",
+    )
+    .await
     {
         log!("af serve: {event} {}: could not enqueue its jobs: {e}", f.fingerprint);
     }
@@ -41,7 +50,10 @@ pub async fn on_transition(j: &Jobs, t: Transition, f: &FindingRow) {
 
 fn jobs(shared: &Shared) -> Result<&Jobs, Response> {
     shared.cfg.jobs.as_ref().ok_or_else(|| {
-        error(StatusCode::NOT_FOUND, "jobs are not configured: start af serve with --config af.toml")
+        error(
+            StatusCode::NOT_FOUND,
+            "jobs are not configured: start af serve with --config af.toml",
+        )
     })
 }
 
@@ -61,7 +73,11 @@ fn github_merged(headers: &HeaderMap, v: &Value) -> Option<Merged> {
         && pr.get("merged").and_then(Value::as_bool) == Some(true))
     .then(|| Merged {
         kind: af_sinks::ForgeKind::Github,
-        project: v.pointer("/repository/full_name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        project: v
+            .pointer("/repository/full_name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         number: pr.get("number").and_then(Value::as_u64).unwrap_or_default(),
         sha: pr.get("merge_commit_sha").and_then(Value::as_str).map(str::to_owned),
     })
@@ -75,7 +91,11 @@ fn gitlab_merged(headers: &HeaderMap, v: &Value) -> Option<Merged> {
             || a.get("state").and_then(Value::as_str) == Some("merged")))
     .then(|| Merged {
         kind: af_sinks::ForgeKind::Gitlab,
-        project: v.pointer("/project/path_with_namespace").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        project: v
+            .pointer("/project/path_with_namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         number: a.get("iid").and_then(Value::as_u64).unwrap_or_default(),
         sha: a.get("merge_commit_sha").and_then(Value::as_str).map(str::to_owned),
     })
@@ -93,12 +113,22 @@ pub async fn forge_hook(
     }
 }
 
-async fn forge_hook_inner(shared: &Shared, provider: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
+async fn forge_hook_inner(
+    shared: &Shared,
+    provider: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Response> {
     let j = jobs(shared)?;
     let kind = match provider {
         "github" => af_sinks::ForgeKind::Github,
         "gitlab" => af_sinks::ForgeKind::Gitlab,
-        _ => return Err(error(StatusCode::NOT_FOUND, "webhooks: /api/hooks/github or /api/hooks/gitlab")),
+        _ => {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "webhooks: /api/hooks/github or /api/hooks/gitlab",
+            ));
+        }
     };
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("webhook body: not JSON: {e}")))?;
@@ -112,82 +142,73 @@ async fn forge_hook_inner(shared: &Shared, provider: &str, headers: &HeaderMap, 
     let Some((service, forge)) = j.policy.services.iter().find_map(|s| {
         s.forge.as_ref().filter(|f| f.kind == kind && f.project == project).map(|f| (s, f))
     }) else {
-        return Err(error(StatusCode::NOT_FOUND, format!("no [[service]] has {provider} project {project:?}")));
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no [[service]] has {provider} project {project:?}"),
+        ));
     };
-    let Some(secret) = forge.webhook_secret_env.as_deref().and_then(|e| std::env::var(e).ok()) else {
+    let Some(secret) = forge.webhook_secret_env.as_deref().and_then(|e| std::env::var(e).ok())
+    else {
         return Err(error(
             StatusCode::FORBIDDEN,
-            format!("service {:?}: no webhook secret (set forge.webhook_secret_env and that variable)", service.name),
+            format!(
+                "service {:?}: no webhook secret (set forge.webhook_secret_env and that variable)",
+                service.name
+            ),
         ));
     };
     let header = |n: &str| headers.get(n).and_then(|h| h.to_str().ok()).unwrap_or_default();
     let ok = match kind {
-        af_sinks::ForgeKind::Github => af_sinks::verify_signature(secret.as_bytes(), body, header("x-hub-signature-256")),
-        af_sinks::ForgeKind::Gitlab => bool::from(header("x-gitlab-token").as_bytes().ct_eq(secret.as_bytes())),
+        af_sinks::ForgeKind::Github => {
+            af_sinks::verify_signature(secret.as_bytes(), body, header("x-hub-signature-256"))
+        }
+        af_sinks::ForgeKind::Gitlab => {
+            bool::from(header("x-gitlab-token").as_bytes().ct_eq(secret.as_bytes()))
+        }
     };
     if !ok {
         shared.metrics.refuse_request("webhook_signature");
-        return Err(error(StatusCode::UNAUTHORIZED, "webhook: the signature does not match the secret"));
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "webhook: the signature does not match the secret",
+        ));
     }
     let merged = match kind {
         af_sinks::ForgeKind::Github => github_merged(headers, &v),
         af_sinks::ForgeKind::Gitlab => gitlab_merged(headers, &v),
     };
     let Some(m) = merged else {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"ignored": "not a merged pull/merge request"})))
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"ignored": "not a merged pull/merge request"})),
+        )
             .into_response());
     };
     // Ours? The pull request af opened is an effect of a pr run.
     let target = format!("{}:{}!{}", m.kind.as_str(), m.project, m.number);
-    let effects = j.queue.effects(None).await.map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    // Every finding this pull request fixes (one patch can fix two findings of an incident).
-    let ours: Vec<_> = effects.iter().filter(|e| e.kind == "pr" && e.target == target).collect();
-    if ours.is_empty() {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"ignored": format!("{target} was not opened by af")})))
-            .into_response());
-    }
-    let now = jiff::Timestamp::now().as_nanosecond() as i64;
-    let since = m.sha.clone().unwrap_or_else(|| jiff::Timestamp::now().to_string());
-    let mut deploys = std::collections::BTreeMap::new();
-    let mut fingerprints = Vec::new();
-    let mut runs = Vec::new();
-    for e in ours {
-        let f = shared
-            .ledger
-            .finding(&e.fingerprint)
-            .await
-            .map_err(|e| error(StatusCode::NOT_FOUND, e.to_string()))?
-            .0;
-        let deploy = match deploys.get(&f.service) {
-            Some(id) => *id,
-            None => {
-                let d = shared
-                    .ledger
-                    .add_deploy(Some(&f.service), now, m.sha.as_deref())
-                    .await
-                    .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-                deploys.insert(f.service.clone(), d.id);
-                d.id
-            }
-        };
-        let made = af_jobs::emit(
-            &j.queue,
-            &j.policy,
-            "pr.merged",
-            &f.fingerprint,
-            &f.service,
-            &f.severity,
-            json!({"pr": m.number, "since": since, "deploy": deploy}),
-            &e.run_id,
+    let Some(done) = af_jobs::merged::on_merged(
+        &j.queue,
+        &j.policy,
+        &shared.ledger,
+        &target,
+        m.number,
+        m.sha.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        af_jobs::JobsError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+        other => error(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+    })?
+    else {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"ignored": format!("{target} was not opened by af")})),
         )
-        .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        runs.extend(made.into_iter().map(|r| r.id));
-        fingerprints.push(f.fingerprint);
-    }
+            .into_response());
+    };
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"merged": target, "fingerprints": fingerprints, "deploys": deploys, "runs": runs})),
+        Json(json!({"merged": target, "fingerprints": done.fingerprints, "runs": done.runs})),
     )
         .into_response())
 }
@@ -206,7 +227,11 @@ pub async fn runs(State(shared): State<Arc<Shared>>, Query(q): Query<RunsQuery>)
         Ok(j) => j,
         Err(r) => return r,
     };
-    match j.queue.list(q.status.as_deref(), q.fingerprint.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000)).await {
+    match j
+        .queue
+        .list(q.status.as_deref(), q.fingerprint.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000))
+        .await
+    {
         Ok(r) => Json(r).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -234,10 +259,18 @@ pub async fn enqueue(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
     };
     let b: NewRunBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e} (want kind, fingerprint, service, input)")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("body: {e} (want kind, fingerprint, service, input)"),
+            );
+        }
     };
     let Some(kind) = af_jobs::Kind::parse(&b.kind) else {
-        return error(StatusCode::BAD_REQUEST, format!("kind {:?}: expected plan, fix, verify, ticket, pr or stub", b.kind));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("kind {:?}: expected plan, fix, verify, ticket, pr or stub", b.kind),
+        );
     };
     if b.fingerprint.is_empty() || b.service.is_empty() {
         return error(StatusCode::BAD_REQUEST, "fingerprint and service must not be empty");
@@ -288,7 +321,10 @@ pub async fn run(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> R
 }
 
 /// `POST /api/runs/{id}/cancel` and `/requeue`.
-pub async fn steer(State(shared): State<Arc<Shared>>, Path((id, verb)): Path<(String, String)>) -> Response {
+pub async fn steer(
+    State(shared): State<Arc<Shared>>,
+    Path((id, verb)): Path<(String, String)>,
+) -> Response {
     let j = match jobs(&shared) {
         Ok(j) => j,
         Err(r) => return r,
@@ -303,5 +339,39 @@ pub async fn steer(State(shared): State<Arc<Shared>>, Path((id, verb)): Path<(St
         Err(e @ af_jobs::JobsError::NotFound(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
         Err(e @ af_jobs::JobsError::Conflict(_)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(k: &'static str, v: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(k, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn merges_are_read_from_both_providers_payloads_and_nothing_else_is() {
+        let gh = json!({"action": "closed", "pull_request": {"number": 7, "merged": true, "merge_commit_sha": "abc"},
+            "repository": {"full_name": "acme/radar"}});
+        let m = github_merged(&headers("x-github-event", "pull_request"), &gh).unwrap();
+        assert_eq!(
+            (m.project.as_str(), m.number, m.sha.as_deref()),
+            ("acme/radar", 7, Some("abc"))
+        );
+        // Closed without merging, another event, or the wrong header: not a merge.
+        let closed = json!({"action": "closed", "pull_request": {"number": 7, "merged": false}, "repository": {"full_name": "acme/radar"}});
+        assert!(github_merged(&headers("x-github-event", "pull_request"), &closed).is_none());
+        assert!(github_merged(&headers("x-github-event", "issues"), &gh).is_none());
+        assert!(github_merged(&HeaderMap::new(), &gh).is_none());
+        let gl = json!({"object_kind": "merge_request", "project": {"path_with_namespace": "g/radar"},
+            "object_attributes": {"iid": 3, "action": "merge", "state": "merged", "merge_commit_sha": "def"}});
+        let m = gitlab_merged(&headers("x-gitlab-event", "Merge Request Hook"), &gl).unwrap();
+        assert_eq!((m.project.as_str(), m.number, m.sha.as_deref()), ("g/radar", 3, Some("def")));
+        let opened = json!({"object_attributes": {"iid": 3, "action": "open", "state": "opened"}});
+        assert!(gitlab_merged(&headers("x-gitlab-event", "Merge Request Hook"), &opened).is_none());
+        assert!(gitlab_merged(&headers("x-gitlab-event", "Push Hook"), &gl).is_none());
     }
 }

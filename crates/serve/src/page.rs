@@ -190,7 +190,11 @@ async fn runs_table(shared: &Shared, fingerprint: Option<&str>, b: &mut String) 
     let _ = write!(
         b,
         "<h2>Runs</h2><p>{}</p><table id=\"runs\"><tr><th>run</th><th>kind</th><th>state</th><th class=n>attempts</th><th>why</th><th>finding</th><th>run directory</th><th>made</th></tr>",
-        if j.policy.jobs.live { "live: pushes and posts" } else { "dry-run: nothing is pushed or posted (see each run's outbox)" }
+        if j.policy.jobs.live {
+            "live: pushes and posts"
+        } else {
+            "dry-run: nothing is pushed or posted (see each run's outbox)"
+        }
     );
     for r in &runs {
         let made: Vec<String> = effects

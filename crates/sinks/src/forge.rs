@@ -49,6 +49,9 @@ pub struct PullRef {
     pub url: String,
     /// `open`, `closed`, `merged`.
     pub state: String,
+    /// The merge commit, once merged.
+    #[serde(default)]
+    pub merge_sha: Option<String>,
 }
 
 /// What a call did: made something, or found what an earlier delivery made.
@@ -91,17 +94,34 @@ impl Forge {
     /// `api` is the REST base (`https://api.github.com`, `https://gitlab.com/api/v4`);
     /// `project` is `owner/name` (GitLab: the full path or the numeric id); the token is read
     /// from the variable `token_env` now and kept only in memory.
-    pub fn from_env(kind: ForgeKind, api: &str, project: &str, token_env: &str) -> Result<Self, SinkError> {
+    pub fn from_env(
+        kind: ForgeKind,
+        api: &str,
+        project: &str,
+        token_env: &str,
+    ) -> Result<Self, SinkError> {
         let token = std::env::var(token_env).map_err(|_| {
-            SinkError::Config(format!("{}: the token variable ${token_env} is not set", kind.as_str()))
+            SinkError::Config(format!(
+                "{}: the token variable ${token_env} is not set",
+                kind.as_str()
+            ))
         })?;
         Self::new(kind, api, project, token, token_env)
     }
 
     /// As [`from_env`](Self::from_env) with the token given.
-    pub fn new(kind: ForgeKind, api: &str, project: &str, token: String, token_env: &str) -> Result<Self, SinkError> {
+    pub fn new(
+        kind: ForgeKind,
+        api: &str,
+        project: &str,
+        token: String,
+        token_env: &str,
+    ) -> Result<Self, SinkError> {
         if !(api.starts_with("http://") || api.starts_with("https://")) {
-            return Err(SinkError::Config(format!("{}: api {api:?} is not an http(s) URL", kind.as_str())));
+            return Err(SinkError::Config(format!(
+                "{}: api {api:?} is not an http(s) URL",
+                kind.as_str()
+            )));
         }
         if project.is_empty() || (kind == ForgeKind::Github && project.split('/').count() != 2) {
             return Err(SinkError::Config(format!(
@@ -131,9 +151,17 @@ impl Forge {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<crate::http::Answer, SinkError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<crate::http::Answer, SinkError> {
         let url = format!("{}{path}", self.base());
-        let mut headers = vec![("user-agent", "agent-factory".to_owned()), ("accept", "application/json".to_owned())];
+        let mut headers = vec![
+            ("user-agent", "agent-factory".to_owned()),
+            ("accept", "application/json".to_owned()),
+        ];
         match self.kind {
             ForgeKind::Github => {
                 headers.push(("authorization", format!("Bearer {}", self.token)));
@@ -148,7 +176,13 @@ impl Forge {
         let what = format!("{method} {}", crate::http::path_of(&url));
         let a = self
             .http
-            .send(self.kind.as_str(), method, &url, &headers, body.map(|b| b.to_string().into_bytes()))
+            .send(
+                self.kind.as_str(),
+                method,
+                &url,
+                &headers,
+                body.map(|b| b.to_string().into_bytes()),
+            )
             .await?;
         if a.status.is_success() {
             Ok(a)
@@ -163,7 +197,9 @@ impl Forge {
         let mut out = Vec::new();
         let mut page = 1;
         loop {
-            let a = self.call(Method::GET, &format!("{path}{sep}per_page=100&page={page}"), None).await?;
+            let a = self
+                .call(Method::GET, &format!("{path}{sep}per_page=100&page={page}"), None)
+                .await?;
             let Value::Array(items) = a.json() else {
                 return Err(SinkError::Invalid {
                     provider: self.kind.as_str(),
@@ -222,13 +258,20 @@ impl Forge {
             .iter()
             // GitHub lists pull requests among issues; they carry `pull_request`.
             .filter(|v| v.get("pull_request").is_none())
-            .filter(|v| v.get(body_key).and_then(Value::as_str).is_some_and(|b| b.contains(&marker)))
+            .filter(|v| {
+                v.get(body_key).and_then(Value::as_str).is_some_and(|b| b.contains(&marker))
+            })
             .find_map(|v| self.issue_of(v)))
     }
 
     /// Creates the fingerprint's issue, or updates the one an earlier run made (title and body;
     /// its open/closed state is left to [`set_issue_open`](Self::set_issue_open)).
-    pub async fn upsert_issue(&self, fingerprint: &str, title: &str, body: &str) -> Result<(IssueRef, Effect), SinkError> {
+    pub async fn upsert_issue(
+        &self,
+        fingerprint: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<(IssueRef, Effect), SinkError> {
         let body = format!("{body}\n\n{}\n", issue_marker(fingerprint));
         let (body_key, number_path) = match self.kind {
             ForgeKind::Github => ("body", "/issues"),
@@ -239,8 +282,12 @@ impl Forge {
                 ForgeKind::Github => Method::PATCH,
                 ForgeKind::Gitlab => Method::PUT,
             };
-            self.call(m, &format!("{number_path}/{}", found.number), Some(json!({"title": title, body_key: body})))
-                .await?;
+            self.call(
+                m,
+                &format!("{number_path}/{}", found.number),
+                Some(json!({"title": title, body_key: body})),
+            )
+            .await?;
             return Ok((found, Effect::Updated));
         }
         let labels = match self.kind {
@@ -248,9 +295,14 @@ impl Forge {
             ForgeKind::Gitlab => json!(LABEL),
         };
         let a = self
-            .call(Method::POST, number_path, Some(json!({"title": title, body_key: body, "labels": labels})))
+            .call(
+                Method::POST,
+                number_path,
+                Some(json!({"title": title, body_key: body, "labels": labels})),
+            )
             .await?;
-        let issue = self.issue_of(&a.json()).ok_or_else(|| self.shape("POST /issues", "number/iid"))?;
+        let issue =
+            self.issue_of(&a.json()).ok_or_else(|| self.shape("POST /issues", "number/iid"))?;
         Ok((issue, Effect::Created))
     }
 
@@ -264,7 +316,12 @@ impl Forge {
     }
 
     /// Adds a comment once per `key`: a comment carrying the key's marker is looked for first.
-    pub async fn comment_once(&self, issue: u64, key: &str, body: &str) -> Result<Effect, SinkError> {
+    pub async fn comment_once(
+        &self,
+        issue: u64,
+        key: &str,
+        body: &str,
+    ) -> Result<Effect, SinkError> {
         let marker = comment_marker(key);
         let path = match self.kind {
             ForgeKind::Github => format!("/issues/{issue}/comments"),
@@ -286,7 +343,9 @@ impl Forge {
     pub async fn set_issue_open(&self, issue: u64, open: bool) -> Result<Effect, SinkError> {
         let (m, body) = match (self.kind, open) {
             (ForgeKind::Github, true) => (Method::PATCH, json!({"state": "open"})),
-            (ForgeKind::Github, false) => (Method::PATCH, json!({"state": "closed", "state_reason": "completed"})),
+            (ForgeKind::Github, false) => {
+                (Method::PATCH, json!({"state": "closed", "state_reason": "completed"}))
+            }
             (ForgeKind::Gitlab, true) => (Method::PUT, json!({"state_event": "reopen"})),
             (ForgeKind::Gitlab, false) => (Method::PUT, json!({"state_event": "close"})),
         };
@@ -303,7 +362,11 @@ impl Forge {
             ForgeKind::Gitlab => ("iid", "web_url"),
         };
         let state = match (self.kind, v.get("state").and_then(Value::as_str)) {
-            (ForgeKind::Github, Some("closed")) if v.get("merged_at").is_some_and(|m| !m.is_null()) => "merged",
+            (ForgeKind::Github, Some("closed"))
+                if v.get("merged_at").is_some_and(|m| !m.is_null()) =>
+            {
+                "merged"
+            }
             (_, Some("opened" | "open")) => "open",
             (_, Some(s)) => s,
             (_, None) => "unknown",
@@ -312,6 +375,7 @@ impl Forge {
             number: v.get(num)?.as_u64()?,
             url: v.get(url).and_then(Value::as_str).unwrap_or_default().to_owned(),
             state: state.to_owned(),
+            merge_sha: v.get("merge_commit_sha").and_then(Value::as_str).map(str::to_owned),
         })
     }
 
@@ -322,18 +386,28 @@ impl Forge {
                 let owner = self.project.split('/').next().unwrap_or_default();
                 format!("/pulls?state=all&head={}", encode(&format!("{owner}:{branch}")))
             }
-            ForgeKind::Gitlab => format!("/merge_requests?state=all&source_branch={}", encode(branch)),
+            ForgeKind::Gitlab => {
+                format!("/merge_requests?state=all&source_branch={}", encode(branch))
+            }
         };
         Ok(self.list(&path).await?.iter().find_map(|v| self.pull_of(v)))
     }
 
     /// Opens a pull/merge request from `branch` into `base`, unless one from `branch` exists.
-    pub async fn open_pull(&self, branch: &str, base: &str, title: &str, body: &str) -> Result<(PullRef, Effect), SinkError> {
+    pub async fn open_pull(
+        &self,
+        branch: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<(PullRef, Effect), SinkError> {
         if let Some(p) = self.find_pull(branch).await? {
             return Ok((p, Effect::Found));
         }
         let (path, req) = match self.kind {
-            ForgeKind::Github => ("/pulls", json!({"title": title, "head": branch, "base": base, "body": body})),
+            ForgeKind::Github => {
+                ("/pulls", json!({"title": title, "head": branch, "base": base, "body": body}))
+            }
             ForgeKind::Gitlab => (
                 "/merge_requests",
                 json!({"title": title, "source_branch": branch, "target_branch": base, "description": body}),
@@ -359,9 +433,7 @@ fn encode(s: &str) -> String {
 }
 
 fn now_epoch() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -374,7 +446,8 @@ mod tests {
         assert!(Forge::new(ForgeKind::Github, "ftp://x", "o/r", "t".into(), "T").is_err());
         assert!(Forge::new(ForgeKind::Github, "http://x", "justname", "t".into(), "T").is_err());
         assert!(Forge::new(ForgeKind::Gitlab, "http://x", "g/s/p", "t".into(), "T").is_ok());
-        let e = Forge::from_env(ForgeKind::Github, "http://x", "o/r", "AF_TEST_SURELY_UNSET_VAR").unwrap_err();
+        let e = Forge::from_env(ForgeKind::Github, "http://x", "o/r", "AF_TEST_SURELY_UNSET_VAR")
+            .unwrap_err();
         assert!(e.to_string().contains("$AF_TEST_SURELY_UNSET_VAR"), "{e}");
     }
 }

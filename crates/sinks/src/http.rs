@@ -130,7 +130,10 @@ impl HttpClient {
             .https_or_http()
             .enable_http1()
             .build();
-        Ok(Self { client: Client::builder(TokioExecutor::new()).build(connector), timeout: Duration::from_secs(30) })
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            timeout: Duration::from_secs(30),
+        })
     }
 
     /// Sends one request; a transport failure or time-out is [`SinkError::Transient`].
@@ -150,7 +153,8 @@ impl HttpClient {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| SinkError::Config(format!("{provider}: {url}: {e}")))?;
-        let transient = |message: String| SinkError::Transient { provider, what: what.clone(), message };
+        let transient =
+            |message: String| SinkError::Transient { provider, what: what.clone(), message };
         let resp = tokio::time::timeout(self.timeout, self.client.request(req))
             .await
             .map_err(|_| transient(format!("no answer in {}s", self.timeout.as_secs())))?
@@ -182,11 +186,12 @@ pub(crate) fn classify(
 ) -> SinkError {
     let status = a.status.as_u16();
     let header = |n: &str| a.headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
-    let message = message_of(&a.json()).unwrap_or_else(|| String::from_utf8_lossy(&a.body).chars().take(300).collect());
-    let remaining_zero = ["x-ratelimit-remaining", "ratelimit-remaining"]
-        .iter()
-        .any(|h| header(h) == Some("0"));
-    let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok()).map(Duration::from_secs);
+    let message = message_of(&a.json())
+        .unwrap_or_else(|| String::from_utf8_lossy(&a.body).chars().take(300).collect());
+    let remaining_zero =
+        ["x-ratelimit-remaining", "ratelimit-remaining"].iter().any(|h| header(h) == Some("0"));
+    let retry_after =
+        header("retry-after").and_then(|v| v.parse::<u64>().ok()).map(Duration::from_secs);
     if status == 429 || (status == 403 && (remaining_zero || retry_after.is_some())) {
         let reset = ["x-ratelimit-reset", "ratelimit-reset"]
             .iter()
@@ -217,7 +222,9 @@ fn message_of(v: &serde_json::Value) -> Option<String> {
             .iter()
             .map(|e| match (e.get("field"), e.get("code"), e.get("message")) {
                 (_, _, Some(msg)) if msg.is_string() => msg.as_str().unwrap_or_default().to_owned(),
-                (Some(f), Some(c), _) => format!("{}: {}", f.as_str().unwrap_or("?"), c.as_str().unwrap_or("?")),
+                (Some(f), Some(c), _) => {
+                    format!("{}: {}", f.as_str().unwrap_or("?"), c.as_str().unwrap_or("?"))
+                }
                 _ => e.to_string(),
             })
             .collect();
@@ -237,19 +244,36 @@ mod tests {
         for (k, v) in headers {
             h.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
-        Answer { status: StatusCode::from_u16(status).unwrap(), headers: h, body: Bytes::from(body.to_owned()) }
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: h,
+            body: Bytes::from(body.to_owned()),
+        }
     }
 
     #[test]
     fn a_403_is_a_rate_limit_only_when_the_headers_say_so() {
-        let limited = answer(403, &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1060")], "{\"message\":\"API rate limit exceeded\"}");
+        let limited = answer(
+            403,
+            &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1060")],
+            "{\"message\":\"API rate limit exceeded\"}",
+        );
         match classify("github", "GET /x".into(), &limited, "T", 1000) {
-            SinkError::RateLimited { retry_after, .. } => assert_eq!(retry_after, Duration::from_secs(60)),
+            SinkError::RateLimited { retry_after, .. } => {
+                assert_eq!(retry_after, Duration::from_secs(60))
+            }
             e => panic!("{e}"),
         }
         let secondary = answer(403, &[("retry-after", "7")], "{}");
-        assert_eq!(classify("github", "x".into(), &secondary, "T", 0).retry_after(), Some(Duration::from_secs(7)));
-        let perm = answer(403, &[("x-ratelimit-remaining", "4999")], "{\"message\":\"Resource not accessible by integration\"}");
+        assert_eq!(
+            classify("github", "x".into(), &secondary, "T", 0).retry_after(),
+            Some(Duration::from_secs(7))
+        );
+        let perm = answer(
+            403,
+            &[("x-ratelimit-remaining", "4999")],
+            "{\"message\":\"Resource not accessible by integration\"}",
+        );
         let e = classify("github", "x".into(), &perm, "T", 0);
         assert!(matches!(e, SinkError::Forbidden { .. }) && e.retry_after().is_none(), "{e}");
         assert!(e.to_string().contains("Resource not accessible"), "{e}");
@@ -257,7 +281,11 @@ mod tests {
 
     #[test]
     fn validation_errors_name_the_field_and_5xx_is_transient() {
-        let a = answer(422, &[], r#"{"message":"Validation Failed","errors":[{"resource":"Issue","field":"title","code":"missing_field"}]}"#);
+        let a = answer(
+            422,
+            &[],
+            r#"{"message":"Validation Failed","errors":[{"resource":"Issue","field":"title","code":"missing_field"}]}"#,
+        );
         let e = classify("github", "POST /repos/o/r/issues".into(), &a, "T", 0);
         assert!(e.to_string().contains("title: missing_field"), "{e}");
         assert!(e.retry_after().is_none());
@@ -270,7 +298,10 @@ mod tests {
 
     #[test]
     fn messages_never_carry_the_query() {
-        assert_eq!(path_of("https://h:1/api/v4/projects/1/issues?private_token=s"), "/api/v4/projects/1/issues");
+        assert_eq!(
+            path_of("https://h:1/api/v4/projects/1/issues?private_token=s"),
+            "/api/v4/projects/1/issues"
+        );
         assert_eq!(path_of("http://h"), "/");
     }
 }

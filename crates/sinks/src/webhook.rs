@@ -33,8 +33,9 @@ pub fn verify_signature(secret: &[u8], body: &[u8], header: &str) -> bool {
 impl Webhook {
     /// The secret is read from `secret_env` now and kept only in memory.
     pub fn from_env(url: &str, secret_env: &str) -> Result<Self, SinkError> {
-        let secret = std::env::var(secret_env)
-            .map_err(|_| SinkError::Config(format!("webhook: the secret variable ${secret_env} is not set")))?;
+        let secret = std::env::var(secret_env).map_err(|_| {
+            SinkError::Config(format!("webhook: the secret variable ${secret_env} is not set"))
+        })?;
         Self::new(url, secret.as_bytes(), secret_env)
     }
 
@@ -73,8 +74,16 @@ impl Webhook {
         if a.status.is_success() {
             return Ok(());
         }
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Err(classify("webhook", format!("POST {}", crate::http::path_of(&self.url)), &a, &self.secret_env, now))
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Err(classify(
+            "webhook",
+            format!("POST {}", crate::http::path_of(&self.url)),
+            &a,
+            &self.secret_env,
+            now,
+        ))
     }
 }
 

@@ -17,7 +17,14 @@ fn forge(kind: ForgeKind, fake: &FakeForge, token: &str) -> Forge {
     Forge::new(kind, &api, &fake.project, token.to_owned(), "FORGE_TOKEN").expect("forge")
 }
 
-fn fault(method: &str, path: &str, status: u16, headers: &[(&str, &str)], body: &str, after_effect: bool) -> Fault {
+fn fault(
+    method: &str,
+    path: &str,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &str,
+    after_effect: bool,
+) -> Fault {
     Fault {
         method: method.into(),
         path_contains: path.into(),
@@ -54,7 +61,10 @@ fn one_issue_per_fingerprint_and_one_comment_per_key_even_when_a_response_is_los
             fake.fault(fault("POST", "/notes", 502, &[], "bad gateway", true));
             let err = f.comment_once(i.number, "k1", "hello").await.unwrap_err();
             assert_eq!(err.retry_after(), Some(Duration::ZERO), "{err}");
-            assert_eq!(f.comment_once(i.number, "k1", "hello").await.expect("retry"), Effect::Found);
+            assert_eq!(
+                f.comment_once(i.number, "k1", "hello").await.expect("retry"),
+                Effect::Found
+            );
             assert_eq!(f.comment_once(i.number, "k2", "again").await.expect("k2"), Effect::Created);
             assert_eq!(f.set_issue_open(i.number, false).await.expect("close"), Effect::Updated);
             assert_eq!(f.find_issue("v1:aaa").await.expect("find").map(|i| i.open), Some(false));
@@ -84,7 +94,8 @@ fn the_marker_is_found_past_the_first_page() {
             let i = f.find_issue("v1:117").await.expect("find").expect("found on page 2");
             assert_eq!(i.number, 118);
         });
-        let pages = fake.seen().iter().filter(|s| s.method == "GET" && s.uri.contains("page=2")).count();
+        let pages =
+            fake.seen().iter().filter(|s| s.method == "GET" && s.uri.contains("page=2")).count();
         assert!(pages > 0, "{kind:?}: the second page was never asked for");
     });
 }
@@ -97,21 +108,51 @@ fn each_provider_error_has_a_clear_outcome() {
             // 401: a wrong token; not retried, names the variable (never the value).
             let bad = forge(kind, &fake, "wrong-token");
             let e = bad.upsert_issue("v1:x", "t", "b").await.unwrap_err();
-            assert!(matches!(e, SinkError::Unauthorized { .. }) && e.retry_after().is_none(), "{e}");
-            assert!(e.to_string().contains("$FORGE_TOKEN") && !e.to_string().contains("wrong-token"), "{e}");
+            assert!(
+                matches!(e, SinkError::Unauthorized { .. }) && e.retry_after().is_none(),
+                "{e}"
+            );
+            assert!(
+                e.to_string().contains("$FORGE_TOKEN") && !e.to_string().contains("wrong-token"),
+                "{e}"
+            );
 
             let f = forge(kind, &fake, TOKEN);
             // 403 with x-ratelimit-remaining: 0 and retry-after: a rate limit, retried after.
-            fake.fault(fault("GET", "/issues", 403, &[("x-ratelimit-remaining", "0"), ("retry-after", "17")], "{\"message\":\"API rate limit exceeded\"}", false));
+            fake.fault(fault(
+                "GET",
+                "/issues",
+                403,
+                &[("x-ratelimit-remaining", "0"), ("retry-after", "17")],
+                "{\"message\":\"API rate limit exceeded\"}",
+                false,
+            ));
             let e = f.find_issue("v1:x").await.unwrap_err();
             assert_eq!(e.retry_after(), Some(Duration::from_secs(17)), "{e}");
             // 403 without them: a permission problem, not retried.
-            fake.fault(fault("GET", "/issues", 403, &[], "{\"message\":\"Resource not accessible by integration\"}", false));
+            fake.fault(fault(
+                "GET",
+                "/issues",
+                403,
+                &[],
+                "{\"message\":\"Resource not accessible by integration\"}",
+                false,
+            ));
             let e = f.find_issue("v1:x").await.unwrap_err();
             assert!(matches!(e, SinkError::Forbidden { .. }), "{e}");
             // 429 (GitLab's limiter).
-            fake.fault(fault("GET", "/issues", 429, &[("ratelimit-remaining", "0"), ("retry-after", "3")], "{\"message\":\"Retry later\"}", false));
-            assert_eq!(f.find_issue("v1:x").await.unwrap_err().retry_after(), Some(Duration::from_secs(3)));
+            fake.fault(fault(
+                "GET",
+                "/issues",
+                429,
+                &[("ratelimit-remaining", "0"), ("retry-after", "3")],
+                "{\"message\":\"Retry later\"}",
+                false,
+            ));
+            assert_eq!(
+                f.find_issue("v1:x").await.unwrap_err().retry_after(),
+                Some(Duration::from_secs(3))
+            );
             // 5xx: transient.
             fake.fault(fault("", "/issues", 503, &[], "unavailable", false));
             assert_eq!(f.find_issue("v1:x").await.unwrap_err().retry_after(), Some(Duration::ZERO));
@@ -120,7 +161,8 @@ fn each_provider_error_has_a_clear_outcome() {
                 ForgeKind::Github => fake.base.clone(),
                 ForgeKind::Gitlab => fake.gitlab_api(),
             };
-            let missing = Forge::new(kind, &api, "acme/nope", TOKEN.into(), "FORGE_TOKEN").expect("forge");
+            let missing =
+                Forge::new(kind, &api, "acme/nope", TOKEN.into(), "FORGE_TOKEN").expect("forge");
             let e = missing.find_issue("v1:x").await.unwrap_err();
             assert!(matches!(e, SinkError::NotFound { .. }), "{e}");
             // 422/400: refused content, the field named.
@@ -138,14 +180,25 @@ fn one_pull_request_per_branch_and_its_head_must_have_been_pushed() {
         let tmp = tempfile::tempdir().expect("tmp");
         let bare = tmp.path().join("bare.git");
         let git = |args: &[&str], dir: &std::path::Path| {
-            assert!(std::process::Command::new("git").current_dir(dir).args(args).status().expect("git").success(), "{args:?}");
+            assert!(
+                std::process::Command::new("git")
+                    .current_dir(dir)
+                    .args(args)
+                    .status()
+                    .expect("git")
+                    .success(),
+                "{args:?}"
+            );
         };
         git(&["init", "-q", "--bare", bare.to_str().expect("utf-8")], tmp.path());
         let fake = FakeForge::start("acme/radar", TOKEN, Some(bare.clone()));
         let f = forge(kind, &fake, TOKEN);
         rt().block_on(async {
             let e = f.open_pull("af/fix-1", "main", "t", "report").await.unwrap_err();
-            assert!(matches!(e, SinkError::Invalid { .. }) && e.to_string().contains("head"), "{e}");
+            assert!(
+                matches!(e, SinkError::Invalid { .. }) && e.to_string().contains("head"),
+                "{e}"
+            );
         });
         let work = tmp.path().join("w");
         std::fs::create_dir(&work).expect("dir");
@@ -193,11 +246,19 @@ fn webhooks_are_signed_over_the_exact_body() {
         s.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").expect("write");
         (headers, body)
     });
-    let hook = af_sinks::Webhook::new(&format!("http://{addr}/hook"), b"It's a Secret to Everybody", "HOOK_SECRET").expect("hook");
-    rt().block_on(hook.send("run-1", &serde_json::json!({"event": "verify.verified"}))).expect("sent");
+    let hook = af_sinks::Webhook::new(
+        &format!("http://{addr}/hook"),
+        b"It's a Secret to Everybody",
+        "HOOK_SECRET",
+    )
+    .expect("hook");
+    rt().block_on(hook.send("run-1", &serde_json::json!({"event": "verify.verified"})))
+        .expect("sent");
     let (headers, body) = got.join().expect("server");
-    let sig = headers.iter().find_map(|h| h.strip_prefix("x-af-signature-256: ")).expect("signature header");
+    let sig = headers
+        .iter()
+        .find_map(|h| h.strip_prefix("x-af-signature-256: "))
+        .expect("signature header");
     assert!(af_sinks::verify_signature(b"It's a Secret to Everybody", &body, sig));
     assert!(headers.iter().any(|h| h == "x-af-delivery: run-1"), "{headers:?}");
 }
-

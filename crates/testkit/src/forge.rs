@@ -137,7 +137,10 @@ impl FakeForge {
         };
         let app = App { f: f.clone() };
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let l = tokio::net::TcpListener::from_std(listener).expect("listener");
                 let router = Router::new().fallback(handle).with_state(app);
@@ -244,7 +247,9 @@ fn gl_pull(f: &FakeForge, p: &Pull) -> Value {
 }
 
 fn answer(status: u16, v: Value, headers: &[(String, String)]) -> Response {
-    let mut r = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(v)).into_response();
+    let mut r =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(v))
+            .into_response();
     for (k, val) in headers {
         if let (Ok(k), Ok(val)) = (axum::http::HeaderName::from_bytes(k.as_bytes()), val.parse()) {
             r.headers_mut().insert(k, val);
@@ -278,22 +283,30 @@ async fn handle(
     let body_s = String::from_utf8_lossy(&body).into_owned();
     // Credentials first, as the providers do: a bad token is a 401 whatever else is scripted.
     if let Some(r) = unauthorized(f, &path, &headers) {
-        f.lock().seen.push(Seen { method: method.to_string(), uri: uri.to_string(), headers: hdrs, body: body_s, status: 401 });
+        f.lock().seen.push(Seen {
+            method: method.to_string(),
+            uri: uri.to_string(),
+            headers: hdrs,
+            body: body_s,
+            status: 401,
+        });
         return r;
     }
     let fault = {
         let mut s = f.lock();
         let i = s.faults.iter().position(|x| {
-            (x.method.is_empty() || x.method == method.as_str()) && path.contains(&x.path_contains) && x.times > 0
+            (x.method.is_empty() || x.method == method.as_str())
+                && path.contains(&x.path_contains)
+                && x.times > 0
         });
-        i.and_then(|i| {
+        i.map(|i| {
             let x = &mut s.faults[i];
             x.times -= 1;
             let out = x.clone();
             if x.times == 0 {
                 s.faults.remove(i);
             }
-            Some(out)
+            out
         })
     };
     if let Some(x) = &fault
@@ -303,16 +316,34 @@ async fn handle(
             let _ = route(f, &method, &path, &headers, &q, &body);
         }
         // Seen on arrival: a test may act while the answer is still pending.
-        f.lock().seen.push(Seen { method: method.to_string(), uri: uri.to_string(), headers: hdrs, body: body_s, status: x.status });
+        f.lock().seen.push(Seen {
+            method: method.to_string(),
+            uri: uri.to_string(),
+            headers: hdrs,
+            body: body_s,
+            status: x.status,
+        });
         tokio::time::sleep(std::time::Duration::from_millis(x.delay_ms)).await;
-        return answer(x.status, serde_json::from_str(&x.body).unwrap_or(json!({"message": x.body})), &x.headers);
+        return answer(
+            x.status,
+            serde_json::from_str(&x.body).unwrap_or(json!({"message": x.body})),
+            &x.headers,
+        );
     }
     let mut resp = match &fault {
-        Some(x) if !x.after_effect => answer(x.status, serde_json::from_str(&x.body).unwrap_or(json!({"message": x.body})), &x.headers),
+        Some(x) if !x.after_effect => answer(
+            x.status,
+            serde_json::from_str(&x.body).unwrap_or(json!({"message": x.body})),
+            &x.headers,
+        ),
         _ => route(f, &method, &path, &headers, &q, &body),
     };
     if let Some(x) = fault.filter(|x| x.after_effect) {
-        resp = answer(x.status, serde_json::from_str(&x.body).unwrap_or(json!({"message": x.body})), &x.headers);
+        resp = answer(
+            x.status,
+            serde_json::from_str(&x.body).unwrap_or(json!({"message": x.body})),
+            &x.headers,
+        );
     }
     f.lock().seen.push(Seen {
         method: method.to_string(),
@@ -329,7 +360,11 @@ fn unauthorized(f: &FakeForge, path: &str, headers: &HeaderMap) -> Option<Respon
     let gitlab = path.starts_with("/api/v4/");
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     let bearer = h("authorization") == format!("Bearer {}", f.token);
-    let authed = if gitlab { h("private-token") == f.token || bearer } else { bearer || h("authorization") == format!("token {}", f.token) };
+    let authed = if gitlab {
+        h("private-token") == f.token || bearer
+    } else {
+        bearer || h("authorization") == format!("token {}", f.token)
+    };
     (!authed).then(|| {
         if gitlab {
             answer(401, json!({"message": "401 Unauthorized"}), &[])
@@ -358,13 +393,18 @@ fn route(
         format!("/repos/{}", f.project)
     };
     let Some(rest) = path.strip_prefix(&prefix) else {
-        return answer(404, json!({"message": if gitlab { "404 Project Not Found" } else { "Not Found" }}), &[]);
+        return answer(
+            404,
+            json!({"message": if gitlab { "404 Project Not Found" } else { "Not Found" }}),
+            &[],
+        );
     };
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let segs: Vec<&str> = rest.trim_matches('/').split('/').collect();
     let mut s = f.lock();
     let body_key = if gitlab { "description" } else { "body" };
-    let not_found = || answer(404, json!({"message": if gitlab { "404 Not found" } else { "Not Found" }}), &[]);
+    let not_found =
+        || answer(404, json!({"message": if gitlab { "404 Not found" } else { "Not Found" }}), &[]);
     match (method.as_str(), segs.as_slice()) {
         ("GET", ["issues"]) => {
             let label = q.get("labels").cloned();
@@ -381,7 +421,10 @@ fn route(
                 if gitlab {
                     hs.push(("x-next-page".into(), next.to_string()));
                 } else {
-                    hs.push(("link".into(), format!("<{}{path}?page={next}>; rel=\"next\"", f.base)));
+                    hs.push((
+                        "link".into(),
+                        format!("<{}{path}?page={next}>; rel=\"next\"", f.base),
+                    ));
                 }
             } else if gitlab {
                 hs.push(("x-next-page".into(), String::new()));
@@ -394,11 +437,17 @@ fn route(
                 return if gitlab {
                     answer(400, json!({"error": "title is missing"}), &[])
                 } else {
-                    answer(422, json!({"message": "Validation Failed", "errors": [{"resource": "Issue", "field": "title", "code": "missing_field"}]}), &[])
+                    answer(
+                        422,
+                        json!({"message": "Validation Failed", "errors": [{"resource": "Issue", "field": "title", "code": "missing_field"}]}),
+                        &[],
+                    )
                 };
             }
             let labels = match v.get("labels") {
-                Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+                Some(Value::Array(a)) => {
+                    a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()
+                }
                 Some(Value::String(l)) => l.split(',').map(str::to_owned).collect(),
                 _ => Vec::new(),
             };
@@ -416,19 +465,28 @@ fn route(
             answer(201, if gitlab { gl_issue(f, &i) } else { gh_issue(f, &i) }, &[])
         }
         ("PATCH" | "PUT", ["issues", n]) => {
-            let Some(i) = s.issues.iter_mut().find(|i| i.number.to_string() == *n) else { return not_found() };
+            let Some(i) = s.issues.iter_mut().find(|i| i.number.to_string() == *n) else {
+                return not_found();
+            };
             if let Some(t) = v.get("title").and_then(Value::as_str) {
                 i.title = t.to_owned();
             }
             if let Some(b) = v.get(body_key).and_then(Value::as_str) {
                 i.body = b.to_owned();
             }
-            match (v.get("state").and_then(Value::as_str), v.get("state_event").and_then(Value::as_str)) {
+            match (
+                v.get("state").and_then(Value::as_str),
+                v.get("state_event").and_then(Value::as_str),
+            ) {
                 (Some("closed"), _) | (_, Some("close")) => i.open = false,
                 (Some("open"), _) | (_, Some("reopen")) => i.open = true,
                 (Some(other), _) | (_, Some(other)) => {
                     let other = other.to_owned();
-                    return answer(422, json!({"message": "Validation Failed", "errors": [{"field": "state", "code": "invalid", "value": other}]}), &[]);
+                    return answer(
+                        422,
+                        json!({"message": "Validation Failed", "errors": [{"field": "state", "code": "invalid", "value": other}]}),
+                        &[],
+                    );
                 }
                 _ => {}
             }
@@ -436,23 +494,38 @@ fn route(
             answer(200, if gitlab { gl_issue(f, &i) } else { gh_issue(f, &i) }, &[])
         }
         ("GET", ["issues", n, "comments" | "notes"]) => {
-            let Some(i) = s.issues.iter().find(|i| i.number.to_string() == *n) else { return not_found() };
-            let items: Vec<Value> =
-                i.comments.iter().enumerate().map(|(k, b)| json!({"id": 3000 + k, "body": b})).collect();
+            let Some(i) = s.issues.iter().find(|i| i.number.to_string() == *n) else {
+                return not_found();
+            };
+            let items: Vec<Value> = i
+                .comments
+                .iter()
+                .enumerate()
+                .map(|(k, b)| json!({"id": 3000 + k, "body": b}))
+                .collect();
             let (items, _) = page(&items, q);
             answer(200, Value::Array(items), &[])
         }
         ("POST", ["issues", n, "comments" | "notes"]) => {
-            let Some(i) = s.issues.iter_mut().find(|i| i.number.to_string() == *n) else { return not_found() };
+            let Some(i) = s.issues.iter_mut().find(|i| i.number.to_string() == *n) else {
+                return not_found();
+            };
             let b = v.get("body").and_then(Value::as_str).unwrap_or("").to_owned();
             if b.is_empty() {
-                return answer(422, json!({"message": "Validation Failed", "errors": [{"resource": "IssueComment", "field": "body", "code": "missing_field"}]}), &[]);
+                return answer(
+                    422,
+                    json!({"message": "Validation Failed", "errors": [{"resource": "IssueComment", "field": "body", "code": "missing_field"}]}),
+                    &[],
+                );
             }
             i.comments.push(b.clone());
             answer(201, json!({"id": 3000 + i.comments.len(), "body": b}), &[])
         }
         ("GET", ["pulls" | "merge_requests"]) => {
-            let head = q.get("head").map(|h| h.rsplit(':').next().unwrap_or("").to_owned()).or_else(|| q.get("source_branch").cloned());
+            let head = q
+                .get("head")
+                .map(|h| h.rsplit(':').next().unwrap_or("").to_owned())
+                .or_else(|| q.get("source_branch").cloned());
             let items: Vec<Value> = s
                 .pulls
                 .iter()
@@ -463,12 +536,20 @@ fn route(
             answer(200, Value::Array(items), &[])
         }
         ("POST", ["pulls" | "merge_requests"]) => {
-            let (hk, bk, tk) = if gitlab { ("source_branch", "target_branch", "description") } else { ("head", "base", "body") };
+            let (hk, bk, tk) = if gitlab {
+                ("source_branch", "target_branch", "description")
+            } else {
+                ("head", "base", "body")
+            };
             let head = v.get(hk).and_then(Value::as_str).unwrap_or("").to_owned();
             let base = v.get(bk).and_then(Value::as_str).unwrap_or("").to_owned();
             let title = v.get("title").and_then(Value::as_str).unwrap_or("").to_owned();
             if head.is_empty() || base.is_empty() || title.is_empty() {
-                return answer(422, json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": if head.is_empty() { hk } else if base.is_empty() { bk } else { "title" }, "code": "missing_field"}]}), &[]);
+                return answer(
+                    422,
+                    json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": if head.is_empty() { hk } else if base.is_empty() { bk } else { "title" }, "code": "missing_field"}]}),
+                    &[],
+                );
             }
             if let Some(bare) = &f.bare {
                 let ok = std::process::Command::new("git")
@@ -478,14 +559,26 @@ fn route(
                     .output()
                     .is_ok_and(|o| o.status.success());
                 if !ok {
-                    return answer(422, json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}]}), &[]);
+                    return answer(
+                        422,
+                        json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": "head", "code": "invalid"}]}),
+                        &[],
+                    );
                 }
             }
             if let Some(p) = s.pulls.iter().find(|p| p.head == head && p.state == "open") {
                 return if gitlab {
-                    answer(409, json!({"message": [format!("Another open merge request already exists for this source branch: !{}", p.number)]}), &[])
+                    answer(
+                        409,
+                        json!({"message": [format!("Another open merge request already exists for this source branch: !{}", p.number)]}),
+                        &[],
+                    )
                 } else {
-                    answer(422, json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": format!("A pull request already exists for {}:{head}.", f.project.split('/').next().unwrap_or(""))}]}), &[])
+                    answer(
+                        422,
+                        json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": format!("A pull request already exists for {}:{head}.", f.project.split('/').next().unwrap_or(""))}]}),
+                        &[],
+                    )
                 };
             }
             let n = s.next;

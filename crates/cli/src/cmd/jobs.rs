@@ -22,7 +22,11 @@ pub fn policy(a: &JobsArgs) -> anyhow::Result<Policy> {
 }
 
 /// The queue on `--database` (or the data directory's jobs.db).
-pub async fn queue(database: Option<&str>, data_dir: &Path, policy: &Policy) -> anyhow::Result<Queue> {
+pub async fn queue(
+    database: Option<&str>,
+    data_dir: &Path,
+    policy: &Policy,
+) -> anyhow::Result<Queue> {
     let db = af_jobs::Db::open(database, data_dir).await?;
     let mut q = Queue::new(db);
     q.max_attempts = policy.jobs.max_attempts;
@@ -30,10 +34,17 @@ pub async fn queue(database: Option<&str>, data_dir: &Path, policy: &Policy) -> 
 }
 
 /// What `af serve --config` hands the server, and the in-process workers to start.
-pub async fn serve_jobs(a: &JobsArgs, data_dir: &Path, workers: usize) -> anyhow::Result<Option<af_serve::Jobs>> {
+pub async fn serve_jobs(
+    a: &JobsArgs,
+    data_dir: &Path,
+    workers: usize,
+) -> anyhow::Result<Option<af_serve::Jobs>> {
     if a.config.is_none() {
         if workers > 0 {
-            return Err(UsageError("--workers needs --config af.toml (the policy the jobs follow)".into()).into());
+            return Err(UsageError(
+                "--workers needs --config af.toml (the policy the jobs follow)".into(),
+            )
+            .into());
         }
         return Ok(None);
     }
@@ -87,7 +98,9 @@ pub fn worker(a: &WorkerArgs) -> anyhow::Result<i32> {
             },
         );
         let shutdown = async {
-            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
                 std::future::pending::<()>().await;
                 return;
             };
@@ -111,7 +124,11 @@ pub fn runs(a: &RunsArgs) -> anyhow::Result<i32> {
                 if let Some(s) = status
                     && !af_jobs::runs::STATES.contains(&s.as_str())
                 {
-                    return Err(UsageError(format!("--status {s:?}: expected one of {}", af_jobs::runs::STATES.join(", "))).into());
+                    return Err(UsageError(format!(
+                        "--status {s:?}: expected one of {}",
+                        af_jobs::runs::STATES.join(", ")
+                    ))
+                    .into());
                 }
                 let rows = q.list(status.as_deref(), finding.as_deref(), *limit).await?;
                 if a.json {
@@ -121,17 +138,30 @@ pub fn runs(a: &RunsArgs) -> anyhow::Result<i32> {
                     let counts = q.counts().await?;
                     println!(
                         "{}",
-                        counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(" · ")
+                        counts
+                            .iter()
+                            .map(|(s, n)| format!("{n} {s}"))
+                            .collect::<Vec<_>>()
+                            .join(" · ")
                     );
                 }
                 Ok(exit::OK)
             }
             RunsCommand::Show { run } => {
                 let r = q.show(run).await.map_err(not_found)?;
-                let effects: Vec<_> =
-                    q.effects(Some(&r.fingerprint)).await?.into_iter().filter(|e| e.run_id == r.id).collect();
+                let effects: Vec<_> = q
+                    .effects(Some(&r.fingerprint))
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.run_id == r.id)
+                    .collect();
                 if a.json {
-                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": r, "effects": effects}))?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"run": r, "effects": effects})
+                        )?
+                    );
                 } else {
                     print!("{}", show(&r, &effects));
                 }
@@ -149,15 +179,32 @@ pub fn runs(a: &RunsArgs) -> anyhow::Result<i32> {
             }
             RunsCommand::Requeue { run } => {
                 let r = q.requeue(run).await.map_err(|e| match e {
-                    af_jobs::JobsError::NotFound(m) | af_jobs::JobsError::Conflict(m) => anyhow::Error::from(UsageError(m)),
+                    af_jobs::JobsError::NotFound(m) | af_jobs::JobsError::Conflict(m) => {
+                        anyhow::Error::from(UsageError(m))
+                    }
                     other => other.into(),
                 })?;
-                println!("requeued {} ({} {}): delivery {}", r.id, r.kind, r.fingerprint, r.deliveries);
+                println!(
+                    "requeued {} ({} {}): delivery {}",
+                    r.id, r.kind, r.fingerprint, r.deliveries
+                );
                 Ok(exit::OK)
             }
-            RunsCommand::Enqueue { kind, finding, service, input, priority, delay, max_attempts, count } => {
+            RunsCommand::Enqueue {
+                kind,
+                finding,
+                service,
+                input,
+                priority,
+                delay,
+                max_attempts,
+                count,
+            } => {
                 let Some(kind) = Kind::parse(kind) else {
-                    return Err(UsageError(format!("--kind {kind:?}: expected plan, fix, verify, ticket, pr or stub")).into());
+                    return Err(UsageError(format!(
+                        "--kind {kind:?}: expected plan, fix, verify, ticket, pr or stub"
+                    ))
+                    .into());
                 };
                 let input: serde_json::Value = serde_json::from_str(input)
                     .map_err(|e| UsageError(format!("--input: not JSON: {e}")))?;

@@ -112,7 +112,6 @@ pub fn wait_for(
     }
 }
 
-
 /// Runs the bundled example's `sync` from `worktree` against its Gmail simulator through `af
 /// record --push BASE` (service `radar`), writing the recording to `out`.
 pub fn push_fixed_traffic(worktree: &Path, base: &str, out: &Path) {
@@ -123,13 +122,19 @@ pub fn push_fixed_traffic(worktree: &Path, base: &str, out: &Path) {
         .spawn()
         .expect("node");
     let mut line = String::new();
-    std::io::BufReader::new(sim.stdout.take().expect("out")).read_line(&mut line).expect("sim line");
+    std::io::BufReader::new(sim.stdout.take().expect("out"))
+        .read_line(&mut line)
+        .expect("sim line");
     let sim_port = line
         .rsplit_once("127.0.0.1:")
         .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
         .expect(&line)
         .to_owned();
-    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let rec = Command::new(af_bin())
         .current_dir(worktree)
         .env("GMAIL_API_URL", format!("http://127.0.0.1:{proxy}"))
