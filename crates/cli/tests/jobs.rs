@@ -608,12 +608,7 @@ do = ["ticket"]
         let _ = std::io::copy(&mut err, &mut log);
     });
     let _serve = Proc(child);
-    let http = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect(&line)
-        .to_owned();
+    let http = common::http_of(&line);
     let base = format!("http://{http}");
 
     // Traffic in: the incident, as native lines.

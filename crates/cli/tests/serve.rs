@@ -71,12 +71,7 @@ fn serve(dir: &Path, extra: &[&str]) -> Serve {
             eprintln!("{l}");
         }
     });
-    let http = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect(&line)
-        .to_owned();
+    let http = common::http_of(&line);
     let grpc = line
         .split("gRPC on ")
         .nth(1)

@@ -220,36 +220,28 @@ where
         shutdown.await;
         Ok::<(), std::io::Error>(())
     };
+    // The same worker on either backend (their storage and config types differ).
+    macro_rules! run_on {
+        ($storage:ty, $config:ty, $pool:expr) => {{
+            let cfg = <$config>::default()
+                .queue(QUEUE)
+                .heartbeat_interval(beat)
+                .missed_heartbeats(3)
+                .batch_size(n);
+            let backend = <$storage>::new(&$pool).with_config(cfg);
+            WorkerBuilder::new(name)
+                .backend(backend)
+                .data(ctx)
+                .concurrency(n)
+                .build(handle)
+                .run_until(signal)
+                .await
+        }};
+    }
     let r = match ctx.queue.db().clone() {
-        Db::Sqlite(p) => {
-            let cfg = apalis_sqlite::Config::default()
-                .queue(QUEUE)
-                .heartbeat_interval(beat)
-                .missed_heartbeats(3)
-                .batch_size(n);
-            let backend = apalis_sqlite::SqliteStorage::<Delivery>::new(&p).with_config(cfg);
-            WorkerBuilder::new(name)
-                .backend(backend)
-                .data(ctx)
-                .concurrency(n)
-                .build(handle)
-                .run_until(signal)
-                .await
-        }
+        Db::Sqlite(p) => run_on!(apalis_sqlite::SqliteStorage<Delivery>, apalis_sqlite::Config, p),
         Db::Pg(p) => {
-            let cfg = apalis_postgres::Config::default()
-                .queue(QUEUE)
-                .heartbeat_interval(beat)
-                .missed_heartbeats(3)
-                .batch_size(n);
-            let backend = apalis_postgres::PostgresStorage::<Delivery>::new(&p).with_config(cfg);
-            WorkerBuilder::new(name)
-                .backend(backend)
-                .data(ctx)
-                .concurrency(n)
-                .build(handle)
-                .run_until(signal)
-                .await
+            run_on!(apalis_postgres::PostgresStorage<Delivery>, apalis_postgres::Config, p)
         }
     };
     r.map_err(|e| JobsError::Queue(format!("worker: {e}")))

@@ -158,3 +158,12 @@ pub fn sleep_past_window(secs: u64) {
     let next = (now.as_secs() / secs + 1) * secs;
     std::thread::sleep(Duration::from_secs(next) - now + Duration::from_millis(100));
 }
+
+/// The `host:port` of the `http://…` address in af serve's start line.
+pub fn http_of(line: &str) -> String {
+    line.split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no http:// address in {line:?}"))
+        .to_owned()
+}
