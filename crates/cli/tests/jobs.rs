@@ -449,21 +449,14 @@ pub fn no_token_anywhere(dir: &Path, forge: &FakeForge) {
 
 /// No file under `dir` holds the planted token.
 pub fn no_token_in_files(dir: &Path) {
-    let mut stack = vec![dir.to_owned()];
-    let mut files = 0;
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                files += 1;
-                let hit = bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes());
-                assert!(!hit, "the token is in {}", p.display());
-            }
+    let files = walk(dir);
+    assert!(!files.is_empty(), "no files searched");
+    for p in files {
+        if let Ok(bytes) = std::fs::read(&p) {
+            let hit = bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes());
+            assert!(!hit, "the token is in {}", p.display());
         }
     }
-    assert!(files > 0, "no files searched");
 }
 
 #[test]
@@ -539,6 +532,9 @@ name = "radar"
 repo = "radar"
 branch = "main"
 remote = "origin"
+# The program the harness runs also dumps its environment: the token search below then proves
+# the forge token and the webhook secret never reach it.
+run = "sh -c 'env > \"$AF_TEST_DUMP_DIR/env-$$.txt\" && exec node src/cli.js sync'"
 forge = {{ kind = "{kind}", api = "{api}", project = "acme/radar", token_env = "AF_TEST_FORGE_TOKEN", webhook_secret_env = "AF_TEST_HOOK_SECRET" }}
 
 [[rule]]
@@ -572,6 +568,8 @@ do = ["ticket"]
     )
     .expect("policy");
     let data = tmp.path().join("data");
+    let dumps_dir = tmp.path().join("env-dumps");
+    std::fs::create_dir_all(&dumps_dir).expect("dir");
     let hook_secret = "whsec-e2e-test";
     let mut child = Command::new(af_bin())
         .args([
@@ -593,6 +591,7 @@ do = ["ticket"]
         .arg(&data)
         .env("AF_TEST_FORGE_TOKEN", TOKEN)
         .env("AF_TEST_HOOK_SECRET", hook_secret)
+        .env("AF_TEST_DUMP_DIR", &dumps_dir)
         .env_remove("AF_SERVE_TOKEN")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -823,7 +822,29 @@ do = ["ticket"]
         page.contains("id=\"runs\"") && page.contains("succeeded") && page.contains(">pr "),
         "{page}"
     );
+    let dumps = walk(&dumps_dir);
+    assert!(!dumps.is_empty(), "the harness ran the program that dumps its environment");
+    for d in &dumps {
+        let env = std::fs::read_to_string(d).expect("env dump");
+        assert!(env.contains("GMAIL_API_URL="), "{}", d.display());
+        assert!(
+            !env.contains("AF_TEST_HOOK_SECRET") && !env.contains("AF_TEST_FORGE_TOKEN"),
+            "{env}"
+        );
+    }
     no_token_anywhere(tmp.path(), &forge);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out
 }
 
 #[test]

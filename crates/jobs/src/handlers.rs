@@ -168,6 +168,11 @@ async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
     cmd.args(["--max-wall", &format!("{}s", ctx.policy.jobs.wall.as_secs().max(1))]);
     let stderr = std::fs::File::create(dir.join(format!("{verb}.stderr")))
         .map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
+    // The harness runs the service's own program: it gets no forge token or webhook secret
+    // (an LLM engine's key stays; the engine needs it).
+    for v in secret_vars(&ctx.policy) {
+        cmd.env_remove(v);
+    }
     cmd.current_dir(&repo)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -249,6 +254,21 @@ async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
     });
     d.events.push((if confirmed { "fix.confirmed" } else { "fix.unconfirmed" }, next));
     Ok(d)
+}
+
+/// The variables the policy reads secrets from.
+fn secret_vars(p: &crate::policy::Policy) -> Vec<&str> {
+    let mut v = Vec::new();
+    for s in &p.services {
+        if let Some(f) = &s.forge {
+            v.push(f.token_env.as_str());
+            v.extend(f.webhook_secret_env.as_deref());
+        }
+        if let Some(w) = &s.webhook {
+            v.push(w.secret_env.as_str());
+        }
+    }
+    v
 }
 
 struct KillGroup(Option<u32>);
