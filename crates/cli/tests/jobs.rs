@@ -432,6 +432,64 @@ fn retries_dead_letters_cancel_requeue_and_priorities(db: &str) {
     r.stop();
 }
 
+/// `per_repo = 1` holds across worker processes: runs of one repository never overlap, even
+/// when two workers hold deliveries of them at once.
+fn the_repository_limit_holds_across_workers(db: &str) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let forge = FakeForge::start("acme/radar", TOKEN, None);
+    let pol = policy(tmp.path(), &forge, "per_repo = 1");
+    let data = tmp.path().join("d");
+    std::fs::create_dir_all(&data).expect("dir");
+    let r = replica(db, &data, &pol);
+    let a = r.addrs[0].clone();
+    for i in 0..6 {
+        let (code, b) = enqueue(&a, "stub", "v1:limit", "stub", &json!({"ms": 400, "i": i}), 0);
+        assert_eq!(code, 201, "{b}");
+    }
+    let _w1 = worker("l1", db, &data, &pol, 3);
+    let _w2 = worker("l2", db, &data, &pol, 3);
+    let all = wait_for("the six runs", 90, || {
+        let rs = runs(&a);
+        (rs.len() == 6 && rs.iter().all(|r| r["status"] == "succeeded")).then_some(Value::Array(rs))
+    });
+    // Each run's own wall time (its slot is held for it), from its finish back.
+    let mut spans: Vec<(i64, i64, String)> = all
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| {
+            let end = r["finished_ms"].as_i64().expect("finished");
+            (
+                end - r["wall_ms"].as_i64().expect("wall"),
+                end,
+                r["worker"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0 + 5, "two runs of one repository overlapped: {spans:?}");
+    }
+    let workers: std::collections::BTreeSet<_> = spans.iter().map(|s| s.2.clone()).collect();
+    assert_eq!(workers.len(), 2, "both workers ran some: {spans:?}");
+    r.stop();
+}
+
+#[test]
+fn sqlite_the_repository_limit_holds_across_workers() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    the_repository_limit_holds_across_workers(&format!(
+        "sqlite://{}",
+        tmp.path().join("jobs.db").display()
+    ));
+}
+
+#[test]
+fn postgres_the_repository_limit_holds_across_workers() {
+    let pg = postgres();
+    the_repository_limit_holds_across_workers(&pg.url);
+}
+
 /// The planted token is nowhere but in the requests to the provider's own API (its
 /// `authorization` header): not in any file under the run's directories, not in any other
 /// request part.

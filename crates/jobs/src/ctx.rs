@@ -1,11 +1,8 @@
 //! What every run of a worker shares: the queue, the policy, the worker's options and the
-//! per-repository and per-provider limits.
+//! limits it is under.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::Semaphore;
+use std::sync::Arc;
 
 use crate::policy::Policy;
 use crate::runs::{Kind, Queue, RunRow};
@@ -30,7 +27,6 @@ pub struct Ctx {
     pub(crate) queue: Queue,
     pub(crate) policy: Arc<Policy>,
     pub(crate) opts: WorkerOptions,
-    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -42,7 +38,7 @@ impl std::fmt::Debug for Ctx {
 impl Ctx {
     /// For a worker (or for enqueuing from `af serve`).
     pub fn new(queue: Queue, policy: Arc<Policy>, opts: WorkerOptions) -> Arc<Self> {
-        Arc::new(Self { queue, policy, opts, limits: Mutex::new(HashMap::new()) })
+        Arc::new(Self { queue, policy, opts })
     }
 
     /// Dry-run unless the flag or the policy says live.
@@ -50,32 +46,22 @@ impl Ctx {
         self.opts.live || self.policy.jobs.live
     }
 
-    fn semaphore(&self, key: &str, n: usize) -> Arc<Semaphore> {
-        let mut m = self.limits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.entry(key.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(n.max(1)))).clone()
-    }
-
-    /// Limits for a run: its repository (fix, plan, pr) and its engine's provider (fix, plan).
-    pub(crate) async fn permits(&self, r: &RunRow) -> Vec<tokio::sync::OwnedSemaphorePermit> {
+    /// The limits a run is under: its repository (fix, plan, pr, and stub runs, which stand in
+    /// for them in tests) and its engine's provider (fix, plan), as `(key, n)`.
+    pub(crate) fn limits(&self, r: &RunRow) -> Vec<(String, usize)> {
         let mut keys = Vec::new();
         let kind = r.kind();
-        if matches!(kind, Some(Kind::Fix | Kind::Plan | Kind::Pr))
+        if matches!(kind, Some(Kind::Fix | Kind::Plan | Kind::Pr | Kind::Stub))
             && let Some(s) = self.policy.service(&r.service)
         {
             keys.push((format!("repo:{}", s.repo), self.policy.jobs.per_repo));
-            if kind != Some(Kind::Pr) {
+            if matches!(kind, Some(Kind::Fix | Kind::Plan)) {
                 let provider = s.engine.split(':').next().unwrap_or("builtin").to_owned();
                 if let Some(n) = self.policy.jobs.per_provider.get(&provider) {
                     keys.push((format!("provider:{provider}"), *n));
                 }
             }
         }
-        let mut out = Vec::new();
-        for (k, n) in keys {
-            if let Ok(p) = self.semaphore(&k, n).acquire_owned().await {
-                out.push(p);
-            }
-        }
-        out
+        keys
     }
 }

@@ -10,7 +10,7 @@
 //! lease = "30s"             # a worker's heartbeat renews it every lease/3
 //! max_attempts = 5
 //! backoff = "5s"            # doubles each retry, capped at 10 min; a provider's retry-after wins
-//! per_repo = 1              # concurrent fix/pr runs per repository, per worker process
+//! per_repo = 1              # fix/plan/pr runs at once per repository, across all workers
 //! per_provider = { builtin = 2, anthropic = 1 }
 //! wall = "20m"              # per-run budgets, recorded with the outcome
 //! tokens = 200000
@@ -80,10 +80,11 @@ pub struct JobsConfig {
     /// First back-off.
     #[serde(default = "d_backoff", with = "dur")]
     pub backoff: Duration,
-    /// Concurrent fix/pr runs per repository (per worker process).
+    /// fix/plan/pr runs at once per repository, across every worker on the database.
     #[serde(default = "d_one")]
     pub per_repo: usize,
-    /// Concurrent fix/plan runs per engine/provider (per worker process).
+    /// fix/plan runs at once per engine provider (`builtin`, `openai`, `anthropic`), across
+    /// every worker on the database.
     #[serde(default)]
     pub per_provider: std::collections::BTreeMap<String, usize>,
     /// Wall-time budget per run.

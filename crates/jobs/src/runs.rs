@@ -476,6 +476,57 @@ impl Queue {
         Ok(())
     }
 
+    /// Takes one of the `n` slots of `key` for `run` (the holder: `run@worker`) until
+    /// `lease_ms` from now (a slot whose holder let its lease lapse is free). `true` when held.
+    pub(crate) async fn take_slot(
+        &self,
+        key: &str,
+        n: usize,
+        run: &str,
+        lease_ms: i64,
+    ) -> Result<bool, JobsError> {
+        let now = now_ms();
+        for i in 0..n.max(1) {
+            let slot = format!("{key}#{i}");
+            exec!(
+                &self.db,
+                "INSERT INTO af_slots (slot, run_id, expires_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (slot) DO UPDATE SET run_id = $2, expires_ms = $3
+                 WHERE af_slots.run_id = $2 OR af_slots.expires_ms < $4",
+                &slot,
+                run,
+                now + lease_ms,
+                now
+            )?;
+            #[derive(sqlx::FromRow)]
+            struct Holder {
+                run_id: String,
+            }
+            let h = fetch!(&self.db, Holder, "SELECT run_id FROM af_slots WHERE slot = $1", &slot)?;
+            if h.first().is_some_and(|h| h.run_id == run) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Renews every slot the holder `run` (`run@worker`) holds.
+    pub(crate) async fn renew_slots(&self, run: &str, lease_ms: i64) -> Result<(), JobsError> {
+        exec!(
+            &self.db,
+            "UPDATE af_slots SET expires_ms = $2 WHERE run_id = $1",
+            run,
+            now_ms() + lease_ms
+        )?;
+        Ok(())
+    }
+
+    /// Frees every slot the holder `run` (`run@worker`) holds.
+    pub(crate) async fn release_slots(&self, run: &str) -> Result<(), JobsError> {
+        exec!(&self.db, "DELETE FROM af_slots WHERE run_id = $1", run)?;
+        Ok(())
+    }
+
     /// Claims a delivery: the run becomes `running` on `worker` unless it is final (then `None`:
     /// the delivery is a duplicate, or the run was cancelled) — one statement, so two workers
     /// holding two deliveries of one run never both run it.

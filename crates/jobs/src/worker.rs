@@ -39,10 +39,28 @@ impl Ctx {
                 .await?;
             return Ok(());
         }
-        let _permits = self.permits(&r).await;
+        // Limits are shared by every worker on the database: wait for a slot of each.
+        let lease_ms = budget.lease.as_millis() as i64;
+        let limits = self.limits(&r);
+        // The holder is the run on this worker: a worker that lost the run frees only its own.
+        let holder = format!("{}@{}", r.id, self.opts.name);
+        loop {
+            let mut all = true;
+            for (key, n) in &limits {
+                all &= self.queue.take_slot(key, *n, &holder, lease_ms).await?;
+            }
+            if all {
+                break;
+            }
+            self.queue.release_slots(&holder).await?;
+            if !self.queue.still_mine(&r.id, &self.opts.name).await? {
+                return Ok(()); // cancelled while waiting
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         let t = Instant::now();
         let job = crate::handlers::run(self.clone(), r.clone());
-        let watch = self.watch_cancel(&r.id);
+        let watch = self.watch_cancel(&r.id, (!limits.is_empty()).then_some(holder.as_str()));
         let result = tokio::select! {
             res = tokio::time::timeout(budget.wall, job) => match res {
                 Ok(res) => res,
@@ -149,14 +167,22 @@ impl Ctx {
                 }
             }
         }
+        // Held until the outcome is written: the next run of the repository starts after it.
+        if !limits.is_empty() {
+            self.queue.release_slots(&holder).await?;
+        }
         Ok(())
     }
 
     /// Resolves when the run stops being this worker's (cancelled, or taken over after a lost
-    /// lease); checked every second.
-    async fn watch_cancel(&self, run: &str) -> String {
+    /// lease); checked every second, renewing the run's slots meanwhile.
+    async fn watch_cancel(&self, run: &str, slots: Option<&str>) -> String {
+        let lease_ms = self.policy.jobs.lease.as_millis() as i64;
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Some(holder) = slots {
+                let _ = self.queue.renew_slots(holder, lease_ms).await;
+            }
             match self.queue.still_mine(run, &self.opts.name).await {
                 Ok(true) | Err(_) => {}
                 Ok(false) => return "cancelled (or taken over by another worker)".into(),
