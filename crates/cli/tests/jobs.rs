@@ -715,6 +715,9 @@ do = ["ticket"]
         .to_owned();
     assert!(body.contains(&format!("<!-- af:fingerprint {fp} -->")), "{body}");
     let pushed = git(&bare, &["rev-parse", &format!("refs/heads/{head}")]);
+    // The ledger shows the work: fixing while a fix runs or waits for its merge.
+    let (_, f) = get(&format!("{base}/api/findings/{fp}"));
+    assert_eq!(json(&f)["finding"]["state"], "fixing", "{f}");
     // The issue: one per fingerprint, with its numbers, a redacted example and the commands.
     let issue = wait_for("the issue with the PR's comment", 60, || {
         let i = forge.issues().into_iter().find(|i| i.body.contains(&fp))?;
@@ -788,6 +791,8 @@ do = ["ticket"]
     wait_for("the verify run queued by the merge", 30, || {
         runs(&http).into_iter().find(|r| r["kind"] == "verify" && r["fingerprint"] == fp.as_str())
     });
+    let (_, f) = get(&format!("{base}/api/findings/{fp}"));
+    assert_eq!(json(&f)["finding"]["state"], "fixed", "merged is fixed, not yet verified: {f}");
     let (_, deploys) = get(&format!("{base}/api/deploys?service=radar"));
     let marked = json(&deploys)
         .as_array()
@@ -796,10 +801,9 @@ do = ["ticket"]
 
     // The deployed (fixed) code's traffic, after the marker's window.
     sleep_past_window(10);
-    let fix = runs(&http).into_iter().find(|r| r["kind"] == "fix").expect("the fix run");
-    let outcome = json(fix["outcome"].as_str().expect("outcome"));
-    assert_eq!(outcome["confirmed"], true, "{outcome}");
-    let worktree = PathBuf::from(outcome["worktree"].as_str().expect("worktree"));
+    // The pull request's fix run (`fix`, above) left the worktree that is "deployed".
+    assert_eq!(fix["confirmed"], true, "{fix}");
+    let worktree = PathBuf::from(fix["worktree"].as_str().expect("worktree"));
     common::push_fixed_traffic(&worktree, &base, &tmp.path().join("after.jsonl"));
 
     // → verify (after its delay) → verified → the ticket run closes the issue.

@@ -151,6 +151,16 @@ async fn stub(ctx: &Ctx, r: &RunRow) -> Res {
 async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
     let s = service(ctx, r)?;
     let repo = ensure_repo(ctx, s).await?;
+    // The ledger shows the finding being worked on.
+    if verb == "fix" {
+        set_state(
+            ctx,
+            &r.fingerprint,
+            &[af_ledger::State::Open, af_ledger::State::Reopened],
+            af_ledger::State::Fixing,
+        )
+        .await?;
+    }
     let dir = run_dir(ctx, r);
     std::fs::create_dir_all(&dir)
         .map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
@@ -245,6 +255,9 @@ async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
         "report": if plan_dir.is_empty() { Value::Null } else { json!(Path::new(&plan_dir).join("report.md")) },
         "plan_run_dir": plan_dir,
     });
+    if !confirmed {
+        set_state(ctx, &r.fingerprint, &[af_ledger::State::Fixing], af_ledger::State::Open).await?;
+    }
     let mut d = done(if confirmed { "succeeded" } else { "failed" }, outcome.clone());
     d.run_dir = Some(dir.display().to_string());
     d.spent = spent;
@@ -269,6 +282,27 @@ fn secret_vars(p: &crate::policy::Policy) -> Vec<&str> {
         }
     }
     v
+}
+
+/// Moves a finding to `to` when it is in one of `from` (a finding the traffic reopened meanwhile
+/// is left as it is).
+async fn set_state(
+    ctx: &Ctx,
+    fp: &str,
+    from: &[af_ledger::State],
+    to: af_ledger::State,
+) -> Result<(), Failure> {
+    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir)
+        .await
+        .map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+    match ledger.finding(fp).await {
+        Ok((f, _)) if from.contains(&f.state) => ledger
+            .set_state(&f.fingerprint, to)
+            .await
+            .map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Failure::permanent(e.to_string())),
+    }
 }
 
 struct KillGroup(Option<u32>);
@@ -399,6 +433,34 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
             if let Some(first) = ctx.queue.effect(&patch_key).await? {
                 let pr_key = format!("pr:{}:{branch}", target(s));
                 record(ctx, r, pr_key, "pr", first.target.clone(), &first.url).await?;
+                // Merged already (this finding's fix came after the merge)? Then it is handled
+                // as the merge was: a webhook or poll that came earlier did not know of it.
+                let first_branch = ctx
+                    .queue
+                    .effects(None)
+                    .await?
+                    .into_iter()
+                    .find(|e| {
+                        e.kind == "pr" && e.target == first.target && e.run_id == first.run_id
+                    })
+                    .and_then(|e| e.effect_key.rsplit_once(':').map(|(_, b)| b.to_owned()));
+                if let Some(b) = first_branch
+                    && let Some(p) = forge.find_pull(&b).await?
+                    && p.state == "merged"
+                {
+                    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir)
+                        .await
+                        .map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+                    crate::merged::on_merged(
+                        &ctx.queue,
+                        &ctx.policy,
+                        &ledger,
+                        &first.target,
+                        p.number,
+                        p.merge_sha.as_deref(),
+                    )
+                    .await?;
+                }
                 let number: u64 = first
                     .target
                     .rsplit('!')

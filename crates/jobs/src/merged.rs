@@ -55,6 +55,16 @@ pub async fn on_merged(
                     .map_err(|e| JobsError::Db(e.to_string()))?;
             }
         }
+        // Merged is fixed (verified comes from the traffic after the deploy).
+        if matches!(
+            f.state,
+            af_ledger::State::Open | af_ledger::State::Reopened | af_ledger::State::Fixing
+        ) {
+            ledger
+                .set_state(&f.fingerprint, af_ledger::State::Fixed)
+                .await
+                .map_err(|e| JobsError::Db(e.to_string()))?;
+        }
         let runs: Vec<RunRow> = crate::events::emit(
             queue,
             policy,
