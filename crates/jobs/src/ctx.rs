@@ -27,6 +27,7 @@ pub struct Ctx {
     pub(crate) queue: Queue,
     pub(crate) policy: Arc<Policy>,
     pub(crate) opts: WorkerOptions,
+    ledger: tokio::sync::OnceCell<af_ledger::Ledger>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -38,12 +39,21 @@ impl std::fmt::Debug for Ctx {
 impl Ctx {
     /// For a worker (or for enqueuing from `af serve`).
     pub fn new(queue: Queue, policy: Arc<Policy>, opts: WorkerOptions) -> Arc<Self> {
-        Arc::new(Self { queue, policy, opts })
+        Arc::new(Self { queue, policy, opts, ledger: tokio::sync::OnceCell::new() })
     }
 
     /// Dry-run unless the flag or the policy says live.
     pub fn live(&self) -> bool {
         self.opts.live || self.policy.jobs.live
+    }
+
+    /// The data directory's ledger, opened (and migrated) once per worker, not once per run.
+    pub(crate) async fn ledger(&self) -> Result<&af_ledger::Ledger, crate::outcome::Failure> {
+        self.ledger.get_or_try_init(|| af_ledger::Ledger::open(&self.opts.data_dir)).await.map_err(
+            |e| {
+                crate::outcome::Failure::transient(e.to_string(), std::time::Duration::from_secs(1))
+            },
+        )
     }
 
     /// The limits a run is under: its repository (fix, plan, pr, and stub runs, which stand in

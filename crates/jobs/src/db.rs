@@ -67,7 +67,9 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect(u)
                     .await
-                    .map_err(|e| JobsError::Db(format!("{}: {e}", redact_url(u))))?;
+                    .map_err(|e| {
+                        JobsError::Db(format!("{}: {e}", crate::ticket::redact_remote(u)))
+                    })?;
                 apalis_postgres::PostgresStorage::<()>::migrations()
                     .run(&pool)
                     .await
@@ -121,25 +123,13 @@ impl Db {
     }
 }
 
-/// A database URL without its password, for messages.
-pub fn redact_url(u: &str) -> String {
-    match (u.find("://"), u.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let cred = &u[s + 3..at];
-            let user = cred.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &u[..s + 3], &u[at..])
-        }
-        _ => u.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn urls_lose_their_password() {
-        assert_eq!(redact_url("postgres://af:s3cret@h:5/db"), "postgres://af:***@h:5/db");
-        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        let shown = crate::ticket::redact_remote("postgres://af:s3cret@h:5/db");
+        assert!(!shown.contains("s3cret") && shown.ends_with("@h:5/db"), "{shown}");
+        assert_eq!(crate::ticket::redact_remote("postgres://h/db"), "postgres://h/db");
     }
 }

@@ -18,6 +18,7 @@ use crate::ctx::Ctx;
 use crate::outcome::{Done, Failure, Spent};
 use crate::policy::ServiceConfig;
 use crate::runs::{EffectRow, Kind, RunRow, now_ms};
+use crate::ticket::redact_remote;
 
 type Res = Result<Done, Failure>;
 
@@ -292,9 +293,7 @@ async fn set_state(
     from: &[af_ledger::State],
     to: af_ledger::State,
 ) -> Result<(), Failure> {
-    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir)
-        .await
-        .map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+    let ledger = ctx.ledger().await?;
     match ledger.finding(fp).await {
         Ok((f, _)) if from.contains(&f.state) => ledger
             .set_state(&f.fingerprint, to)
@@ -371,22 +370,6 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, Failure> {
     }
 }
 
-/// A remote URL without credentials (`https://user:token@host/…` → `https://***@host/…`).
-pub fn redact_remote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for word in s.split_inclusive(char::is_whitespace) {
-        match (word.find("://"), word.find('@')) {
-            (Some(i), Some(at)) if at > i => {
-                out.push_str(&word[..i + 3]);
-                out.push_str("***");
-                out.push_str(&word[at..]);
-            }
-            _ => out.push_str(word),
-        }
-    }
-    out
-}
-
 /// Pushes the fix branch and opens the pull/merge request with the report as its body.
 async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
     let s = service(ctx, r)?;
@@ -401,7 +384,8 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
     }
     let body = std::fs::read_to_string(&report)
         .map_err(|e| Failure::permanent(format!("pr: the report {report}: {e}")))?;
-    let body = format!("{body}\n\n{}\n", af_sinks::issue_marker(&r.fingerprint));
+    let body =
+        format!("{}\n\n{}\n", crate::ticket::redact(&body), af_sinks::issue_marker(&r.fingerprint));
     let title = pr_title(&body, &r.fingerprint);
     let mut outcome = json!({"branch": branch, "commit": commit});
     match out(ctx, s, r)? {
@@ -437,24 +421,20 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
                 // as the merge was: a webhook or poll that came earlier did not know of it.
                 let first_branch = ctx
                     .queue
-                    .effects(None)
+                    .effects_on("pr", &first.target)
                     .await?
                     .into_iter()
-                    .find(|e| {
-                        e.kind == "pr" && e.target == first.target && e.run_id == first.run_id
-                    })
+                    .find(|e| e.run_id == first.run_id)
                     .and_then(|e| e.effect_key.rsplit_once(':').map(|(_, b)| b.to_owned()));
                 if let Some(b) = first_branch
                     && let Some(p) = forge.find_pull(&b).await?
                     && p.state == "merged"
                 {
-                    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir)
-                        .await
-                        .map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+                    let ledger = ctx.ledger().await?;
                     crate::merged::on_merged(
                         &ctx.queue,
                         &ctx.policy,
-                        &ledger,
+                        ledger,
                         &first.target,
                         p.number,
                         p.merge_sha.as_deref(),
@@ -501,9 +481,7 @@ async fn pr(ctx: &Ctx, r: &RunRow) -> Res {
             let pr_key = format!("pr:{}:{branch}", target(s));
             let (p, effect) = forge.open_pull(&branch, &s.branch, &title, &body).await?;
             let pr_target = format!("{}!{}", target(s), p.number);
-            if ctx.queue.effect(&pr_key).await?.is_none() {
-                record(ctx, r, pr_key, "pr", pr_target.clone(), &p.url).await?;
-            }
+            record(ctx, r, pr_key, "pr", pr_target.clone(), &p.url).await?;
             record(ctx, r, patch_key.clone(), "pr-patch", pr_target, &p.url).await?;
             ctx.queue.release_effect(&patch_key, &r.id).await?;
             outcome["pull"] = json!(p);
@@ -548,9 +526,7 @@ async fn ticket(ctx: &Ctx, r: &RunRow) -> Res {
     let s = service(ctx, r)?;
     let input = r.input();
     let event = input.get("event").and_then(Value::as_str).unwrap_or("finding.opened").to_owned();
-    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir)
-        .await
-        .map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+    let ledger = ctx.ledger().await?;
     let detail = ledger
         .finding_detail(&r.fingerprint)
         .await
@@ -559,12 +535,14 @@ async fn ticket(ctx: &Ctx, r: &RunRow) -> Res {
         "[af] {} on {} {} ({})",
         detail.finding.kind, detail.finding.method, detail.finding.template, detail.finding.service
     );
-    let body = crate::ticket::issue_body(&detail, &ctx.opts.data_dir);
+    let title = crate::ticket::redact(&title);
+    let body = crate::ticket::redact(&crate::ticket::issue_body(&detail, &ctx.opts.data_dir));
     let mut outcome = json!({"event": event});
     if let Some(w) = &s.webhook {
         let hook = Webhook::from_env(&w.url, &w.secret_env)
             .map_err(|e| Failure::permanent(e.to_string()))?;
         let ev = json!({"event": event, "fingerprint": r.fingerprint, "service": r.service, "title": title, "input": input});
+        let ev: Value = serde_json::from_str(&crate::ticket::redact(&ev.to_string())).unwrap_or(ev);
         if ctx.live() {
             hook.send(&r.id, &ev).await?;
             outcome["webhook"] = json!("sent");
@@ -573,7 +551,8 @@ async fn ticket(ctx: &Ctx, r: &RunRow) -> Res {
                 json!(outbox(&run_dir(ctx, r).join("outbox"), "webhook", &ev)?);
         }
     }
-    let note = crate::ticket::comment_for(&event, &input, &detail);
+    let note =
+        crate::ticket::comment_for(&event, &input, &detail).map(|n| crate::ticket::redact(&n));
     match out(ctx, s, r)? {
         Out::None => {}
         Out::Dry(dir) => {
@@ -589,33 +568,29 @@ async fn ticket(ctx: &Ctx, r: &RunRow) -> Res {
                 Some(i) if !event.starts_with("finding.") => (i, Effect::Found),
                 _ => forge.upsert_issue(&r.fingerprint, &title, &body).await?,
             };
-            if ctx.queue.effect(&issue_key).await?.is_none() {
-                record(
-                    ctx,
-                    r,
-                    issue_key,
-                    "issue",
-                    format!("{}#{}", target(s), issue.number),
-                    &issue.url,
-                )
-                .await?;
-            }
+            record(
+                ctx,
+                r,
+                issue_key,
+                "issue",
+                format!("{}#{}", target(s), issue.number),
+                &issue.url,
+            )
+            .await?;
             outcome["issue"] = json!(issue);
             outcome["issue_effect"] = json!(effect);
             if let Some(note) = &note {
                 let c = forge.comment_once(issue.number, &r.idem_key, note).await?;
                 let key = format!("comment:{}", r.idem_key);
-                if c == Effect::Created || ctx.queue.effect(&key).await?.is_none() {
-                    record(
-                        ctx,
-                        r,
-                        key,
-                        "comment",
-                        format!("{}#{}", target(s), issue.number),
-                        &issue.url,
-                    )
-                    .await?;
-                }
+                record(
+                    ctx,
+                    r,
+                    key,
+                    "comment",
+                    format!("{}#{}", target(s), issue.number),
+                    &issue.url,
+                )
+                .await?;
                 outcome["comment"] = json!(c);
             }
             let want_open = match event.as_str() {
@@ -643,16 +618,14 @@ async fn verify(ctx: &Ctx, r: &RunRow) -> Res {
         .or_else(|| input.get("merge_sha"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let ledger = af_ledger::Ledger::open(&ctx.opts.data_dir)
-        .await
-        .map_err(|e| Failure::transient(e.to_string(), Duration::from_secs(1)))?;
+    let ledger = ctx.ledger().await?;
     let v = ledger
         .verify_finding(&r.fingerprint, since.as_deref())
         .await
         .map_err(|e| Failure::permanent(e.to_string()))?;
     let outcome = serde_json::to_value(&v).unwrap_or(Value::Null);
     let extra = json!({"since": since, "verify_run": r.id, "outcome": v.outcome.as_str(), "reason": v.reason});
-    let mut d = match v.outcome {
+    let d = match v.outcome {
         af_ledger::verify::Outcome::Verified => {
             let mut d = done("succeeded", outcome);
             d.events.push(("verify.verified", extra));
@@ -672,24 +645,5 @@ async fn verify(ctx: &Ctx, r: &RunRow) -> Res {
             d
         }
     };
-    d.run_dir = None;
     Ok(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remotes_lose_their_credentials() {
-        assert_eq!(
-            redact_remote("https://x-access-token:ghs_abc@github.com/o/r.git"),
-            "https://***@github.com/o/r.git"
-        );
-        assert_eq!(
-            redact_remote("fatal: unable to access 'https://u:p@h/r/': 403"),
-            "fatal: unable to access 'https://***@h/r/': 403"
-        );
-        assert_eq!(redact_remote("/srv/bare.git"), "/srv/bare.git");
-    }
 }

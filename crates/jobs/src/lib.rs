@@ -24,9 +24,9 @@ pub mod worker;
 pub use ctx::{Ctx, WorkerOptions};
 pub use db::Db;
 pub use events::emit;
-pub use handlers::redact_remote;
 pub use policy::Policy;
 pub use runs::{Kind, NewRun, Queue, RunRow};
+pub use ticket::redact_remote;
 
 /// What can go wrong outside a job (a job's own failures are in its run record).
 #[derive(Debug, thiserror::Error)]

@@ -5,8 +5,6 @@
 //! of an incident). The event's input is the pull request and the sha, so a webhook and a poll
 //! seeing the same merge queue one verify run.
 
-use std::path::Path;
-
 use serde_json::json;
 
 use crate::JobsError;
@@ -31,15 +29,14 @@ pub async fn on_merged(
     number: u64,
     sha: Option<&str>,
 ) -> Result<Option<Merged>, JobsError> {
-    let effects = queue.effects(None).await?;
-    let ours: Vec<_> = effects.iter().filter(|e| e.kind == "pr" && e.target == target).collect();
+    let ours = queue.effects_on("pr", target).await?;
     if ours.is_empty() {
         return Ok(None);
     }
     let since = sha.map_or_else(|| jiff::Timestamp::now().to_string(), str::to_owned);
     let mut out = Merged::default();
     let mut marked = std::collections::BTreeSet::new();
-    for e in ours {
+    for e in &ours {
         let f = match ledger.finding(&e.fingerprint).await {
             Ok((f, _)) => f,
             Err(err) => return Err(JobsError::NotFound(err.to_string())),
@@ -87,14 +84,12 @@ pub async fn on_merged(
 pub async fn poll_once(
     queue: &Queue,
     policy: &Policy,
-    data_dir: &Path,
+    ledger: &af_ledger::Ledger,
     live: bool,
 ) -> Result<usize, JobsError> {
     if !live {
         return Ok(0); // dry-run opened nothing to poll
     }
-    let ledger =
-        af_ledger::Ledger::open(data_dir).await.map_err(|e| JobsError::Db(e.to_string()))?;
     let effects = queue.effects(None).await?;
     let mut found = 0;
     let mut seen = std::collections::BTreeSet::new();
@@ -117,16 +112,9 @@ pub async fn poll_once(
             }
             match forge.find_pull(branch).await {
                 Ok(Some(p)) if p.state == "merged" => {
-                    if on_merged(
-                        queue,
-                        policy,
-                        &ledger,
-                        &e.target,
-                        p.number,
-                        p.merge_sha.as_deref(),
-                    )
-                    .await?
-                    .is_some()
+                    if on_merged(queue, policy, ledger, &e.target, p.number, p.merge_sha.as_deref())
+                        .await?
+                        .is_some()
                     {
                         found += 1;
                     }

@@ -413,6 +413,18 @@ impl Queue {
         )?)
     }
 
+    /// The effects of one kind on one target (`github:acme/radar!12`).
+    pub async fn effects_on(&self, kind: &str, target: &str) -> Result<Vec<EffectRow>, JobsError> {
+        Ok(fetch!(
+            &self.db,
+            EffectRow,
+            "SELECT effect_key, run_id, kind, fingerprint, target, url, created_ms FROM af_effects
+             WHERE kind = $1 AND target = $2 ORDER BY created_ms, effect_key",
+            kind,
+            target
+        )?)
+    }
+
     pub(crate) async fn effect(&self, key: &str) -> Result<Option<EffectRow>, JobsError> {
         Ok(fetch!(
             &self.db,
@@ -548,8 +560,18 @@ impl Queue {
 
     /// Whether the run is still this worker's and not cancelled.
     pub(crate) async fn still_mine(&self, run: &str, worker: &str) -> Result<bool, JobsError> {
-        let r = self.show(run).await?;
-        Ok(r.status == "running" && r.worker.as_deref() == Some(worker))
+        #[derive(sqlx::FromRow)]
+        struct Mine {
+            n: i64,
+        }
+        let rows = fetch!(
+            &self.db,
+            Mine,
+            "SELECT COUNT(*) AS n FROM af_runs WHERE id = $1 AND status = 'running' AND worker = $2",
+            run,
+            worker
+        )?;
+        Ok(rows.first().is_some_and(|m| m.n == 1))
     }
 
     /// Records the end of an attempt. Only the worker holding the run may (a worker that lost

@@ -6,33 +6,15 @@ use std::path::Path;
 use af_ledger::FindingDetail;
 use serde_json::Value;
 
-/// Header and query names whose values never leave the process.
-fn secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["authorization", "cookie", "set-cookie", "proxy-authorization"].contains(&n.as_str())
-        || ["token", "secret", "key", "password", "passwd", "session", "signature", "auth"]
-            .iter()
-            .any(|w| n.contains(w))
-}
-
-fn redact_url(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else { return url.to_owned() };
-    let parts: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if secret_name(k) => format!("{k}=REDACTED"),
-            _ => kv.to_owned(),
-        })
-        .collect();
-    format!("{base}?{}", parts.join("&"))
-}
-
 fn ns_time(ns: i64) -> String {
     jiff::Timestamp::from_nanosecond(i128::from(ns))
         .map_or_else(|_| ns.to_string(), |t| t.to_string())
 }
 
-/// One request of the finding's endpoint (an erroring one when there is one) from its evidence.
+/// One request of the finding's endpoint (an erroring one when there is one) from its evidence,
+/// templated as the window's analysis templated it (the same templater, learned from the same
+/// exchanges). Redaction is the caller's: everything sent to a forge goes through
+/// [`redact`](crate::ticket::redact).
 pub(crate) fn example_request(d: &FindingDetail) -> Option<String> {
     let ev = d.evidence.as_ref()?;
     if ev.deleted.is_some() {
@@ -40,27 +22,22 @@ pub(crate) fn example_request(d: &FindingDetail) -> Option<String> {
     }
     let opts = af_snapshot::ReadOptions { lenient: true, ..Default::default() };
     let (xs, _) = af_snapshot::read_all(&ev.path, opts).ok()?;
+    let templater = af_snapshot::Templater::new(Vec::new()).learning_from(&xs);
     let f = &d.finding;
-    let path_of = |u: &str| {
-        let rest = u.split_once("://").map_or(u, |(_, r)| r);
-        rest.find('/')
-            .map_or("/".to_owned(), |i| rest[i..].split('?').next().unwrap_or("/").to_owned())
-    };
     let same = |x: &&af_snapshot::Exchange| {
-        x.request.method == f.method && template_matches(&f.template, &path_of(&x.request.url))
+        let parts = x.url_parts();
+        x.request.method == f.method
+            && templater.template_on(parts.host(), parts.path) == f.template
     };
     let pick = xs
         .iter()
         .filter(same)
         .find(|x| {
-            x.response
-                .as_ref()
-                .is_some_and(|r| f.status.is_some_and(|s| r.status == s) || r.status >= 400)
+            x.response.as_ref().is_some_and(|r| f.status.map_or(r.status >= 400, |s| r.status == s))
         })
         .or_else(|| xs.iter().find(same))?;
-    let mut s = format!("{} {}\n", pick.request.method, redact_url(&pick.request.url));
+    let mut s = format!("{} {}\n", pick.request.method, pick.request.url);
     for (k, v) in &pick.request.headers {
-        let v = if secret_name(k) { "REDACTED" } else { v.as_str() };
         s.push_str(&format!("{k}: {v}\n"));
     }
     if let Some(r) = &pick.response {
@@ -69,12 +46,29 @@ pub(crate) fn example_request(d: &FindingDetail) -> Option<String> {
     Some(s)
 }
 
-/// `/users/{id}/messages/{id}` against a concrete path: same segment count, literals equal.
-fn template_matches(template: &str, path: &str) -> bool {
-    let t: Vec<&str> = template.trim_matches('/').split('/').collect();
-    let p: Vec<&str> = path.trim_matches('/').split('/').collect();
-    t.len() == p.len()
-        && t.iter().zip(&p).all(|(a, b)| (a.starts_with('{') && a.ends_with('}')) || a == b)
+/// A URL (a git remote, a database) without credentials (`https://user:token@host/…` → `https://***@host/…`).
+pub fn redact_remote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_inclusive(char::is_whitespace) {
+        match (word.find("://"), word.find('@')) {
+            (Some(i), Some(at)) if at > i => {
+                out.push_str(&word[..i + 3]);
+                out.push_str("***");
+                out.push_str(&word[at..]);
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
+}
+
+/// What leaves the process for a forge or a webhook, with credentials (authorization and
+/// cookie headers, bearer tokens, API keys and tokens by shape and by name) and e-mail addresses
+/// redacted: the same redaction as every model request (`af_agent::llm::Redactor`).
+pub fn redact(text: &str) -> String {
+    static R: std::sync::LazyLock<af_agent::llm::Redactor> =
+        std::sync::LazyLock::new(af_agent::llm::Redactor::default);
+    R.text(text)
 }
 
 /// The issue's body (the fingerprint marker is added by the sink).
@@ -159,16 +153,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_in_queries_and_names_are_redacted() {
+    fn remotes_lose_their_credentials() {
         assert_eq!(
-            redact_url("https://h/p?key=abc&q=1&access_token=x"),
-            "https://h/p?key=REDACTED&q=1&access_token=REDACTED"
+            redact_remote("https://x-access-token:ghs_abc@github.com/o/r.git"),
+            "https://***@github.com/o/r.git"
         );
-        assert!(secret_name("X-Api-Key") && secret_name("Authorization") && !secret_name("Accept"));
-        assert!(template_matches(
-            "/gmail/v1/users/{id}/messages/{id}",
-            "/gmail/v1/users/me/messages/18c"
-        ));
-        assert!(!template_matches("/a/{id}", "/a/b/c"));
+        assert_eq!(
+            redact_remote("fatal: unable to access 'https://u:p@h/r/': 403"),
+            "fatal: unable to access 'https://***@h/r/': 403"
+        );
+        assert_eq!(redact_remote("/srv/bare.git"), "/srv/bare.git");
+    }
+
+    #[test]
+    fn secrets_in_queries_and_headers_are_redacted() {
+        let r = redact(
+            "GET https://h/p?q=1&access_token=ya29.a0AfH6SMBx\nAuthorization: Bearer ghp_abcdefghijklmnopqrstuv\nAccept: application/json\n",
+        );
+        assert!(!r.contains("ya29.a0AfH6SMBx") && !r.contains("ghp_abcdefghijklmnopqrstuv"), "{r}");
+        assert!(r.contains("q=1") && r.contains("Accept: application/json"), "{r}");
     }
 }

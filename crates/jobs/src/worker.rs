@@ -26,17 +26,8 @@ impl Ctx {
         };
         let budget = &self.policy.jobs;
         if r.attempts > r.max_attempts {
-            self.queue
-                .finish(
-                    &r.id,
-                    &self.opts.name,
-                    "dead",
-                    None,
-                    Some(&format!("{} attempts started; giving up", r.attempts - 1)),
-                    None,
-                    &Spent::default(),
-                )
-                .await?;
+            let msg = format!("{} attempts started; giving up", r.attempts - 1);
+            self.dead(&r, &msg, &Spent::default()).await?;
             return Ok(());
         }
         // Limits are shared by every worker on the database: wait for a slot of each.
@@ -145,23 +136,11 @@ impl Ctx {
                             "{} (attempt {} of {}; no attempts left)",
                             f.message, r.attempts, r.max_attempts
                         );
-                        self.queue
-                            .finish(&r.id, &self.opts.name, "dead", None, Some(&msg), None, &spent)
-                            .await?;
+                        self.dead(&r, &msg, &spent).await?;
                     }
                     None => {
                         if !f.message.starts_with("cancelled") {
-                            self.queue
-                                .finish(
-                                    &r.id,
-                                    &self.opts.name,
-                                    "dead",
-                                    None,
-                                    Some(&f.message),
-                                    None,
-                                    &spent,
-                                )
-                                .await?;
+                            self.dead(&r, &f.message, &spent).await?;
                         }
                     }
                 }
@@ -172,6 +151,11 @@ impl Ctx {
             self.queue.release_slots(&holder).await?;
         }
         Ok(())
+    }
+
+    /// The dead-letter state: retrying cannot help, or the attempts ran out.
+    async fn dead(&self, r: &RunRow, why: &str, spent: &Spent) -> Result<bool, JobsError> {
+        self.queue.finish(&r.id, &self.opts.name, "dead", None, Some(why), None, spent).await
     }
 
     /// Resolves when the run stops being this worker's (cancelled, or taken over after a lost
@@ -230,9 +214,10 @@ where
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if let Err(e) =
-                    crate::merged::poll_once(&c.queue, &c.policy, &c.opts.data_dir, c.live()).await
-                {
+                if let Err(e) = match c.ledger().await {
+                    Ok(l) => crate::merged::poll_once(&c.queue, &c.policy, l, c.live()).await,
+                    Err(f) => Err(JobsError::Db(f.message)),
+                } {
                     eprintln!("af worker: polling the forges: {e}");
                 }
             }

@@ -135,13 +135,21 @@ impl Forge {
             project: project.to_owned(),
             token,
             token_env: token_env.to_owned(),
-            http: HttpClient::new()?,
+            http: HttpClient::shared()?,
         })
     }
 
     /// Provider.
     pub fn kind(&self) -> ForgeKind {
         self.kind
+    }
+
+    /// Where an issue's text is: GitHub `body`, GitLab `description`.
+    fn body_key(&self) -> &'static str {
+        match self.kind {
+            ForgeKind::Github => "body",
+            ForgeKind::Gitlab => "description",
+        }
     }
 
     fn base(&self) -> String {
@@ -244,14 +252,8 @@ impl Forge {
     /// The fingerprint's issue, found by its marker among af-labelled issues.
     pub async fn find_issue(&self, fingerprint: &str) -> Result<Option<IssueRef>, SinkError> {
         let marker = issue_marker(fingerprint);
-        let path = match self.kind {
-            ForgeKind::Github => format!("/issues?state=all&labels={LABEL}"),
-            ForgeKind::Gitlab => format!("/issues?state=all&labels={LABEL}"),
-        };
-        let body_key = match self.kind {
-            ForgeKind::Github => "body",
-            ForgeKind::Gitlab => "description",
-        };
+        let path = format!("/issues?state=all&labels={LABEL}");
+        let body_key = self.body_key();
         Ok(self
             .list(&path)
             .await?
@@ -273,10 +275,8 @@ impl Forge {
         body: &str,
     ) -> Result<(IssueRef, Effect), SinkError> {
         let body = format!("{body}\n\n{}\n", issue_marker(fingerprint));
-        let (body_key, number_path) = match self.kind {
-            ForgeKind::Github => ("body", "/issues"),
-            ForgeKind::Gitlab => ("description", "/issues"),
-        };
+        let body_key = self.body_key();
+        let number_path = "/issues";
         if let Some(found) = self.find_issue(fingerprint).await? {
             let m = match self.kind {
                 ForgeKind::Github => Method::PATCH,

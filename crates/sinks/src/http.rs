@@ -122,6 +122,16 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
+    /// The process's one client (its TLS configuration and connection pool are built once,
+    /// not per sink or per run).
+    pub fn shared() -> Result<Self, SinkError> {
+        static CLIENT: std::sync::OnceLock<Result<HttpClient, String>> = std::sync::OnceLock::new();
+        CLIENT
+            .get_or_init(|| Self::new().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(SinkError::Config)
+    }
+
     /// A client verifying TLS against the system's roots.
     pub fn new() -> Result<Self, SinkError> {
         let tls = af_capture::client_tls(false).map_err(SinkError::Config)?;

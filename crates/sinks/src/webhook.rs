@@ -48,7 +48,7 @@ impl Webhook {
             url: url.to_owned(),
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
             secret_env: secret_env.to_owned(),
-            http: HttpClient::new()?,
+            http: HttpClient::shared()?,
         })
     }
 

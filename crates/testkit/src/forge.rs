@@ -313,7 +313,7 @@ async fn handle(
         && x.delay_ms > 0
     {
         if x.after_effect {
-            let _ = route(f, &method, &path, &headers, &q, &body);
+            let _ = route(f, &method, &path, &q, &body);
         }
         // Seen on arrival: a test may act while the answer is still pending.
         f.lock().seen.push(Seen {
@@ -336,7 +336,7 @@ async fn handle(
             serde_json::from_str(&x.body).unwrap_or(json!({"message": x.body})),
             &x.headers,
         ),
-        _ => route(f, &method, &path, &headers, &q, &body),
+        _ => route(f, &method, &path, &q, &body),
     };
     if let Some(x) = fault.filter(|x| x.after_effect) {
         resp = answer(
@@ -378,14 +378,11 @@ fn route(
     f: &FakeForge,
     method: &Method,
     path: &str,
-    headers: &HeaderMap,
     q: &std::collections::HashMap<String, String>,
     body: &[u8],
 ) -> Response {
+    // Credentials were checked by `handle`, before any scripted fault.
     let gitlab = path.starts_with("/api/v4/");
-    if let Some(r) = unauthorized(f, path, headers) {
-        return r;
-    }
 
     let prefix = if gitlab {
         format!("/api/v4/projects/{}", f.project.replace('/', "%2F"))
