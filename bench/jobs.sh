@@ -33,6 +33,9 @@ for engine in sqlite postgres; do
       sleep 0.2
     done
     end=$(date +%s.%N)
+    # A run that died is not a job done: the rate counts only if every run succeeded.
+    ok=$($af runs ls --json --limit 100000 --status succeeded --database "$db" --data-dir "$data" | python3 -c "import json,sys; print(sum(1 for r in json.load(sys.stdin) if r['input'].find('\"w\":$w') >= 0))")
+    [ "$ok" = "$jobs" ] || { echo "bench/jobs.sh: $engine × $w: $ok of $jobs runs succeeded" >&2; exit 1; }
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     pids=()
     secs=$(python3 -c "print(round($end - $start, 2))")
