@@ -401,6 +401,9 @@ pub enum FindingsCommand {
         /// af serve's data directory.
         #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
         data_dir: PathBuf,
+        /// The shared ledger's database (`postgres://…`, as af serve's --database).
+        #[arg(long, value_name = "URL", env = "AF_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
     },
     /// One finding: its state, occurrences, per-window metric and evidence.
     Show {
@@ -412,6 +415,9 @@ pub enum FindingsCommand {
         /// af serve's data directory.
         #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
         data_dir: PathBuf,
+        /// The shared ledger's database (`postgres://…`, as af serve's --database).
+        #[arg(long, value_name = "URL", env = "AF_DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
     },
 }
 
@@ -432,6 +438,9 @@ pub struct SuppressArgs {
     /// af serve's data directory.
     #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
     pub data_dir: PathBuf,
+    /// The shared ledger's database (`postgres://…`, as af serve's --database).
+    #[arg(long, value_name = "URL", env = "AF_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
 }
 
 /// `af verify`.
@@ -460,6 +469,9 @@ pub struct VerifyArgs {
     /// af serve's data directory.
     #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
     pub data_dir: PathBuf,
+    /// The shared ledger's database (`postgres://…`, as af serve's --database).
+    #[arg(long, value_name = "URL", env = "AF_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
 }
 
 /// `af demo`.

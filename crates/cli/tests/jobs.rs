@@ -550,7 +550,7 @@ fn postgres_retries_dead_letters_cancel_requeue_and_priorities() {
 /// fix is confirmed → a pr run pushes the branch to the bare remote and opens the pull request
 /// with the report as its body → the provider's "merged" webhook → a verify run after a delay
 /// → verified → the ticket run closes the issue.
-fn bundled_example_end_to_end(gitlab: bool) {
+fn bundled_example_end_to_end(gitlab: bool, pg: Option<&Pg>) {
     let tmp = tempfile::tempdir().expect("tmp");
     let bare = tmp.path().join("radar.git");
     git(tmp.path(), &["init", "-q", "--bare", bare.to_str().expect("utf-8")]);
@@ -647,6 +647,7 @@ do = ["ticket"]
         .arg(&pol)
         .arg("--data-dir")
         .arg(&data)
+        .args(pg.map(|p| ["--database", p.url.as_str()]).into_iter().flatten())
         .env("AF_TEST_FORGE_TOKEN", TOKEN)
         .env("AF_TEST_HOOK_SECRET", hook_secret)
         .env("AF_TEST_DUMP_DIR", &dumps_dir)
@@ -658,7 +659,8 @@ do = ["ticket"]
     let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
     std::io::BufRead::read_line(&mut err, &mut line).expect("line");
-    assert!(line.contains("jobs on sqlite, 2 here, live"), "{line}");
+    let engine = if pg.is_some() { "postgres" } else { "sqlite" };
+    assert!(line.contains(&format!("jobs on {engine}, 2 here, live")), "{line}");
     let log_path = tmp.path().join("serve.log");
     let mut log = std::fs::File::create(&log_path).expect("log");
     std::thread::spawn(move || {
@@ -911,10 +913,139 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn github_end_to_end_on_the_bundled_example() {
-    bundled_example_end_to_end(false);
+    bundled_example_end_to_end(false, None);
+}
+
+/// GitLab, with the ledger and the jobs on PostgreSQL: the windows go through the shared
+/// tables, the fix run's evidence comes out of the database.
+#[test]
+fn gitlab_end_to_end_on_the_bundled_example_on_postgres() {
+    let pg = postgres();
+    bundled_example_end_to_end(true, Some(&pg));
+}
+
+/// A replica on the shared ledger, with 10 s windows (the bundled incident's 1.5 s fits one)
+/// and a 1 s grace.
+fn ledger_replica(db: &str, data: &Path) -> Server {
+    Server::start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--database",
+            db,
+            "--window",
+            "10s",
+            "--grace",
+            "1s",
+        ],
+        &[],
+        1,
+    )
+}
+
+fn received(base: &str) -> u64 {
+    let (_, m) = get(&format!("http://{base}/metrics"));
+    m.lines()
+        .filter(|l| l.starts_with("af_records_received_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 #[test]
-fn gitlab_end_to_end_on_the_bundled_example() {
-    bundled_example_end_to_end(true);
+fn postgres_replicas_share_windows_findings_and_evidence() {
+    let pg = postgres();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    let ra = ledger_replica(&pg.url, &a);
+    let rb = ledger_replica(&pg.url, &b);
+    let rc = ledger_replica(&pg.url, &c);
+    // The bundled incident, its lines dealt to two replicas in turn, in several requests each
+    // (a load balancer's round robin): neither has the whole window.
+    let text = std::fs::read_to_string(root().join("examples/radar/snapshots/before.jsonl"))
+        .expect("before");
+    let lines: Vec<&str> =
+        text.lines().filter(|l| !l.trim().is_empty() && !l.contains("\"af-snapshot\"")).collect();
+    assert_eq!(lines.len(), 456, "the bundled incident");
+    let mut halves = [Vec::new(), Vec::new()];
+    for (i, l) in lines.iter().enumerate() {
+        halves[i % 2].push(*l);
+    }
+    for (half, r) in halves.iter().zip([&ra, &rb]) {
+        for chunk in half.chunks(40) {
+            let body = chunk.join("\n");
+            let (code, _, ack) = post(
+                &format!("http://{}/v1/exchanges?service=radar", r.addrs[0]),
+                "application/x-ndjson",
+                body.as_bytes(),
+            );
+            assert_eq!(code, 200, "{ack}");
+            assert_eq!(json(&ack)["accepted"], chunk.len(), "{ack}");
+        }
+    }
+    assert_eq!(received(&ra.addrs[0]) + received(&rb.addrs[0]), 456);
+    // The replica that took half of the window dies before it closes: its records were
+    // acknowledged, so they are the others' to analyse.
+    let mut ra = ra;
+    ra.child.kill().expect("kill -9");
+    ra.child.wait().expect("reaped");
+    let found = wait_for("one limit-model finding on the shared ledger", 60, || {
+        let (_, body) = get(&format!("http://{}/api/findings?service=radar", rb.addrs[0]));
+        let all = json(&body).as_array()?.clone();
+        all.iter().any(|f| f["kind"] == "limit-model").then_some(Value::Array(all))
+    });
+    let found = found.as_array().cloned().unwrap_or_default();
+    let limit: Vec<&Value> = found.iter().filter(|f| f["kind"] == "limit-model").collect();
+    assert_eq!(limit.len(), 1, "{found:?}");
+    let fp = limit[0]["fingerprint"].as_str().expect("fp").to_owned();
+    assert_eq!(limit[0]["occurrences"], 1, "analysed once: {found:?}");
+    // One window, with every record of both replicas.
+    let windows = wait_for("the window row", 30, || {
+        let (_, body) = get(&format!("http://{}/api/windows?service=radar", rc.addrs[0]));
+        let w = json(&body).as_array()?.clone();
+        (!w.is_empty()).then_some(Value::Array(w))
+    });
+    let windows = windows.as_array().cloned().unwrap_or_default();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+    assert_eq!((windows[0]["records"].as_i64(), windows[0]["late"].as_i64()), (Some(456), Some(0)));
+    // The same answers from a replica that took nothing and did not analyse: the finding, its
+    // evidence (all 456 exchanges), and the evidence's bytes, written to its own disk from the
+    // database.
+    let detail = |base: &str| {
+        let (code, body) = get(&format!("http://{base}/api/findings/{fp}"));
+        assert_eq!(code, 200, "{body}");
+        json(&body)
+    };
+    let (db_, dc) = (detail(&rb.addrs[0]), detail(&rc.addrs[0]));
+    assert_eq!(db_["finding"], dc["finding"]);
+    assert_eq!(db_["occurrences"], dc["occurrences"]);
+    assert_eq!(dc["evidence"]["exchanges"], 456, "{dc}");
+    assert_eq!(db_["evidence"]["digest"], dc["evidence"]["digest"]);
+    let path_c = PathBuf::from(dc["evidence"]["path"].as_str().expect("path"));
+    assert!(path_c.starts_with(&c) && path_c.exists(), "{}", path_c.display());
+    let (code, snap) = get(&format!("http://{}/api/findings/{fp}/evidence", rc.addrs[0]));
+    assert_eq!(code, 200);
+    assert!(!snap.is_empty());
+    // The CLI reads the shared ledger too, from a directory that has none of it.
+    let out = Command::new(af_bin())
+        .args(["findings", "ls", "--json", "--database", &pg.url, "--data-dir"])
+        .arg(tmp.path().join("elsewhere"))
+        .output()
+        .expect("af findings");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&fp));
+    // One analysis over all replicas: nothing was counted twice.
+    let (_, m) = get(&format!("http://{}/metrics", rb.addrs[0]));
+    let (_, mc) = get(&format!("http://{}/metrics", rc.addrs[0]));
+    let processed = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("af_windows_processed_total"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(processed(&m) + processed(&mc), 1, "{m}\n{mc}");
 }

@@ -20,6 +20,9 @@ pub struct WorkerOptions {
     pub af_exe: PathBuf,
     /// Push and post for real (else the policy's `live`).
     pub live: bool,
+    /// The ledger's database when it is shared (`postgres://…`, the same as the queue's);
+    /// none: `ledger.db` in the data directory.
+    pub ledger_url: Option<String>,
 }
 
 /// Everything a handler needs.
@@ -47,13 +50,16 @@ impl Ctx {
         self.opts.live || self.policy.jobs.live
     }
 
-    /// The data directory's ledger, opened (and migrated) once per worker, not once per run.
+    /// The ledger (shared, or the data directory's), opened (and migrated) once per worker,
+    /// not once per run.
     pub(crate) async fn ledger(&self) -> Result<&af_ledger::Ledger, crate::outcome::Failure> {
-        self.ledger.get_or_try_init(|| af_ledger::Ledger::open(&self.opts.data_dir)).await.map_err(
-            |e| {
+        let url = self.opts.ledger_url.as_deref();
+        self.ledger
+            .get_or_try_init(|| af_ledger::Ledger::connect(url, &self.opts.data_dir))
+            .await
+            .map_err(|e| {
                 crate::outcome::Failure::transient(e.to_string(), std::time::Duration::from_secs(1))
-            },
-        )
+            })
     }
 
     /// The limits a run is under: its repository (fix, plan, pr, and stub runs, which stand in

@@ -148,6 +148,29 @@ async fn stub(ctx: &Ctx, r: &RunRow) -> Res {
     Ok(done("succeeded", outcome))
 }
 
+/// A finding's evidence snapshot and a file in the run directory holding its summary.
+async fn evidence_of(
+    ctx: &Ctx,
+    r: &RunRow,
+    dir: &std::path::Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), Failure> {
+    let ledger = ctx.ledger().await?;
+    let detail = ledger
+        .finding_detail(&r.fingerprint)
+        .await
+        .map_err(|e| Failure::permanent(format!("finding {}: {e}", r.fingerprint)))?;
+    let Some(e) = detail.evidence.filter(|e| e.deleted.is_none() && e.path.exists()) else {
+        return Err(Failure::permanent(format!(
+            "finding {} has no evidence (never stored, or deleted by retention)",
+            r.fingerprint
+        )));
+    };
+    let issue = dir.join("issue.md");
+    std::fs::write(&issue, &detail.finding.summary)
+        .map_err(|e| Failure::permanent(format!("{}: {e}", issue.display())))?;
+    Ok((e.path, issue))
+}
+
 /// `af fix` (or `af plan`) on the finding's evidence, in the service's repository.
 async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
     let s = service(ctx, r)?;
@@ -167,7 +190,10 @@ async fn agent(ctx: &Ctx, r: &RunRow, verb: &str) -> Res {
         .map_err(|e| Failure::permanent(format!("{}: {e}", dir.display())))?;
     let mut cmd = tokio::process::Command::new(&ctx.opts.af_exe);
     cmd.arg(verb).args(["--quiet", "--json", "--source"]).arg(&repo);
-    cmd.args(["--finding", &r.fingerprint, "--data-dir"]).arg(&ctx.opts.data_dir);
+    // The finding's evidence, as this machine has it (a shared ledger writes a file another
+    // machine stored from the database), and its summary as the issue text.
+    let (snapshot, issue) = evidence_of(ctx, r, &dir).await?;
+    cmd.arg("--snapshot").arg(&snapshot).arg("--issue").arg(&issue);
     cmd.arg("--runs-dir").arg(dir.join("runs"));
     cmd.args(["--engine", &s.engine]);
     if let Some(run) = &s.run {

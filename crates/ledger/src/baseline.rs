@@ -141,7 +141,7 @@ impl Ledger {
     /// The baselines of a service's endpoints.
     pub async fn baselines(&self, service: &str) -> Result<Vec<Baseline>> {
         Ok(sqlx::query_as::<_, Baseline>(
-            "SELECT * FROM baselines WHERE service = ?1 ORDER BY endpoint",
+            "SELECT * FROM baselines WHERE service = $1 ORDER BY endpoint",
         )
         .bind(service)
         .fetch_all(self.pool())
@@ -153,7 +153,7 @@ impl Ledger {
         sqlx::query(
             "INSERT INTO baselines (service, endpoint, windows, calls, errors, throttled, rate_mean, rate_m2,
                p95_n, p95_mean, p95_m2, peak_mean, peak_m2, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (service, endpoint) DO UPDATE SET windows = excluded.windows, calls = excluded.calls,
                errors = excluded.errors, throttled = excluded.throttled, rate_mean = excluded.rate_mean,
                rate_m2 = excluded.rate_m2, p95_n = excluded.p95_n, p95_mean = excluded.p95_mean,

@@ -73,11 +73,8 @@ impl Ledger {
         {
             return Ok(e);
         }
-        let dir = self.evidence_dir.join(&hex[..2]);
-        std::fs::create_dir_all(&dir)
-            .map_err(|source| LedgerError::Io { path: dir.clone(), source })?;
-        let path = dir.join(format!("{hex}.jsonl.zst"));
-        let tmp = dir.join(format!(".{hex}.tmp"));
+        let path = self.local_evidence(&hex)?;
+        let tmp = path.with_file_name(format!(".{hex}.tmp"));
         let mut w = NativeWriter::create(&tmp, true, false)?;
         for ex in exchanges {
             w.write(ex)?;
@@ -86,10 +83,20 @@ impl Ledger {
         std::fs::rename(&tmp, &path)
             .map_err(|source| LedgerError::Io { path: path.clone(), source })?;
         let bytes = std::fs::metadata(&path).map(|m| m.len() as i64).unwrap_or(0);
+        // Shared (PostgreSQL): the bytes go in the database too, for the machines that do not
+        // have this file — a replica that did not analyse the window, a worker elsewhere.
+        let content = match self.engine {
+            crate::Engine::Postgres => Some(
+                std::fs::read(&path)
+                    .map_err(|source| LedgerError::Io { path: path.clone(), source })?,
+            ),
+            crate::Engine::Sqlite => None,
+        };
         sqlx::query(
-            "INSERT INTO evidence (digest, service, window_ns, path, bytes, exchanges, created, deleted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)
-             ON CONFLICT (digest) DO UPDATE SET path = excluded.path, deleted = NULL, created = excluded.created",
+            "INSERT INTO evidence (digest, service, window_ns, path, bytes, exchanges, created, deleted, content)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)
+             ON CONFLICT (digest) DO UPDATE SET path = excluded.path, deleted = NULL,
+               created = excluded.created, content = excluded.content",
         )
         .bind(&digest)
         .bind(service)
@@ -98,6 +105,7 @@ impl Ledger {
         .bind(bytes)
         .bind(exchanges.len() as i64)
         .bind(now_ns())
+        .bind(content)
         .execute(self.pool())
         .await?;
         Ok(Evidence {
@@ -111,14 +119,47 @@ impl Ledger {
         })
     }
 
-    /// The evidence with `digest`.
+    /// Where evidence `hex` lives on this machine (its directory created).
+    fn local_evidence(&self, hex: &str) -> Result<PathBuf> {
+        let dir = self.evidence_dir.join(hex.get(..2).unwrap_or("xx"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| LedgerError::Io { path: dir.clone(), source })?;
+        Ok(dir.join(format!("{hex}.jsonl.zst")))
+    }
+
+    /// The evidence with `digest`. On a shared (PostgreSQL) ledger its path is on this
+    /// machine: a file another machine stored is written here from the database first.
     pub async fn evidence(&self, digest: &str) -> Result<Option<Evidence>> {
-        Ok(sqlx::query_as::<_, Evidence>(
-            "SELECT digest, service, window_ns, path, bytes, exchanges, deleted FROM evidence WHERE digest = ?1",
+        let found = sqlx::query_as::<_, Evidence>(
+            "SELECT digest, service, window_ns, path, bytes, exchanges, deleted FROM evidence WHERE digest = $1",
         )
         .bind(digest)
         .fetch_optional(self.pool())
-        .await?)
+        .await?;
+        let Some(mut e) = found else { return Ok(None) };
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        if self.engine == crate::Engine::Postgres
+            && e.deleted.is_none()
+            && hex.len() == 64
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            let local = self.local_evidence(hex)?;
+            if !local.exists() {
+                let content: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT content FROM evidence WHERE digest = $1")
+                        .bind(digest)
+                        .fetch_one(self.pool())
+                        .await?;
+                if let Some(bytes) = content {
+                    let tmp = local.with_file_name(format!(".{hex}.{}.tmp", std::process::id()));
+                    std::fs::write(&tmp, &bytes)
+                        .and_then(|()| std::fs::rename(&tmp, &local))
+                        .map_err(|source| LedgerError::Io { path: local.clone(), source })?;
+                }
+            }
+            e.path = local;
+        }
+        Ok(Some(e))
     }
 
     /// Deletes evidence past `r`'s age, then the oldest until the total fits; returns how many
@@ -137,15 +178,22 @@ impl Ledger {
             if now - created <= r.max_age_ns && total <= r.max_bytes {
                 continue;
             }
-            let path: String = row.try_get("path")?;
             let digest: String = row.try_get("digest")?;
+            // Shared: this machine's copy (the row's path is the writer's).
+            let path: PathBuf = match self.engine {
+                crate::Engine::Postgres => self
+                    .evidence_dir
+                    .join(digest.get(7..9).unwrap_or("xx"))
+                    .join(format!("{}.jsonl.zst", digest.get(7..).unwrap_or(""))),
+                crate::Engine::Sqlite => row.try_get::<String, _>("path")?.into(),
+            };
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(LedgerError::Io { path: path.into(), source: e });
+                    return Err(LedgerError::Io { path, source: e });
                 }
                 _ => {}
             }
-            sqlx::query("UPDATE evidence SET deleted = ?2 WHERE digest = ?1")
+            sqlx::query("UPDATE evidence SET deleted = $2, content = NULL WHERE digest = $1")
                 .bind(&digest)
                 .bind(now)
                 .execute(self.pool())

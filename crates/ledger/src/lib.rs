@@ -12,6 +12,7 @@
 pub mod baseline;
 pub mod evidence;
 pub mod fingerprint;
+pub mod pending;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -19,10 +20,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Serialize;
+use sqlx::AnyPool;
 use sqlx::Row as _;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::any::{AnyPoolOptions, AnyRow};
 
 pub use fingerprint::{Fingerprint, Key};
 
@@ -54,8 +54,29 @@ pub enum LedgerError {
 /// Ledger results.
 pub type Result<T> = std::result::Result<T, LedgerError>;
 
-/// The embedded migrations.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The embedded SQLite ledger's migrations (recorded in `_sqlx_migrations` of `ledger.db`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The PostgreSQL ledger's migrations: the same versions in PostgreSQL's types, recorded in
+/// `af_ledger_migrations` (the database is shared with the jobs, whose library owns
+/// `_sqlx_migrations`).
+fn pg_migrator() -> sqlx::migrate::Migrator {
+    let mut m = sqlx::migrate!("./migrations/postgres");
+    m.dangerous_set_table_name(PG_MIGRATIONS);
+    m
+}
+
+const PG_MIGRATIONS: &str = "af_ledger_migrations";
+
+/// Which database the ledger is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// `DATA_DIR/ledger.db`: one server.
+    Sqlite,
+    /// One PostgreSQL for several replicas: windows are shared ([`pending`]).
+    Postgres,
+}
 
 /// Where a finding is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -301,17 +322,21 @@ impl Default for Policy {
 /// The ledger.
 #[derive(Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    pool: AnyPool,
+    engine: Engine,
     evidence_dir: PathBuf,
     /// Cooldowns.
     pub policy: Policy,
 }
 
+/// The advisory lock key of the ledger's writers on PostgreSQL (`af-ledg` in ASCII).
+const WRITE_LOCK: i64 = 0x0061_662d_6c65_6467;
+
 fn now_ns() -> i64 {
     af_snapshot::Timestamp::now().as_nanos()
 }
 
-fn finding_row(r: &sqlx::sqlite::SqliteRow) -> Result<FindingRow> {
+fn finding_row(r: &AnyRow) -> Result<FindingRow> {
     let state: String = r.try_get("state")?;
     Ok(FindingRow {
         fingerprint: r.try_get("fingerprint")?,
@@ -340,22 +365,80 @@ fn finding_row(r: &sqlx::sqlite::SqliteRow) -> Result<FindingRow> {
 impl Ledger {
     /// Opens (creating and migrating) `DATA_DIR/ledger.db`; evidence goes to `DATA_DIR/evidence`.
     pub async fn open(data_dir: &Path) -> Result<Self> {
+        Self::connect(None, data_dir).await
+    }
+
+    /// Opens the ledger at `url` (`postgres://…`: shared by several replicas and workers) or,
+    /// without one, `DATA_DIR/ledger.db`; creates and migrates its tables. Evidence files are
+    /// written under `DATA_DIR/evidence` either way (on PostgreSQL their bytes are kept in the
+    /// database too, and a machine that lacks the file writes it from there).
+    pub async fn connect(url: Option<&str>, data_dir: &Path) -> Result<Self> {
+        sqlx::any::install_default_drivers();
         std::fs::create_dir_all(data_dir)
             .map_err(|source| LedgerError::Io { path: data_dir.to_owned(), source })?;
-        let opts = SqliteConnectOptions::new()
-            .filename(data_dir.join("ledger.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, evidence_dir: data_dir.join("evidence"), policy: Policy::default() })
+        let (pool, engine) = match url {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(u)
+                    .await?;
+                // Several replicas may start at once: PostgreSQL's migrator takes an advisory
+                // lock around its work.
+                pg_migrator().run(&pool).await?;
+                (pool, Engine::Postgres)
+            }
+            Some(other) => {
+                return Err(LedgerError::NotFound(format!(
+                    "the ledger's database must be postgres://… (or none: {}/ledger.db), not `{}`",
+                    data_dir.display(),
+                    other.split(':').next().unwrap_or("")
+                )));
+            }
+            None => {
+                let file = data_dir.join("ledger.db");
+                let url = format!("sqlite://{}?mode=rwc", file.display());
+                // WAL: readers (the API) never wait for the analysis writing; NORMAL: a
+                // crash loses no committed row (the segment log holds what is not analysed).
+                let pool = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            use sqlx::Executor as _;
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?;
+                MIGRATOR.run(&pool).await?;
+                (pool, Engine::Sqlite)
+            }
+        };
+        Ok(Self {
+            pool,
+            engine,
+            evidence_dir: data_dir.join("evidence"),
+            policy: Policy::default(),
+        })
+    }
+
+    /// Which database it is in.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// The schema version (the latest migration applied).
     pub async fn schema_version(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+        let table = match self.engine {
+            Engine::Sqlite => "_sqlx_migrations",
+            Engine::Postgres => PG_MIGRATIONS,
+        };
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT MAX(version) FROM {table}")))
             .fetch_one(&self.pool)
             .await?)
     }
@@ -364,7 +447,7 @@ impl Ledger {
     /// again).
     pub async fn window_done(&self, service: &str, start_ns: i64) -> Result<bool> {
         let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM windows WHERE service = ?1 AND start_ns = ?2")
+            sqlx::query_scalar("SELECT COUNT(*) FROM windows WHERE service = $1 AND start_ns = $2")
                 .bind(service)
                 .bind(start_ns)
                 .fetch_one(&self.pool)
@@ -375,11 +458,23 @@ impl Ledger {
     /// Records an analysed window and its endpoints, in one transaction.
     pub async fn record_window(&self, w: &WindowRow, endpoints: &[EndpointWindow]) -> Result<()> {
         let mut tx = self.write().await?;
+        self.write_window(&mut tx, w, endpoints).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A window's row (added to one already there: late records) and its endpoints.
+    pub(crate) async fn write_window(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        w: &WindowRow,
+        endpoints: &[EndpointWindow],
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO windows (service, start_ns, end_ns, records, findings, analysed_at, late)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (service, start_ns) DO UPDATE SET records = records + excluded.records,
-               findings = findings + excluded.findings, late = late + excluded.late",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (service, start_ns) DO UPDATE SET records = windows.records + excluded.records,
+               findings = windows.findings + excluded.findings, late = windows.late + excluded.late",
         )
         .bind(&w.service)
         .bind(w.start_ns)
@@ -388,17 +483,23 @@ impl Ledger {
         .bind(w.findings)
         .bind(now_ns())
         .bind(w.late)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         for e in endpoints {
             sqlx::query(
                 "INSERT INTO endpoint_windows (service, start_ns, endpoint, calls, errors, throttled,
-                   server_errors, p95_ms, peak_inflight_caller) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (service, start_ns, endpoint) DO UPDATE SET calls = calls + excluded.calls,
-                   errors = errors + excluded.errors, throttled = throttled + excluded.throttled,
-                   server_errors = server_errors + excluded.server_errors,
-                   p95_ms = MAX(COALESCE(p95_ms, 0), COALESCE(excluded.p95_ms, 0)),
-                   peak_inflight_caller = MAX(peak_inflight_caller, excluded.peak_inflight_caller)",
+                   server_errors, p95_ms, peak_inflight_caller) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (service, start_ns, endpoint) DO UPDATE SET
+                   calls = endpoint_windows.calls + excluded.calls,
+                   errors = endpoint_windows.errors + excluded.errors,
+                   throttled = endpoint_windows.throttled + excluded.throttled,
+                   server_errors = endpoint_windows.server_errors + excluded.server_errors,
+                   p95_ms = CASE WHEN excluded.p95_ms IS NULL
+                       OR COALESCE(endpoint_windows.p95_ms, 0) >= excluded.p95_ms
+                     THEN endpoint_windows.p95_ms ELSE excluded.p95_ms END,
+                   peak_inflight_caller = CASE
+                     WHEN endpoint_windows.peak_inflight_caller >= excluded.peak_inflight_caller
+                     THEN endpoint_windows.peak_inflight_caller ELSE excluded.peak_inflight_caller END",
             )
             .bind(&w.service)
             .bind(w.start_ns)
@@ -409,10 +510,9 @@ impl Ledger {
             .bind(e.server_errors)
             .bind(e.p95_ms)
             .bind(e.peak_inflight_caller)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -420,7 +520,7 @@ impl Ledger {
     pub async fn windows(&self, service: Option<&str>, limit: i64) -> Result<Vec<WindowRow>> {
         Ok(sqlx::query_as::<_, WindowRow>(
             "SELECT service, start_ns, end_ns, records, findings, late FROM windows
-             WHERE ?1 IS NULL OR service = ?1 ORDER BY start_ns DESC LIMIT ?2",
+             WHERE $1 IS NULL OR service = $1 ORDER BY start_ns DESC LIMIT $2",
         )
         .bind(service)
         .bind(limit)
@@ -436,8 +536,8 @@ impl Ledger {
     ) -> Result<Vec<(i64, EndpointWindow)>> {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT start_ns, endpoint, calls, errors, throttled, server_errors, p95_ms,
-               peak_inflight_caller FROM endpoint_windows WHERE service = ?1
-               ORDER BY start_ns DESC LIMIT ?2) ORDER BY start_ns",
+               peak_inflight_caller FROM endpoint_windows WHERE service = $1
+               ORDER BY start_ns DESC LIMIT $2) ORDER BY start_ns",
         )
         .bind(service)
         .bind(limit)
@@ -487,7 +587,7 @@ impl Ledger {
     /// stored first, and the finding never seen without it).
     pub async fn would_open(&self, o: &Observation) -> Result<bool> {
         let fp = o.key.fingerprint().to_string();
-        let existing = sqlx::query("SELECT * FROM findings WHERE fingerprint = ?1")
+        let existing = sqlx::query("SELECT * FROM findings WHERE fingerprint = $1")
             .bind(&fp)
             .fetch_optional(&self.pool)
             .await?;
@@ -504,7 +604,7 @@ impl Ledger {
     ) -> Result<(Transition, FindingRow)> {
         let fp = o.key.fingerprint().to_string();
         let mut tx = self.write().await?;
-        let existing = sqlx::query("SELECT * FROM findings WHERE fingerprint = ?1")
+        let existing = sqlx::query("SELECT * FROM findings WHERE fingerprint = $1")
             .bind(&fp)
             .fetch_optional(&mut *tx)
             .await?;
@@ -514,7 +614,7 @@ impl Ledger {
                 sqlx::query(
                     "INSERT INTO findings (fingerprint, kind, service, method, template, status_class,
                        severity, state, summary, metric, first_seen, last_seen, occurrences, state_since, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open', ?8, ?9, ?10, ?10, 1, ?11, ?12)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $10, $10, 1, $11, $12)",
                 )
                 .bind(&fp)
                 .bind(&o.key.kind)
@@ -535,14 +635,24 @@ impl Ledger {
             Some(f) => {
                 let transition = self.decide(Some(&f), now);
                 let reopen = transition == Transition::Reopened;
+                // A window analysed again (its replica died before writing it) is one
+                // occurrence, not two.
+                let seen: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM occurrences WHERE fingerprint = $1 AND window_ns = $2",
+                )
+                .bind(&fp)
+                .bind(o.window_ns)
+                .fetch_one(&mut *tx)
+                .await?;
                 sqlx::query(
-                    "UPDATE findings SET severity = ?2, summary = ?3, metric = COALESCE(?4, metric),
-                       last_seen = MAX(last_seen, ?5), first_seen = MIN(first_seen, ?5),
-                       occurrences = occurrences + 1,
-                       state = CASE WHEN ?6 THEN 'reopened' ELSE state END,
-                       state_since = CASE WHEN ?6 THEN ?7 ELSE state_since END,
-                       reopened = reopened + CASE WHEN ?6 THEN 1 ELSE 0 END
-                     WHERE fingerprint = ?1",
+                    "UPDATE findings SET severity = $2, summary = $3, metric = COALESCE($4, metric),
+                       last_seen = CASE WHEN last_seen >= $5 THEN last_seen ELSE $5 END,
+                       first_seen = CASE WHEN first_seen <= $5 THEN first_seen ELSE $5 END,
+                       occurrences = occurrences + $8,
+                       state = CASE WHEN $6 THEN 'reopened' ELSE state END,
+                       state_since = CASE WHEN $6 THEN $7 ELSE state_since END,
+                       reopened = reopened + CASE WHEN $6 THEN 1 ELSE 0 END
+                     WHERE fingerprint = $1",
                 )
                 .bind(&fp)
                 .bind(&o.severity)
@@ -551,6 +661,7 @@ impl Ledger {
                 .bind(o.window_ns)
                 .bind(reopen)
                 .bind(now)
+                .bind(i64::from(seen == 0))
                 .execute(&mut *tx)
                 .await?;
                 transition
@@ -559,16 +670,16 @@ impl Ledger {
         let linked =
             evidence.filter(|_| matches!(transition, Transition::Opened | Transition::Reopened));
         if let Some(d) = linked {
-            sqlx::query("UPDATE findings SET evidence = ?2 WHERE fingerprint = ?1")
+            sqlx::query("UPDATE findings SET evidence = $2 WHERE fingerprint = $1")
                 .bind(&fp)
                 .bind(d)
                 .execute(&mut *tx)
                 .await?;
         }
         sqlx::query(
-            "INSERT INTO occurrences (fingerprint, window_ns, severity, summary, evidence) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO occurrences (fingerprint, window_ns, severity, summary, evidence) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (fingerprint, window_ns) DO UPDATE SET severity = excluded.severity, summary = excluded.summary,
-               evidence = COALESCE(excluded.evidence, evidence)",
+               evidence = COALESCE(excluded.evidence, occurrences.evidence)",
         )
         .bind(&fp)
         .bind(o.window_ns)
@@ -577,7 +688,7 @@ impl Ledger {
         .bind(linked)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query("SELECT * FROM findings WHERE fingerprint = ?1")
+        let row = sqlx::query("SELECT * FROM findings WHERE fingerprint = $1")
             .bind(&fp)
             .fetch_one(&mut *tx)
             .await?;
@@ -592,8 +703,8 @@ impl Ledger {
         service: Option<&str>,
     ) -> Result<Vec<FindingRow>> {
         let rows = sqlx::query(
-            "SELECT * FROM findings WHERE (?1 IS NULL OR state = ?1)
-             AND (?2 IS NULL OR service = ?2) ORDER BY last_seen DESC, fingerprint",
+            "SELECT * FROM findings WHERE ($1 IS NULL OR state = $1)
+             AND ($2 IS NULL OR service = $2) ORDER BY last_seen DESC, fingerprint",
         )
         .bind(state.map(State::as_str))
         .bind(service)
@@ -613,7 +724,7 @@ impl Ledger {
             )));
         }
         let rows = sqlx::query(
-            "SELECT * FROM findings WHERE substr(fingerprint, 1, length(?1)) = ?1 LIMIT 2",
+            "SELECT * FROM findings WHERE substr(fingerprint, 1, length($1)) = $1 LIMIT 2",
         )
         .bind(&p)
         .fetch_all(&self.pool)
@@ -624,7 +735,7 @@ impl Ledger {
             _ => return Err(LedgerError::NotFound(format!("{p} is ambiguous: give more digits"))),
         };
         let occ = sqlx::query_as::<_, Occurrence>(
-            "SELECT window_ns, severity, summary, evidence FROM occurrences WHERE fingerprint = ?1
+            "SELECT window_ns, severity, summary, evidence FROM occurrences WHERE fingerprint = $1
              ORDER BY window_ns DESC LIMIT 500",
         )
         .bind(&f.fingerprint)
@@ -654,8 +765,8 @@ impl Ledger {
     ) -> Result<FindingRow> {
         let (f, _) = self.finding(fingerprint).await?;
         sqlx::query(
-            "UPDATE findings SET state = 'suppressed', state_since = ?2, suppressed_reason = ?3,
-               suppressed_owner = ?4, suppressed_until = ?5 WHERE fingerprint = ?1",
+            "UPDATE findings SET state = 'suppressed', state_since = $2, suppressed_reason = $3,
+               suppressed_owner = $4, suppressed_until = $5 WHERE fingerprint = $1",
         )
         .bind(&f.fingerprint)
         .bind(now_ns())
@@ -671,7 +782,7 @@ impl Ledger {
     pub async fn set_state(&self, fingerprint: &str, state: State) -> Result<()> {
         let reopen = i64::from(state == State::Reopened);
         sqlx::query(
-            "UPDATE findings SET state = ?2, state_since = ?3, reopened = reopened + ?4 WHERE fingerprint = ?1",
+            "UPDATE findings SET state = $2, state_since = $3, reopened = reopened + $4 WHERE fingerprint = $1",
         )
         .bind(fingerprint)
         .bind(state.as_str())
@@ -685,7 +796,7 @@ impl Ledger {
     /// Records one finding's metric on one window.
     pub async fn record_check(&self, fingerprint: &str, c: &CheckRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO checks (fingerprint, window_ns, value, calls, errors, statuses) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO checks (fingerprint, window_ns, value, calls, errors, statuses) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (fingerprint, window_ns) DO UPDATE SET value = excluded.value, calls = excluded.calls,
                errors = excluded.errors, statuses = excluded.statuses",
         )
@@ -706,7 +817,7 @@ impl Ledger {
             "SELECT c.window_ns, w.end_ns, c.value, c.calls, c.errors, c.statuses FROM checks c
              JOIN findings f ON f.fingerprint = c.fingerprint
              LEFT JOIN windows w ON w.service = f.service AND w.start_ns = c.window_ns
-             WHERE c.fingerprint = ?1 ORDER BY c.window_ns",
+             WHERE c.fingerprint = $1 ORDER BY c.window_ns",
         )
         .bind(fingerprint)
         .fetch_all(&self.pool)
@@ -734,7 +845,7 @@ impl Ledger {
         sha: Option<&str>,
     ) -> Result<Deploy> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO deploys (service, at_ns, sha, created) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+            "INSERT INTO deploys (service, at_ns, sha, created) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(service)
         .bind(at_ns)
@@ -748,7 +859,7 @@ impl Ledger {
     /// Deploy markers, newest first.
     pub async fn deploys(&self, service: Option<&str>) -> Result<Vec<Deploy>> {
         Ok(sqlx::query_as::<_, Deploy>(
-            "SELECT id, service, at_ns, sha FROM deploys WHERE ?1 IS NULL OR service IS NULL OR service = ?1
+            "SELECT id, service, at_ns, sha FROM deploys WHERE $1 IS NULL OR service IS NULL OR service = $1
              ORDER BY at_ns DESC",
         )
         .bind(service)
@@ -761,7 +872,7 @@ impl Ledger {
     pub async fn record_verification(&self, v: &verify::Verification) -> Result<()> {
         let report = serde_json::to_string(v).unwrap_or_default();
         sqlx::query(
-            "INSERT INTO verifications (fingerprint, at, outcome, report) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO verifications (fingerprint, at, outcome, report) VALUES ($1, $2, $3, $4)",
         )
         .bind(&v.fingerprint)
         .bind(now_ns())
@@ -782,7 +893,7 @@ impl Ledger {
         limit: i64,
     ) -> Result<Vec<(String, i64, String, serde_json::Value)>> {
         let rows = sqlx::query(
-            "SELECT fingerprint, at, outcome, report FROM verifications ORDER BY id DESC LIMIT ?1",
+            "SELECT fingerprint, at, outcome, report FROM verifications ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -815,11 +926,25 @@ impl Ledger {
     /// deferred one that reads first and then writes cannot wait for another writer — SQLite
     /// answers it `SQLITE_BUSY` at once to avoid a deadlock — so two windows analysed at the same
     /// time would fail each other's analysis. Immediate ones queue on the busy timeout.
-    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    ///
+    /// On PostgreSQL the same serialisation is a transaction-scoped advisory lock: several
+    /// replicas read-modify-write one finding (`observe`), and without it two would both insert
+    /// it or lose each other's occurrence.
+    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.engine {
+            Engine::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Engine::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }

@@ -1,6 +1,7 @@
 //! The ledger on a real SQLite file.
 
 use super::*;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 fn obs(kind: &str, window_ns: i64) -> Observation {
     Observation {
@@ -130,4 +131,49 @@ async fn an_older_database_is_migrated_forward_with_its_rows() {
     );
     let (f, _) = ledger.finding("v1:0011").await.expect("the old row");
     assert_eq!((f.summary.as_str(), f.reopened), ("old", 0));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_shared_window_is_claimed_once_and_a_record_after_the_claim_is_late() {
+    use crate::pending::{DueWindow, PendingRecord};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path()).await.expect("open");
+    let w = 10_000_000_000i64;
+    let rec = |start_ns| PendingRecord { service: "radar", start_ns, bytes: b"{}" };
+    // Two windows' records; the second's watermark closes the first (grace 1 s).
+    let first_two = [rec(5 * w + 1), rec(5 * w + 2), rec(6 * w + 2_000_000_000)];
+    assert_eq!(ledger.pend(w, &first_two).await.expect("pend"), 0);
+    let due = ledger.due_windows(w, 1_000_000_000, false).await.expect("due");
+    assert_eq!(due, vec![DueWindow { service: "radar".into(), window_ns: 5 * w }]);
+    let first = ledger.claim_window(&due[0], "replica-a").await.expect("claim");
+    assert_eq!(first.map(|r| r.len()), Some(2), "the window's records");
+    assert!(ledger.claim_window(&due[0], "replica-b").await.expect("claim").is_none());
+    // While one window of the service is analysed, no other is claimed.
+    let next = DueWindow { service: "radar".into(), window_ns: 6 * w };
+    assert!(ledger.claim_window(&next, "replica-b").await.expect("claim").is_none());
+    // A record of the claimed window now is late, counted, not stored.
+    assert_eq!(ledger.pend(w, &[rec(5 * w + 3)]).await.expect("pend"), 1);
+    // Someone else cannot finish it; its holder can, once.
+    let row = WindowRow {
+        service: "radar".into(),
+        start_ns: 5 * w,
+        end_ns: 6 * w,
+        records: 2,
+        findings: 0,
+        late: 0,
+    };
+    assert!(ledger.record_claimed_window(&row, &[], "replica-b").await.is_err());
+    ledger.record_claimed_window(&row, &[], "replica-a").await.expect("finish");
+    assert!(ledger.record_claimed_window(&row, &[], "replica-a").await.is_err());
+    let windows = ledger.windows(Some("radar"), 10).await.expect("windows");
+    assert_eq!(windows.len(), 1);
+    assert_eq!((windows[0].records, windows[0].late), (2, 1));
+    assert_eq!(ledger.pending_records().await.expect("count"), 1, "the next window's record");
+    // Then the next window is free to claim, and a failed analysis gives it back later.
+    let got = ledger.claim_window(&next, "replica-b").await.expect("claim");
+    assert_eq!(got.map(|r| r.len()), Some(1));
+    ledger.release_window(&next, "replica-b", 60_000_000_000).await.expect("release");
+    assert!(ledger.due_windows(w, 1_000_000_000, true).await.expect("due").is_empty());
+    ledger.release_window(&next, "replica-b", -1).await.expect("release now");
+    assert_eq!(ledger.due_windows(w, 1_000_000_000, true).await.expect("due").len(), 1);
 }

@@ -155,6 +155,9 @@ pub async fn ingest(
     if records.is_empty() {
         return Ok(ack);
     }
+    if shared.ledger.shared_windows() {
+        return pend(shared, source, records, ack).await;
+    }
     if let Err(service) = shared.windows.reserve(&records) {
         m.reject("buffer_full", records.len() as u64);
         return Err(Refusal::Full { service, retry_after_s: shared.windows.retry_after_s() });
@@ -171,4 +174,45 @@ pub async fn ingest(
     m.received(source, records.len() as u64);
     crate::windows::insert(shared, segment, records);
     Ok(ack)
+}
+
+/// Shared windows (a PostgreSQL ledger): the records are stored in the ledger, durable when
+/// its transaction commits, and analysed by whichever replica claims their window.
+async fn pend(
+    shared: &Shared,
+    source: &'static str,
+    records: Vec<(af_intake::Record, usize)>,
+    mut ack: Ack,
+) -> Result<Ack, Refusal> {
+    let m = &shared.metrics;
+    let mut encoded = Vec::with_capacity(records.len());
+    for (r, _) in &records {
+        match serde_json::to_vec(r) {
+            Ok(b) => encoded.push((r, b)),
+            Err(e) => {
+                m.reject("unencodable", records.len() as u64);
+                return Err(Refusal::Io(format!("a record could not be encoded: {e}")));
+            }
+        }
+    }
+    let rows: Vec<af_ledger::pending::PendingRecord<'_>> = encoded
+        .iter()
+        .map(|(r, b)| af_ledger::pending::PendingRecord {
+            service: &r.service,
+            start_ns: r.exchange.timing.start.as_nanos(),
+            bytes: b,
+        })
+        .collect();
+    match shared.ledger.pend(shared.cfg.window_ns, &rows).await {
+        Ok(late) => {
+            ack.accepted = records.len();
+            m.received(source, records.len() as u64);
+            m.late(late as u64);
+            Ok(ack)
+        }
+        Err(e) => {
+            m.reject("storage", records.len() as u64);
+            Err(Refusal::Io(format!("the ledger could not store the records: {e}")))
+        }
+    }
 }

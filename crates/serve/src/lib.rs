@@ -73,6 +73,9 @@ pub struct Config {
     /// Durable jobs: the queue findings' events go to under the policy's rules (and the page
     /// shows). `None`: findings stay in the ledger until someone runs `af fix`.
     pub jobs: Option<Jobs>,
+    /// The ledger's database: `postgres://…` shared by several replicas (their windows too:
+    /// see `af_ledger::pending`); none: `ledger.db` in the data directory.
+    pub ledger_url: Option<String>,
 }
 
 /// The jobs side of `af serve`.
@@ -103,6 +106,7 @@ impl Config {
             watch: None,
             seed: Vec::new(),
             jobs: None,
+            ledger_url: None,
         }
     }
 }
@@ -174,7 +178,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
             "--window must be positive and --grace not negative".into(),
         ));
     }
-    let ledger = Ledger::open(&cfg.data_dir).await?;
+    let ledger = Ledger::connect(cfg.ledger_url.as_deref(), &cfg.data_dir).await?;
     let (log, replay) =
         ingest::LogWriter::open(&cfg.data_dir.join("segments")).map_err(|source| {
             ServeError::Io { what: format!("{}/segments", cfg.data_dir.display()), source }

@@ -62,6 +62,9 @@ pub struct Windows {
     /// One analysis at a time per service: a window's baselines are read, updated and written
     /// back, so two at once would lose an update (this made the seeded-baseline test flaky).
     order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Shared windows: this replica's name on its claims, and the services it is analysing.
+    holder: String,
+    claiming: Mutex<HashSet<String>>,
 }
 
 impl Windows {
@@ -75,6 +78,8 @@ impl Windows {
             done: tokio::sync::Notify::new(),
             pool: Arc::new(tokio::sync::Semaphore::new(cfg.analysis_pool.max(1))),
             order: Mutex::new(HashMap::new()),
+            holder: af_jobs::worker::worker_name("serve"),
+            claiming: Mutex::new(HashSet::new()),
         }
     }
 
@@ -202,8 +207,12 @@ pub async fn closer(shared: Arc<Shared>) {
     let mut retained = Instant::now() - Duration::from_secs(60);
     loop {
         tokio::time::sleep(tick).await;
-        close(&shared, false);
-        write_late(&shared).await;
+        if shared.ledger.shared_windows() {
+            close_shared(&shared, false).await;
+        } else {
+            close(&shared, false);
+            write_late(&shared).await;
+        }
         if retained.elapsed() >= Duration::from_secs(60) {
             retained = Instant::now();
             if let Err(e) = shared.ledger.enforce_retention(shared.cfg.retention).await {
@@ -269,26 +278,12 @@ fn close(shared: &Arc<Shared>, all: bool) {
     for (service, start, open) in due {
         shared.metrics.backlog.fetch_add(1, Ordering::SeqCst);
         let shared = shared.clone();
-        let order = {
-            let mut o = shared.windows.order.lock().unwrap_or_else(|e| e.into_inner());
-            o.entry(service.clone()).or_default().clone()
-        };
         tokio::spawn(async move {
-            let turn = order.lock_owned().await;
-            let permit = shared.windows.pool.clone().acquire_owned().await;
-            let t0 = Instant::now();
             let bytes = open.bytes;
             let segments = open.segments.clone();
-            match analyse(&shared, &service, start, open.exchanges).await {
-                Ok(()) => shared.metrics.processed(t0.elapsed().as_secs_f64()),
-                Err(e) => {
-                    // The records stay in the segment log: a restart analyses the window again.
-                    shared.metrics.analysis_errors.fetch_add(1, Ordering::Relaxed);
-                    log!("af serve: analysing {service} window {start}: {e}");
-                }
-            }
-            drop(permit);
-            drop(turn);
+            // On failure the records stay in the segment log: a restart analyses the window
+            // again.
+            run_analysis(&shared, &service, start, open.exchanges, None).await;
             let mut gone = Vec::new();
             {
                 let mut inner = shared.windows.lock();
@@ -314,9 +309,106 @@ fn close(shared: &Arc<Shared>, all: bool) {
     }
 }
 
+/// One window's analysis, in its service's turn and the pool's bound; whether it was written.
+async fn run_analysis(
+    shared: &Arc<Shared>,
+    service: &str,
+    start: i64,
+    exchanges: Vec<Exchange>,
+    claim: Option<&af_ledger::pending::DueWindow>,
+) -> bool {
+    let order = {
+        let mut o = shared.windows.order.lock().unwrap_or_else(|e| e.into_inner());
+        o.entry(service.to_owned()).or_default().clone()
+    };
+    let _turn = order.lock_owned().await;
+    let _permit = shared.windows.pool.clone().acquire_owned().await;
+    let t0 = Instant::now();
+    match analyse(shared, service, start, exchanges, claim).await {
+        Ok(()) => {
+            shared.metrics.processed(t0.elapsed().as_secs_f64());
+            true
+        }
+        Err(e) => {
+            shared.metrics.analysis_errors.fetch_add(1, Ordering::Relaxed);
+            log!("af serve: analysing {service} window {start}: {e}");
+            false
+        }
+    }
+}
+
+/// Shared windows (a PostgreSQL ledger): claims the windows that are due over every replica's
+/// records — the oldest of each service, one service's at a time — and analyses them here.
+async fn close_shared(shared: &Arc<Shared>, all: bool) {
+    let w = &shared.windows;
+    let due = match shared.ledger.due_windows(w.window_ns, w.grace_ns, all).await {
+        Ok(d) => d,
+        Err(e) => {
+            log!("af serve: looking for due windows: {e}");
+            return;
+        }
+    };
+    let mut tried = HashSet::new();
+    for d in due {
+        if !tried.insert(d.service.clone()) {
+            continue; // one window of a service at a time, oldest first
+        }
+        if !w.claiming.lock().unwrap_or_else(|e| e.into_inner()).insert(d.service.clone()) {
+            continue; // this replica is analysing one of its windows
+        }
+        let records = match shared.ledger.claim_window(&d, &w.holder).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                w.claiming.lock().unwrap_or_else(|e| e.into_inner()).remove(&d.service);
+                continue;
+            }
+            Err(e) => {
+                w.claiming.lock().unwrap_or_else(|e| e.into_inner()).remove(&d.service);
+                log!("af serve: claiming {} window {}: {e}", d.service, d.window_ns);
+                continue;
+            }
+        };
+        shared.metrics.backlog.fetch_add(1, Ordering::SeqCst);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut exchanges = Vec::with_capacity(records.len());
+            for b in &records {
+                match serde_json::from_slice::<Record>(b) {
+                    Ok(r) => exchanges.push(r.exchange),
+                    // Stored by this very code after it encoded them: cannot happen short of
+                    // a damaged database, and is said when it does.
+                    Err(e) => log!(
+                        "af serve: {} window {}: a stored record does not decode ({e}); skipped",
+                        d.service,
+                        d.window_ns
+                    ),
+                }
+            }
+            let written = run_analysis(&shared, &d.service, d.window_ns, exchanges, Some(&d)).await;
+            let holder = &shared.windows.holder;
+            // Retried in ten seconds, here or by another replica; the records stay stored.
+            if !written
+                && let Err(e) = shared.ledger.release_window(&d, holder, 10_000_000_000).await
+            {
+                log!("af serve: releasing {} window {}: {e}", d.service, d.window_ns);
+            }
+            shared.windows.claiming.lock().unwrap_or_else(|e| e.into_inner()).remove(&d.service);
+            shared.metrics.backlog.fetch_sub(1, Ordering::SeqCst);
+            shared.windows.done.notify_waiters();
+        });
+    }
+}
+
 /// Closes all open windows and waits until every analysis has finished.
+///
+/// Shared windows stay open for the other replicas: this one only finishes the analyses it
+/// started (and claims what is due now); the records are in the ledger.
 pub async fn flush(shared: &Arc<Shared>) {
-    close(shared, true);
+    if shared.ledger.shared_windows() {
+        close_shared(shared, false).await;
+    } else {
+        close(shared, true);
+    }
     loop {
         let notified = shared.windows.done.notified();
         if shared.metrics.backlog.load(Ordering::SeqCst) == 0 {
@@ -405,6 +497,7 @@ async fn analyse(
     service: &str,
     start: i64,
     exchanges: Vec<Exchange>,
+    claim: Option<&af_ledger::pending::DueWindow>,
 ) -> Result<(), af_ledger::LedgerError> {
     let exchanges = Arc::new(exchanges);
     let ex = exchanges.clone();
@@ -493,7 +586,10 @@ async fn analyse(
         findings: observations.len() as i64,
         late: 0,
     };
-    let r = ledger.record_window(&row, &a.endpoints).await;
+    let r = match claim {
+        Some(_) => ledger.record_claimed_window(&row, &a.endpoints, &shared.windows.holder).await,
+        None => ledger.record_window(&row, &a.endpoints).await,
+    };
     if timing {
         log!("timing: ledger {:?} ({} observations)", t_ledger.elapsed(), observations.len());
     }

@@ -13,6 +13,14 @@ fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
+/// The ledger's database: the jobs database when it is PostgreSQL (one database for every
+/// replica and worker), else none (`ledger.db` in the data directory).
+pub fn shared_ledger(database: Option<&str>) -> Option<String> {
+    database
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        .map(str::to_owned)
+}
+
 /// The policy (`--config`), or an empty one (stub jobs only).
 pub fn policy(a: &JobsArgs) -> anyhow::Result<Policy> {
     match &a.config {
@@ -60,6 +68,7 @@ pub async fn serve_jobs(
                 data_dir: data_dir.to_owned(),
                 af_exe: std::env::current_exe()?,
                 live: a.live,
+                ledger_url: shared_ledger(a.database.as_deref()),
             },
         );
         tokio::spawn(async move {
@@ -95,6 +104,7 @@ pub fn worker(a: &WorkerArgs) -> anyhow::Result<i32> {
                 data_dir: a.data_dir.clone(),
                 af_exe: std::env::current_exe()?,
                 live: a.jobs.live,
+                ledger_url: shared_ledger(a.jobs.database.as_deref()),
             },
         );
         let shutdown = async {

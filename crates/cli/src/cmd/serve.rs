@@ -41,6 +41,7 @@ pub fn serve(a: &ServeArgs) -> anyhow::Result<i32> {
             _ => (std::path::PathBuf::from(s), "unknown".to_owned()),
         })
         .collect();
+    cfg.ledger_url = super::jobs::shared_ledger(a.jobs.database.as_deref());
     rt()?.block_on(async {
         cfg.jobs = super::jobs::serve_jobs(&a.jobs, &a.data_dir, a.workers).await?;
         let jobs_line = match &cfg.jobs {
@@ -79,7 +80,14 @@ pub fn serve(a: &ServeArgs) -> anyhow::Result<i32> {
     })
 }
 
-fn ledger(rt: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Result<Ledger> {
+fn ledger(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    database: Option<&str>,
+) -> anyhow::Result<Ledger> {
+    if let Some(url) = super::jobs::shared_ledger(database) {
+        return Ok(rt.block_on(Ledger::connect(Some(&url), dir))?);
+    }
     if !dir.join("ledger.db").exists() {
         return Err(UsageError(format!(
             "{}: no ledger here (start `af serve --data-dir {}` first, or pass --data-dir)",
@@ -108,8 +116,8 @@ pub fn findings(a: &FindingsArgs) -> anyhow::Result<i32> {
     let rt = rt()?;
     let mut out = std::io::stdout().lock();
     match &a.command {
-        FindingsCommand::Ls { state, service, json, data_dir } => {
-            let l = ledger(&rt, data_dir)?;
+        FindingsCommand::Ls { state, service, json, data_dir, database } => {
+            let l = ledger(&rt, data_dir, database.as_deref())?;
             let state =
                 state.as_deref().map(str::parse::<State>).transpose().map_err(UsageError)?;
             let rows = rt.block_on(l.findings(state, service.as_deref()))?;
@@ -137,8 +145,8 @@ pub fn findings(a: &FindingsArgs) -> anyhow::Result<i32> {
                 )?;
             }
         }
-        FindingsCommand::Show { fingerprint, json, data_dir } => {
-            let l = ledger(&rt, data_dir)?;
+        FindingsCommand::Show { fingerprint, json, data_dir, database } => {
+            let l = ledger(&rt, data_dir, database.as_deref())?;
             let detail = rt.block_on(l.finding_detail(fingerprint)).map_err(input)?;
             if *json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&detail)?)?;
@@ -217,7 +225,7 @@ pub fn suppress(a: &SuppressArgs) -> anyhow::Result<i32> {
         .transpose()?
         .map(af_snapshot::Timestamp::as_nanos);
     let rt = rt()?;
-    let l = ledger(&rt, &a.data_dir)?;
+    let l = ledger(&rt, &a.data_dir, a.database.as_deref())?;
     let owner = a.owner.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_default();
     let f = rt.block_on(l.suppress(&a.fingerprint, &a.reason, &owner, until)).map_err(input)?;
     println!("{} suppressed by {owner}: {}", f.fingerprint, a.reason);
@@ -251,7 +259,7 @@ pub fn verify_cmd(a: &VerifyArgs) -> anyhow::Result<i32> {
         }
         (Some(fp), None, _, _) => {
             let rt = rt()?;
-            let l = ledger(&rt, &a.data_dir)?;
+            let l = ledger(&rt, &a.data_dir, a.database.as_deref())?;
             rt.block_on(l.verify_finding(fp, a.since.as_deref())).map_err(input)?
         }
         _ => {
@@ -298,7 +306,7 @@ pub fn verify_cmd(a: &VerifyArgs) -> anyhow::Result<i32> {
 /// `--finding FP`: the evidence snapshot of a finding in the ledger at `dir`, and its summary.
 pub fn finding_snapshot(dir: &Path, fp: &str) -> anyhow::Result<(std::path::PathBuf, String)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let l = ledger(&rt, dir)?;
+    let l = ledger(&rt, dir, std::env::var("AF_DATABASE_URL").ok().as_deref())?;
     let (f, _) = rt.block_on(l.finding(fp)).map_err(input)?;
     let Some(digest) = &f.evidence else {
         return Err(UsageError(format!("{} has no evidence stored", f.fingerprint)).into());
