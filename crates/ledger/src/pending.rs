@@ -141,13 +141,21 @@ impl Ledger {
                 .await?;
                 continue;
             }
-            for r in rs {
-                sqlx::query("INSERT INTO pending (service, window_ns, record) VALUES ($1, $2, $3)")
-                    .bind(service)
-                    .bind(window)
-                    .bind(r.bytes)
-                    .execute(&mut *tx)
-                    .await?;
+            // Many rows per statement: one round trip per 256 records, not per record.
+            for chunk in rs.chunks(256) {
+                let mut sql =
+                    String::from("INSERT INTO pending (service, window_ns, record) VALUES ");
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("($1, $2, ${})", i + 3));
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(service).bind(window);
+                for r in chunk {
+                    q = q.bind(r.bytes);
+                }
+                q.execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
