@@ -100,26 +100,27 @@ fn worker(name: &str, db: &str, data: &Path, policy: &Path, concurrency: usize) 
     )
 }
 
-fn replica(db: &str, data: &Path, policy: &Path) -> Server {
+/// A replica on `db`, with `extra` flags (a policy, window lengths).
+fn replica(db: &str, data: &Path, extra: &[&str]) -> Server {
     let data = data.to_str().expect("utf-8");
-    let policy = policy.to_str().expect("utf-8");
-    Server::start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data,
-            "--config",
-            policy,
-            "--database",
-            db,
-        ],
-        &[],
-        1,
-    )
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+        "--database",
+        db,
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args, &[], 1)
+}
+
+/// A replica that queues runs under `policy`.
+fn policy_replica(db: &str, data: &Path, policy: &Path) -> Server {
+    replica(db, data, &["--config", policy.to_str().expect("utf-8")])
 }
 
 fn enqueue(
@@ -210,8 +211,8 @@ fn two_replicas_three_workers_200_runs_and_a_kill_9(db: &str) {
     for d in [&d1, &d2, &dw] {
         std::fs::create_dir_all(d).expect("dir");
     }
-    let r1 = replica(db, &d1, &pol);
-    let r2 = replica(db, &d2, &pol);
+    let r1 = policy_replica(db, &d1, &pol);
+    let r2 = policy_replica(db, &d2, &pol);
     let (a, b) = (r1.addrs[0].clone(), r2.addrs[0].clone());
 
     let pr_input =
@@ -317,7 +318,7 @@ fn retries_dead_letters_cancel_requeue_and_priorities(db: &str) {
     let pol = policy(tmp.path(), &forge, "");
     let data = tmp.path().join("d");
     std::fs::create_dir_all(&data).expect("dir");
-    let r = replica(db, &data, &pol);
+    let r = policy_replica(db, &data, &pol);
     let a = r.addrs[0].clone();
     // Priorities: queued before any worker runs, the high one starts first.
     let mut low = Vec::new();
@@ -440,7 +441,7 @@ fn the_repository_limit_holds_across_workers(db: &str) {
     let pol = policy(tmp.path(), &forge, "per_repo = 1");
     let data = tmp.path().join("d");
     std::fs::create_dir_all(&data).expect("dir");
-    let r = replica(db, &data, &pol);
+    let r = policy_replica(db, &data, &pol);
     let a = r.addrs[0].clone();
     for i in 0..6 {
         let (code, b) = enqueue(&a, "stub", "v1:limit", "stub", &json!({"ms": 400, "i": i}), 0);
@@ -927,25 +928,7 @@ fn gitlab_end_to_end_on_the_bundled_example_on_postgres() {
 /// A replica on the shared ledger, with 10 s windows (the bundled incident's 1.5 s fits one)
 /// and a 1 s grace.
 fn ledger_replica(db: &str, data: &Path) -> Server {
-    Server::start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().expect("utf-8"),
-            "--database",
-            db,
-            "--window",
-            "10s",
-            "--grace",
-            "1s",
-        ],
-        &[],
-        1,
-    )
+    replica(db, data, &["--window", "10s", "--grace", "1s"])
 }
 
 fn received(base: &str) -> u64 {
