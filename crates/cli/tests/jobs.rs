@@ -372,14 +372,15 @@ fn retries_dead_letters_cancel_requeue_and_priorities(db: &str) {
                 .then_some(r)
         }
     };
-    let f = wait_for("the flaky run", 60, done(&id(&flaky)));
+    // Upper bounds, not timings: CI runs this beside two end-to-end fix runs on 2 cores.
+    let f = wait_for("the flaky run", 180, done(&id(&flaky)));
     assert_eq!(f["run"]["status"], "succeeded", "{f}");
     assert_eq!(f["run"]["attempts"], 3, "two failures, then success: {f}");
-    let h = wait_for("the hopeless run", 60, done(&id(&hopeless)));
+    let h = wait_for("the hopeless run", 180, done(&id(&hopeless)));
     assert_eq!(h["run"]["status"], "dead", "{h}");
     assert_eq!(h["run"]["attempts"], 4, "{h}");
     assert!(h["run"]["error"].as_str().unwrap_or("").contains("no attempts left"), "{h}");
-    let u = wait_for("the unauthorized run", 60, done(&id(&unauthorized)));
+    let u = wait_for("the unauthorized run", 180, done(&id(&unauthorized)));
     assert_eq!(u["run"]["status"], "dead", "{u}");
     assert_eq!(u["run"]["attempts"], 1, "a 401 is not retried: {u}");
     let err = u["run"]["error"].as_str().unwrap_or("");
@@ -389,7 +390,7 @@ fn retries_dead_letters_cancel_requeue_and_priorities(db: &str) {
             && !err.contains("not-the-token"),
         "{err}"
     );
-    let l = wait_for("the rate-limited run", 60, done(&id(&limited)));
+    let l = wait_for("the rate-limited run", 180, done(&id(&limited)));
     assert_eq!(l["run"]["status"], "succeeded", "{l}");
     assert_eq!(l["run"]["attempts"], 2, "retried once after the limit: {l}");
     let started = |v: &Value| {
