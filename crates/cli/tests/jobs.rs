@@ -1032,4 +1032,6 @@ fn postgres_replicas_share_windows_findings_and_evidence() {
             .unwrap_or(0)
     };
     assert_eq!(processed(&m) + processed(&mc), 1, "{m}\n{mc}");
+    // And nothing is left waiting in the shared tables.
+    assert!(mc.lines().any(|l| l == "af_records_pending 0"), "{mc}");
 }

@@ -470,6 +470,14 @@ async fn verifications(State(shared): S) -> Response {
 
 async fn metrics(State(shared): S) -> Response {
     let counts = shared.ledger.finding_counts().await.unwrap_or_default();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared.metrics.render(&counts))
-        .into_response()
+    let mut body = shared.metrics.render(&counts);
+    // Shared windows: what every replica has stored and no replica has analysed yet.
+    if shared.ledger.shared_windows()
+        && let Ok(n) = shared.ledger.pending_records().await
+    {
+        body.push_str(&format!(
+            "# HELP af_records_pending Records stored in the shared ledger whose window is not yet analysed (all replicas).\n# TYPE af_records_pending gauge\naf_records_pending {n}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
