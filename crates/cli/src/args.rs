@@ -80,6 +80,9 @@ pub struct PlanArgs {
     /// af serve's data directory (for --finding).
     #[arg(long, value_name = "DIR", env = "AF_DATA_DIR", default_value = ".af/serve")]
     pub data_dir: PathBuf,
+    /// The shared ledger's database (for --finding; `postgres://…`, as af serve's --database).
+    #[arg(long, value_name = "URL", env = "AF_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
     /// The code (a directory; a git checkout or not).
     #[arg(long, default_value = ".")]
     pub source: PathBuf,

@@ -200,6 +200,19 @@ pub fn encode_into(r: &Record, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(buf.len() - at)
 }
 
+/// The payloads of frames [`encode_into`] wrote one after another into `buf`, in order (a
+/// frame cut short ends the walk).
+pub fn payloads(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let head = buf.get(at..at + 8)?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let payload = buf.get(at + 8..at + 8 + len)?;
+        at += 8 + len;
+        Some(payload)
+    })
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -213,6 +226,18 @@ mod tests {
             r#"{{"id":"e{i}","request":{{"method":"GET","url":"http://api.test/x/{i}","headers":[]}},"timing":{{"start":"2026-01-01T00:00:00Z"}}}}"#
         );
         Record { service: "svc".into(), exchange: serde_json::from_str(&line).expect("exchange") }
+    }
+
+    #[test]
+    fn payloads_walk_the_frames_in_order() {
+        let mut buf = Vec::new();
+        for i in 0..3 {
+            encode_into(&record(i), &mut buf).expect("encode");
+        }
+        let back: Vec<Record> =
+            payloads(&buf).map(|p| serde_json::from_slice(p).expect("record")).collect();
+        assert_eq!(back, (0..3).map(record).collect::<Vec<_>>());
+        assert_eq!(payloads(&buf[..buf.len() - 1]).count(), 2, "a cut frame ends the walk");
     }
 
     #[test]

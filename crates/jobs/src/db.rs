@@ -61,7 +61,7 @@ impl Db {
     /// PostgreSQL's are taken under an advisory lock, so several processes may start at once).
     pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Self, JobsError> {
         let db = match url {
-            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Some(u) if af_ledger::is_postgres(u) => {
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(30))

@@ -154,19 +154,14 @@ async fn evidence_of(
     r: &RunRow,
     dir: &std::path::Path,
 ) -> Result<(std::path::PathBuf, std::path::PathBuf), Failure> {
-    let ledger = ctx.ledger().await?;
-    let detail = ledger
-        .finding_detail(&r.fingerprint)
+    let (f, e) = ctx
+        .ledger()
+        .await?
+        .finding_evidence(&r.fingerprint)
         .await
         .map_err(|e| Failure::permanent(format!("finding {}: {e}", r.fingerprint)))?;
-    let Some(e) = detail.evidence.filter(|e| e.deleted.is_none() && e.path.exists()) else {
-        return Err(Failure::permanent(format!(
-            "finding {} has no evidence (never stored, or deleted by retention)",
-            r.fingerprint
-        )));
-    };
     let issue = dir.join("issue.md");
-    std::fs::write(&issue, &detail.finding.summary)
+    std::fs::write(&issue, &f.summary)
         .map_err(|e| Failure::permanent(format!("{}: {e}", issue.display())))?;
     Ok((e.path, issue))
 }
@@ -594,29 +589,14 @@ async fn ticket(ctx: &Ctx, r: &RunRow) -> Res {
                 Some(i) if !event.starts_with("finding.") => (i, Effect::Found),
                 _ => forge.upsert_issue(&r.fingerprint, &title, &body).await?,
             };
-            record(
-                ctx,
-                r,
-                issue_key,
-                "issue",
-                format!("{}#{}", target(s), issue.number),
-                &issue.url,
-            )
-            .await?;
+            let issue_target = format!("{}#{}", target(s), issue.number);
+            record(ctx, r, issue_key, "issue", issue_target.clone(), &issue.url).await?;
             outcome["issue"] = json!(issue);
             outcome["issue_effect"] = json!(effect);
             if let Some(note) = &note {
                 let c = forge.comment_once(issue.number, &r.idem_key, note).await?;
                 let key = format!("comment:{}", r.idem_key);
-                record(
-                    ctx,
-                    r,
-                    key,
-                    "comment",
-                    format!("{}#{}", target(s), issue.number),
-                    &issue.url,
-                )
-                .await?;
+                record(ctx, r, key, "comment", issue_target, &issue.url).await?;
                 outcome["comment"] = json!(c);
             }
             let want_open = match event.as_str() {

@@ -119,12 +119,19 @@ impl Ledger {
         })
     }
 
-    /// Where evidence `hex` lives on this machine (its directory created).
+    /// Where evidence `hex` lives on this machine.
+    fn local_path(&self, hex: &str) -> PathBuf {
+        self.evidence_dir.join(hex.get(..2).unwrap_or("xx")).join(format!("{hex}.jsonl.zst"))
+    }
+
+    /// [`local_path`](Self::local_path), its directory created.
     fn local_evidence(&self, hex: &str) -> Result<PathBuf> {
-        let dir = self.evidence_dir.join(hex.get(..2).unwrap_or("xx"));
-        std::fs::create_dir_all(&dir)
-            .map_err(|source| LedgerError::Io { path: dir.clone(), source })?;
-        Ok(dir.join(format!("{hex}.jsonl.zst")))
+        let path = self.local_path(hex);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| LedgerError::Io { path: dir.to_owned(), source })?;
+        }
+        Ok(path)
     }
 
     /// The evidence with `digest`. On a shared (PostgreSQL) ledger its path is on this
@@ -162,6 +169,22 @@ impl Ledger {
         Ok(Some(e))
     }
 
+    /// A finding's evidence (fingerprint or a unique prefix) as this machine has it, or why
+    /// there is none: what a fix run works on.
+    pub async fn finding_evidence(&self, prefix: &str) -> Result<(crate::FindingRow, Evidence)> {
+        let (f, _) = self.finding(prefix).await?;
+        let Some(digest) = &f.evidence else {
+            return Err(LedgerError::NotFound(format!("{} has no evidence stored", f.fingerprint)));
+        };
+        match self.evidence(digest).await? {
+            Some(e) if e.deleted.is_none() && e.path.exists() => Ok((f, e)),
+            _ => Err(LedgerError::NotFound(format!(
+                "{}: its evidence {digest} was deleted by retention",
+                f.fingerprint
+            ))),
+        }
+    }
+
     /// Deletes evidence past `r`'s age, then the oldest until the total fits; returns how many
     /// files were deleted. The rows stay (marked deleted) so a finding says its evidence expired.
     pub async fn enforce_retention(&self, r: Retention) -> Result<usize> {
@@ -181,10 +204,9 @@ impl Ledger {
             let digest: String = row.try_get("digest")?;
             // Shared: this machine's copy (the row's path is the writer's).
             let path: PathBuf = match self.engine {
-                crate::Engine::Postgres => self
-                    .evidence_dir
-                    .join(digest.get(7..9).unwrap_or("xx"))
-                    .join(format!("{}.jsonl.zst", digest.get(7..).unwrap_or(""))),
+                crate::Engine::Postgres => {
+                    self.local_path(digest.strip_prefix("sha256:").unwrap_or(&digest))
+                }
                 crate::Engine::Sqlite => row.try_get::<String, _>("path")?.into(),
             };
             match std::fs::remove_file(&path) {

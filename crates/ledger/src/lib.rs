@@ -68,9 +68,14 @@ fn pg_migrator() -> sqlx::migrate::Migrator {
 
 const PG_MIGRATIONS: &str = "af_ledger_migrations";
 
+/// Whether `url` names a PostgreSQL database (`postgres://…`, `postgresql://…`): the one
+/// test every process uses to decide whether the ledger and the jobs are shared.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// Which database the ledger is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     /// `DATA_DIR/ledger.db`: one server.
     Sqlite,
@@ -377,7 +382,7 @@ impl Ledger {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| LedgerError::Io { path: data_dir.to_owned(), source })?;
         let (pool, engine) = match url {
-            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Some(u) if is_postgres(u) => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(30))
@@ -425,11 +430,6 @@ impl Ledger {
             evidence_dir: data_dir.join("evidence"),
             policy: Policy::default(),
         })
-    }
-
-    /// Which database it is in.
-    pub fn engine(&self) -> Engine {
-        self.engine
     }
 
     /// The schema version (the latest migration applied).
@@ -931,14 +931,25 @@ impl Ledger {
     /// replicas read-modify-write one finding (`observe`), and without it two would both insert
     /// it or lose each other's occurrence.
     pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        self.begin(Some(WRITE_LOCK)).await
+    }
+
+    /// A write transaction: `BEGIN IMMEDIATE` on SQLite (which serialises every writer); on
+    /// PostgreSQL a plain one holding the advisory lock `lock`, when given, until it ends.
+    pub(crate) async fn begin(
+        &self,
+        lock: Option<i64>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         match self.engine {
             Engine::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
             Engine::Postgres => {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
-                    .bind(WRITE_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
+                if let Some(key) = lock {
+                    sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 Ok(tx)
             }
         }

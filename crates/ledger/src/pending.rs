@@ -81,10 +81,7 @@ impl Ledger {
                 .push(r);
         }
         let now = now_ns();
-        let mut tx = match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.pool.begin().await?,
-        };
+        let mut tx = self.begin(None).await?;
         let mut late = 0;
         let mut closed_before: BTreeMap<&str, Option<i64>> = BTreeMap::new();
         // In (service, window) order: two takings lock rows in one order, never a cycle.
@@ -193,17 +190,7 @@ impl Ledger {
     /// ours, none when another replica has it or is analysing another window of the service.
     pub async fn claim_window(&self, w: &DueWindow, holder: &str) -> Result<Option<Vec<Vec<u8>>>> {
         let now = now_ns();
-        let mut tx = match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
-                    .bind(service_lock(&w.service))
-                    .execute(&mut *tx)
-                    .await?;
-                tx
-            }
-        };
+        let mut tx = self.begin(Some(service_lock(&w.service))).await?;
         let busy: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pending_windows WHERE service = $1 AND window_ns <> $2
              AND done = 0 AND claimed_by IS NOT NULL AND claimed_until >= $3",

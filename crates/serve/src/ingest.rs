@@ -156,7 +156,7 @@ pub async fn ingest(
         return Ok(ack);
     }
     if shared.ledger.shared_windows() {
-        return pend(shared, source, records, ack).await;
+        return pend(shared, source, records, &frames, ack).await;
     }
     if let Err(service) = shared.windows.reserve(&records) {
         m.reject("buffer_full", records.len() as u64);
@@ -176,33 +176,34 @@ pub async fn ingest(
     Ok(ack)
 }
 
-/// Shared windows (a PostgreSQL ledger): the records are stored in the ledger, durable when
-/// its transaction commits, and analysed by whichever replica claims their window.
+/// Shared windows (a PostgreSQL ledger): the records are stored in the ledger — the frames'
+/// payloads, encoded once above — durable when its transaction commits, and analysed by
+/// whichever replica claims their window.
 async fn pend(
     shared: &Shared,
     source: &'static str,
     records: Vec<(af_intake::Record, usize)>,
+    frames: &[u8],
     mut ack: Ack,
 ) -> Result<Ack, Refusal> {
     let m = &shared.metrics;
-    let mut encoded = Vec::with_capacity(records.len());
-    for (r, _) in &records {
-        match serde_json::to_vec(r) {
-            Ok(b) => encoded.push((r, b)),
-            Err(e) => {
-                m.reject("unencodable", records.len() as u64);
-                return Err(Refusal::Io(format!("a record could not be encoded: {e}")));
-            }
-        }
-    }
-    let rows: Vec<af_ledger::pending::PendingRecord<'_>> = encoded
+    let rows: Vec<af_ledger::pending::PendingRecord<'_>> = records
         .iter()
-        .map(|(r, b)| af_ledger::pending::PendingRecord {
+        .zip(af_intake::segment::payloads(frames))
+        .map(|((r, _), bytes)| af_ledger::pending::PendingRecord {
             service: &r.service,
             start_ns: r.exchange.timing.start.as_nanos(),
-            bytes: b,
+            bytes,
         })
         .collect();
+    if rows.len() != records.len() {
+        m.reject("unencodable", records.len() as u64);
+        return Err(Refusal::Io(format!(
+            "{} records but {} encoded frames: nothing stored",
+            records.len(),
+            rows.len()
+        )));
+    }
     match shared.ledger.pend(shared.cfg.window_ns, &rows).await {
         Ok(late) => {
             ack.accepted = records.len();

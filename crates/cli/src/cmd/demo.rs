@@ -140,6 +140,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<i32> {
         snapshot: Some(before.clone()),
         finding: None,
         data_dir: std::path::PathBuf::from(".af/serve"),
+        database: None,
         source: src.clone(),
         run: None,
         url_env: None,

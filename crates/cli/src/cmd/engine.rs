@@ -22,7 +22,8 @@ pub fn options(a: &PlanArgs) -> anyhow::Result<PlanOptions> {
     let (snapshot, finding_issue) = match (&a.snapshot, &a.finding) {
         (Some(s), _) => (s.clone(), None),
         (None, Some(fp)) => {
-            let (path, summary) = super::serve::finding_snapshot(&a.data_dir, fp)?;
+            let (path, summary) =
+                super::serve::finding_snapshot(&a.data_dir, a.database.as_deref(), fp)?;
             (path, Some(summary))
         }
         (None, None) => {

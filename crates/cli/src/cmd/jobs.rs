@@ -16,9 +16,7 @@ fn rt() -> anyhow::Result<tokio::runtime::Runtime> {
 /// The ledger's database: the jobs database when it is PostgreSQL (one database for every
 /// replica and worker), else none (`ledger.db` in the data directory).
 pub fn shared_ledger(database: Option<&str>) -> Option<String> {
-    database
-        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
-        .map(str::to_owned)
+    database.filter(|u| af_ledger::is_postgres(u)).map(str::to_owned)
 }
 
 /// The policy (`--config`), or an empty one (stub jobs only).

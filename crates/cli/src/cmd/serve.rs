@@ -303,20 +303,15 @@ pub fn verify_cmd(a: &VerifyArgs) -> anyhow::Result<i32> {
     })
 }
 
-/// `--finding FP`: the evidence snapshot of a finding in the ledger at `dir`, and its summary.
-pub fn finding_snapshot(dir: &Path, fp: &str) -> anyhow::Result<(std::path::PathBuf, String)> {
+/// `--finding FP`: the evidence snapshot of a finding in the ledger (at `dir`, or the shared
+/// one at `database`), and its summary.
+pub fn finding_snapshot(
+    dir: &Path,
+    database: Option<&str>,
+    fp: &str,
+) -> anyhow::Result<(std::path::PathBuf, String)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let l = ledger(&rt, dir, std::env::var("AF_DATABASE_URL").ok().as_deref())?;
-    let (f, _) = rt.block_on(l.finding(fp)).map_err(input)?;
-    let Some(digest) = &f.evidence else {
-        return Err(UsageError(format!("{} has no evidence stored", f.fingerprint)).into());
-    };
-    match rt.block_on(l.evidence(digest))? {
-        Some(e) if e.deleted.is_none() && e.path.exists() => Ok((e.path, f.summary)),
-        _ => Err(UsageError(format!(
-            "{}: its evidence {digest} was deleted by retention",
-            f.fingerprint
-        ))
-        .into()),
-    }
+    let l = ledger(&rt, dir, database)?;
+    let (f, e) = rt.block_on(l.finding_evidence(fp)).map_err(input)?;
+    Ok((e.path, f.summary))
 }
